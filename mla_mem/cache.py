@@ -1,0 +1,345 @@
+"""Exact sizing: cache streams -> bytes at a context and batch, per GPU and for the deployment.
+
+A `CacheStream` is what a runtime stores for a group of layers (see runtimes.py, which builds them):
+bytes per entry, how many entries a sequence holds at context n, and how entries are paged.
+
+  tokens on this rank   t = ceil(n / token_shards)                (decode context parallel splits tokens)
+  tokens kept           t = min(t, window)                        (sliding windows)
+  entries               e = t // tokens_per_entry                 (1 per token; 1 per r tokens if compressed)
+                        e = 1                                     (tokens_per_entry 0: a constant state)
+  stored bytes          e x entry_bytes                           (the records themselves)
+  allocated bytes       ceil(e / block) x page_bytes              (paging; + extra_blocks for windows,
+                                                                   never more than the unwindowed pages)
+
+Everything is a Python int (Fraction for per-token figures of compressed caches). numpy is imported only by
+`curve`, which computes the same numbers for many contexts at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from .errors import UsageError
+from .units import MAX_BATCH, MAX_CONTEXT
+
+if TYPE_CHECKING:
+    from .spec import ModelSpec
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class CacheStream:
+    component: str
+    layers: tuple[int, ...]
+    entry_bytes: int
+    tokens_per_entry: int = 1
+    window: int | None = None
+    block: int = 1
+    page_bytes: int = 0
+    extra_blocks: int = 0
+    token_shards: int = 1
+    description: str = ""
+    formula: str = ""
+
+    @property
+    def page(self) -> int:
+        return self.page_bytes or self.block * self.entry_bytes
+
+    @property
+    def is_state(self) -> bool:
+        return self.tokens_per_entry == 0
+
+    def entries(self, context: int) -> int:
+        """Entries one sequence holds on one rank at `context` tokens (before paging)."""
+        if self.is_state:
+            return 1
+        tokens = _ceil_div(context, self.token_shards)
+        if self.window is not None:
+            tokens = min(tokens, self.window)
+        return tokens // self.tokens_per_entry
+
+    def stored_bytes(self, context: int) -> int:
+        """Record bytes per layer per sequence."""
+        return self.entries(context) * self.entry_bytes
+
+    def allocated_bytes(self, context: int) -> int:
+        """Bytes per layer per sequence as allocated: whole pages."""
+        pages = _ceil_div(self.entries(context), self.block)
+        if self.window is not None and self.extra_blocks and not self.is_state:
+            unwindowed = _ceil_div(context, self.token_shards) // self.tokens_per_entry
+            pages = min(pages + self.extra_blocks, _ceil_div(unwindowed, self.block))
+        return pages * self.page
+
+    @property
+    def bytes_per_token(self) -> Fraction:
+        """Marginal record bytes per further token, per layer (0 for windows and states)."""
+        if self.is_state or self.window is not None:
+            return Fraction(0)
+        return Fraction(self.entry_bytes, self.tokens_per_entry * self.token_shards)
+
+    @property
+    def fixed_bytes(self) -> int:
+        """Record bytes per layer per sequence that do not grow with context: states and full windows."""
+        if self.is_state:
+            return self.entry_bytes
+        if self.window is not None:
+            return (self.window // self.tokens_per_entry) * self.entry_bytes
+        return 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A model lowered for one runtime and parallel layout: the streams every GPU of a stage holds."""
+
+    model: ModelSpec
+    runtime: str
+    kv_dtype: str
+    block_size: int
+    streams: tuple[CacheStream, ...]
+    stages: tuple[tuple[int, int], ...]  # pipeline stages as [first, last) layer ranges
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    dcp: int = 1
+    mtp: bool = False
+    notes: tuple[str, ...] = ()
+    layout: str = ""
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.pp * self.dp
+
+    def stage_streams(self, stage: int) -> list[tuple[CacheStream, int]]:
+        """(stream, number of its layers in this stage) for the streams present in `stage`."""
+        first, last = self.stages[stage]
+        out = []
+        for stream in self.streams:
+            count = sum(1 for layer in stream.layers if first <= layer < last)
+            if count:
+                out.append((stream, count))
+        return out
+
+
+@dataclass(frozen=True)
+class ComponentEstimate:
+    name: str
+    layers: int
+    bytes_per_token: Fraction
+    fixed_bytes: int
+    stored_bytes: int
+    total_bytes: int
+    description: str = ""
+    formula: str = ""
+    entry_bytes: int = 0
+    block: int = 1
+
+    @property
+    def paging_bytes(self) -> int:
+        return self.total_bytes - self.stored_bytes
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Exact bytes of one model at one context and batch. All byte figures are for ONE GPU (the most loaded
+    one); `deployment_bytes` adds up every GPU. bytes_per_token and fixed_bytes are per sequence."""
+
+    model: str
+    context: int
+    batch: int
+    kv_dtype: str
+    runtime: str
+    bytes_per_token: Fraction
+    fixed_bytes: int
+    stored_bytes: int
+    total_bytes: int
+    components: tuple[ComponentEstimate, ...]
+    sequences_per_gpu: int = 1
+    gpus: int = 1
+    deployment_bytes: int = 0
+    stage: int = 0
+    block_size: int = 1
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    dcp: int = 1
+    mtp: bool = False
+    layout: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def paging_bytes(self) -> int:
+        return self.total_bytes - self.stored_bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        """The documented JSON shape (docs/json-schema.md): exact integers, fractions only when needed."""
+        from .units import json_number
+
+        return {
+            "model": self.model,
+            "context": self.context,
+            "batch": self.batch,
+            "kv_dtype": self.kv_dtype,
+            "runtime": self.runtime,
+            "block_size": self.block_size,
+            "parallel": {"tp": self.tp, "pp": self.pp, "dp": self.dp, "dcp": self.dcp, "gpus": self.gpus},
+            "mtp": self.mtp,
+            "per_gpu": True,
+            "sequences_per_gpu": self.sequences_per_gpu,
+            "bytes_per_token": json_number(self.bytes_per_token),
+            "fixed_bytes": self.fixed_bytes,
+            "stored_bytes": self.stored_bytes,
+            "paging_bytes": self.paging_bytes,
+            "total_bytes": self.total_bytes,
+            "deployment_bytes": self.deployment_bytes,
+            "components": [
+                {
+                    "name": c.name,
+                    "layers": c.layers,
+                    "bytes_per_token": json_number(c.bytes_per_token),
+                    "fixed_bytes": c.fixed_bytes,
+                    "stored_bytes": c.stored_bytes,
+                    "paging_bytes": c.paging_bytes,
+                    "total_bytes": c.total_bytes,
+                    "entry_bytes": c.entry_bytes,
+                    "formula": c.formula,
+                }
+                for c in self.components
+            ],
+            "notes": list(self.notes),
+        }
+
+
+def check_scenario(context: int, batch: int) -> None:
+    for what, value, top in (("context", context, MAX_CONTEXT), ("batch", batch, MAX_BATCH)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"{what}: expected an integer, got {value!r}")
+        if value < 1:
+            raise UsageError(f"{what}: must be at least 1, got {value:,}")
+        if value > top:
+            raise UsageError(f"{what}: {value:,} is beyond the largest supported value {top:,}")
+
+
+def _stage_sizes(plan: Plan, context: int) -> list[tuple[int, int]]:
+    """(allocated, stored) bytes per sequence for each pipeline stage."""
+    sizes = []
+    for stage in range(len(plan.stages)):
+        allocated = stored = 0
+        for stream, count in plan.stage_streams(stage):
+            allocated += count * stream.allocated_bytes(context)
+            stored += count * stream.stored_bytes(context)
+        sizes.append((allocated, stored))
+    return sizes
+
+
+def size(plan: Plan, context: int, batch: int = 1) -> Estimate:
+    """Exact bytes of `plan` at `context` tokens for `batch` sequences (spread evenly over dp replicas)."""
+    check_scenario(context, batch)
+    sequences = _ceil_div(batch, plan.dp)
+    stage_sizes = _stage_sizes(plan, context)
+    # The GPU that decides whether it fits: the stage holding the most.
+    stage = max(range(len(stage_sizes)), key=lambda s: (stage_sizes[s][0], -s))
+    components = []
+    for stream, count in plan.stage_streams(stage):
+        components.append(
+            ComponentEstimate(
+                name=stream.component,
+                layers=count,
+                bytes_per_token=stream.bytes_per_token * count,
+                fixed_bytes=stream.fixed_bytes * count,
+                stored_bytes=stream.stored_bytes(context) * count * sequences,
+                total_bytes=stream.allocated_bytes(context) * count * sequences,
+                description=stream.description,
+                formula=stream.formula,
+                entry_bytes=stream.entry_bytes,
+                block=stream.block,
+            )
+        )
+    per_sequence_all_stages = sum(allocated for allocated, _ in stage_sizes)
+    return Estimate(
+        model=plan.model.name,
+        context=context,
+        batch=batch,
+        kv_dtype=plan.kv_dtype,
+        runtime=plan.runtime,
+        bytes_per_token=sum((c.bytes_per_token for c in components), Fraction(0)),
+        fixed_bytes=sum(c.fixed_bytes for c in components),
+        stored_bytes=sum(c.stored_bytes for c in components),
+        total_bytes=sum(c.total_bytes for c in components),
+        components=tuple(components),
+        sequences_per_gpu=sequences,
+        gpus=plan.gpus,
+        # every rank of a TP group holds its share (or, for replicated streams, a full copy)
+        deployment_bytes=plan.tp * per_sequence_all_stages * batch,
+        stage=stage,
+        block_size=plan.block_size,
+        tp=plan.tp,
+        pp=plan.pp,
+        dp=plan.dp,
+        dcp=plan.dcp,
+        mtp=plan.mtp,
+        layout=plan.layout,
+        notes=plan.notes,
+    )
+
+
+def curve(plan: Plan, contexts: Sequence[int] | Any, batch: int = 1) -> dict[str, Any]:
+    """Allocated bytes per GPU for many contexts at once (numpy), per component and in total.
+
+    Returns {"context": array, "total": array, "components": {name: array}} with integer arrays equal,
+    element for element, to `size(plan, n, batch).total_bytes` (int64 when it fits, exact Python ints
+    in an object array when it does not).
+    """
+    import numpy as np
+
+    n = np.asarray(contexts)
+    if n.ndim != 1 or n.size == 0:
+        raise UsageError("contexts: expected a non-empty list of token counts")
+    values = [int(v) for v in n.tolist()]
+    for value in values:
+        check_scenario(value, batch)
+    sequences = _ceil_div(batch, plan.dp)
+    largest = max(values)
+    exact_needed = size(plan, largest, batch).total_bytes * max(1, len(plan.stages)) >= 2**62
+    dtype: Any = object if exact_needed else np.int64
+    ctx = np.array(values, dtype=dtype)
+
+    def stream_bytes(stream: CacheStream) -> Any:
+        if stream.is_state:
+            return np.full(ctx.shape, stream.page, dtype=dtype)
+        tokens = -(-ctx // stream.token_shards)
+        kept = np.minimum(tokens, stream.window) if stream.window is not None else tokens
+        entries = kept // stream.tokens_per_entry
+        pages = -(-entries // stream.block)
+        if stream.window is not None and stream.extra_blocks:
+            unwindowed = -(-(tokens // stream.tokens_per_entry) // stream.block)
+            pages = np.minimum(pages + stream.extra_blocks, unwindowed)
+        return pages * stream.page
+
+    stage_totals = []
+    stage_parts = []
+    for stage in range(len(plan.stages)):
+        parts: dict[str, Any] = {}
+        total = np.zeros(ctx.shape, dtype=dtype)
+        for stream, count in plan.stage_streams(stage):
+            part = stream_bytes(stream) * count * sequences
+            parts[stream.component] = parts.get(stream.component, 0) + part
+            total = total + part
+        stage_totals.append(total)
+        stage_parts.append(parts)
+    # per context, the most loaded stage (ties: the first), as size() picks it
+    stacked = np.stack(stage_totals)
+    best = np.argmax(stacked, axis=0) if dtype is not object else np.array(
+        [max(range(len(stage_totals)), key=lambda s, i=i: (stage_totals[s][i], -s)) for i in range(ctx.size)]
+    )
+    total = stacked[best, np.arange(ctx.size)]
+    components: dict[str, Any] = {}
+    for name in dict.fromkeys(k for parts in stage_parts for k in parts):
+        rows = np.stack([np.asarray(parts.get(name, np.zeros(ctx.shape, dtype=dtype))) for parts in stage_parts])
+        components[name] = rows[best, np.arange(ctx.size)]
+    return {"context": ctx, "total": total, "components": components}

@@ -1,0 +1,147 @@
+"""What a model IS, as far as its cache is concerned: frozen dataclasses, no arithmetic on bytes.
+
+Layer kinds (one per layer, in `ModelSpec.layer_kinds`):
+  full     attention over the whole context (K/V heads, or the MLA latent)
+  sliding  the same attention, keeping only the last `sliding_window` tokens
+  linear   linear attention (Gated DeltaNet, Kimi Delta Attention): a constant state per sequence
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+LAYER_KINDS = ("full", "sliding", "linear")
+
+
+@dataclass(frozen=True)
+class KVAttention:
+    """Attention that caches keys and values per KV head: MHA (kv_heads = heads), GQA, MQA (kv_heads = 1)."""
+
+    kind: str  # "mha" | "gqa" | "mqa"
+    heads: int
+    kv_heads: int
+    head_dim: int
+    v_head_dim: int
+
+    @property
+    def elements_per_token(self) -> int:
+        """K and V values cached per token per layer: kv_heads x (head_dim + v_head_dim)."""
+        return self.kv_heads * (self.head_dim + self.v_head_dim)
+
+
+@dataclass(frozen=True)
+class MLAttention:
+    """Multi-head latent attention (DeepSeek-V2, arXiv 2405.04434): one latent of kv_lora_rank plus a
+    decoupled rope key of qk_rope_head_dim per token, shared by all heads."""
+
+    heads: int
+    kv_lora_rank: int
+    qk_rope_head_dim: int
+    qk_nope_head_dim: int
+    v_head_dim: int
+    q_lora_rank: int | None = None
+    kind: str = "mla"
+
+    @property
+    def latent_dim(self) -> int:
+        """kv_lora_rank + qk_rope_head_dim (576 for DeepSeek-V3)."""
+        return self.kv_lora_rank + self.qk_rope_head_dim
+
+    @property
+    def elements_per_token(self) -> int:
+        return self.latent_dim
+
+
+Attention = KVAttention | MLAttention
+
+
+@dataclass(frozen=True)
+class LinearAttention:
+    """Linear attention with a constant per-sequence state.
+
+    Gated DeltaNet (Qwen3-Next) and Kimi Delta Attention share one shape: a short causal convolution over
+    q, k and v channels (conv_dim = 2 x key_heads x key_head_dim + value_heads x value_head_dim) and a
+    recurrent state of value_heads x key_head_dim x value_head_dim. KDA has key_heads = value_heads.
+    """
+
+    kind: str  # "gated_deltanet" | "kda"
+    key_heads: int
+    value_heads: int
+    key_head_dim: int
+    value_head_dim: int
+    conv_kernel: int
+
+    @property
+    def conv_dim(self) -> int:
+        return 2 * self.key_heads * self.key_head_dim + self.value_heads * self.value_head_dim
+
+    @property
+    def recurrent_elements(self) -> int:
+        return self.value_heads * self.key_head_dim * self.value_head_dim
+
+
+@dataclass(frozen=True)
+class Indexer:
+    """DeepSeek Sparse Attention's lightning indexer (DeepSeek-V3.2, GLM-5): one key of head_dim per token
+    on every layer that has it; `layers` None means every attention layer."""
+
+    heads: int
+    head_dim: int
+    topk: int
+    layers: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Params:
+    """Published parameter counts (from the model card), for display and checks."""
+
+    total: int | None = None
+    active: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    layers: int
+    attention: Attention
+    layer_kinds: tuple[str, ...]
+    sliding_window: int | None = None
+    linear_attention: LinearAttention | None = None
+    indexer: Indexer | None = None
+    mtp_layers: int = 0
+    dtype: str = "bf16"
+    max_context: int | None = None
+    source: str | None = None
+    aliases: tuple[str, ...] = ()
+    params: Params = field(default_factory=Params)
+    path: str | None = None
+
+    def layers_of(self, kind: str) -> tuple[int, ...]:
+        """0-based indices of the layers of one kind."""
+        return tuple(i for i, k in enumerate(self.layer_kinds) if k == kind)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for k in self.layer_kinds if k == kind)
+
+    @property
+    def attention_kind(self) -> str:
+        """A short label: 'mla', 'gqa', 'mla+linear', 'gqa+sliding', ..."""
+        parts = [self.attention.kind]
+        if "sliding" in self.layer_kinds and "full" in self.layer_kinds:
+            parts.append("sliding")
+        elif "sliding" in self.layer_kinds:
+            parts = [f"{self.attention.kind} (sliding)"]
+        if "linear" in self.layer_kinds:
+            assert self.linear_attention is not None
+            parts.append(self.linear_attention.kind)
+        if self.indexer is not None:
+            parts.append("dsa")
+        return "+".join(parts)
+
+    @property
+    def indexer_layers(self) -> tuple[int, ...]:
+        if self.indexer is None:
+            return ()
+        if self.indexer.layers is not None:
+            return self.indexer.layers
+        return tuple(i for i, k in enumerate(self.layer_kinds) if k != "linear")

@@ -1,0 +1,107 @@
+"""What-if variants: the same model re-imagined with another attention (MHA, GQA-g, MQA, MLA at rank R).
+
+Conventions (docs/config-format.md, "What-if variants"):
+- An MLA model turned into K/V attention keeps its per-head widths: each KV head caches a key of
+  qk_nope_head_dim + qk_rope_head_dim and a value of v_head_dim (DeepSeek-V3: 192 + 128), which is what a
+  runtime that expands the latent stores per head.
+- A K/V model turned into MLA at rank R caches R + head_dim / 2 values (a decoupled rope key of half a head,
+  as DeepSeek-V2 chose r = d_h / 2), with qk_nope_head_dim = head_dim and its own v_head_dim.
+- Layer pattern, windows, linear layers, indexer and MTP layers are kept: only the attention changes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from fractions import Fraction
+
+from .errors import UsageError
+from .spec import KVAttention, MLAttention, ModelSpec
+
+VARIANT_HELP = "mha, gqa:G (G KV heads), mqa, mla:R (latent rank R); e.g. --as mha,gqa:8,mqa,mla:256"
+
+
+def parse_variants(text: str) -> list[str]:
+    items = [item.strip().lower() for item in str(text).split(",") if item.strip()]
+    if not items:
+        raise UsageError(f"--as: expected a list of variants ({VARIANT_HELP})")
+    for item in items:
+        _parse_one(item)
+    return items
+
+
+def _parse_one(item: str) -> tuple[str, int | None]:
+    match = re.fullmatch(r"(mha|mqa|gqa|mla)(?::(\d+))?", item.strip().lower())
+    if not match:
+        raise UsageError(f"--as: unknown variant {item!r}; expected {VARIANT_HELP}")
+    kind, arg = match.group(1), match.group(2)
+    if kind in ("gqa", "mla") and arg is None:
+        raise UsageError(f"--as: {kind} needs a size, e.g. {'gqa:8' if kind == 'gqa' else 'mla:512'}")
+    if kind in ("mha", "mqa") and arg is not None:
+        raise UsageError(f"--as: {kind} takes no size (got {item!r})")
+    value = int(arg) if arg is not None else None
+    if value is not None and not 1 <= value <= 1 << 20:
+        raise UsageError(f"--as: {item!r}: the size must be between 1 and {1 << 20:,}")
+    return kind, value
+
+
+def _kv_widths(model: ModelSpec) -> tuple[int, int, int]:
+    """(query heads, key width, value width) per head for a K/V version of the model."""
+    attention = model.attention
+    if isinstance(attention, MLAttention):
+        return attention.heads, attention.qk_nope_head_dim + attention.qk_rope_head_dim, attention.v_head_dim
+    return attention.heads, attention.head_dim, attention.v_head_dim
+
+
+def variant_label(item: str) -> str:
+    kind, value = _parse_one(item)
+    if kind == "gqa":
+        return f"GQA-{value}"
+    if kind == "mla":
+        return f"MLA-{value}"
+    return kind.upper()
+
+
+def make_variant(model: ModelSpec, item: str) -> ModelSpec:
+    """The model with its attention replaced as `item` says ('mha', 'gqa:8', 'mqa', 'mla:256')."""
+    kind, value = _parse_one(item)
+    heads, key_width, value_width = _kv_widths(model)
+    if kind == "mla":
+        assert value is not None
+        attention = model.attention
+        if isinstance(attention, MLAttention):
+            new = replace(attention, kv_lora_rank=value)
+        else:
+            rope = max(1, attention.head_dim // 2)
+            new = MLAttention(
+                heads=heads,
+                kv_lora_rank=value,
+                qk_rope_head_dim=rope,
+                qk_nope_head_dim=attention.head_dim,
+                v_head_dim=attention.v_head_dim,
+            )
+        return replace(model, name=f"{model.name} as {variant_label(item)}", attention=new)
+    kv_heads = {"mha": heads, "mqa": 1}.get(kind, value)
+    assert kv_heads is not None
+    if kv_heads > heads or heads % kv_heads:
+        raise UsageError(
+            f"--as {item}: {model.name} has {heads} query heads; GQA needs a KV head count that divides it"
+        )
+    new_attention = KVAttention(
+        kind=kind if kind != "gqa" else "gqa",
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=key_width,
+        v_head_dim=value_width,
+    )
+    return replace(model, name=f"{model.name} as {variant_label(item)}", attention=new_attention)
+
+
+def equivalent_gqa_groups(model: ModelSpec) -> Fraction | None:
+    """How many GQA groups cache as much as this MLA model per layer, with the DeepSeek-V2 paper's convention
+    (arXiv 2405.04434, Table 1): one group caches a key and a value of d_h each, d_h = qk_nope_head_dim for
+    the key and v_head_dim for the value. DeepSeek-V2/V3: 576 / (128 + 128) = 2.25. None for K/V models."""
+    attention = model.attention
+    if not isinstance(attention, MLAttention):
+        return None
+    return Fraction(attention.latent_dim, attention.qk_nope_head_dim + attention.v_head_dim)
