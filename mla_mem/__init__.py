@@ -1,9 +1,9 @@
 """mla-mem: exact KV-cache memory for MLA, GQA, sliding-window and linear-attention models.
 
-    >>> import mla_mem
-    >>> model = mla_mem.load_model("deepseek-v3")
-    >>> mla_mem.estimate(model, context=131072).total_bytes
-    9210691584
+>>> import mla_mem
+>>> model = mla_mem.load_model("deepseek-v3")
+>>> mla_mem.estimate(model, context=131072).total_bytes
+9210691584
 """
 
 from __future__ import annotations
@@ -38,14 +38,22 @@ def plan(
     """Lower a model for a runtime and parallel layout: the cache streams one GPU holds."""
     spec = load_model(model)
     options = Options(
-        runtime=runtime, kv_dtype=kv_dtype, tp=tp, pp=pp, dp=dp, dcp=dcp, mtp=mtp, block_size=block_size,
+        runtime=runtime,
+        kv_dtype=kv_dtype,
+        tp=tp,
+        pp=pp,
+        dp=dp,
+        dcp=dcp,
+        mtp=mtp,
+        block_size=block_size,
         state_dtype=state_dtype,
     )
     return lower(spec, options)
 
 
-def estimate(model: ModelSpec | str, context: int, batch: int = 1, kv_dtype: str | None = None,
-             **options: Any) -> Estimate:
+def estimate(
+    model: ModelSpec | str, context: int, batch: int = 1, kv_dtype: str | None = None, **options: Any
+) -> Estimate:
     """Exact KV-cache bytes of `model` at `context` tokens for `batch` sequences.
 
     `kv_dtype` defaults to the model's dtype; further keyword options (runtime, tp, pp, dp, dcp, mtp,
@@ -53,8 +61,13 @@ def estimate(model: ModelSpec | str, context: int, batch: int = 1, kv_dtype: str
     return size(plan(model, kv_dtype=kv_dtype, **options), context, batch)
 
 
-def curve(model: ModelSpec | str, contexts: Sequence[int] | Any, batch: int = 1, kv_dtype: str | None = None,
-          **options: Any) -> dict[str, Any]:
+def curve(
+    model: ModelSpec | str,
+    contexts: Sequence[int] | Any,
+    batch: int = 1,
+    kv_dtype: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
     """Allocated bytes per GPU for many contexts at once (numpy arrays), equal to `estimate` at each."""
     return _curve(plan(model, kv_dtype=kv_dtype, **options), contexts, batch)
 

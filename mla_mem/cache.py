@@ -334,12 +334,24 @@ def curve(plan: Plan, contexts: Sequence[int] | Any, batch: int = 1) -> dict[str
         stage_parts.append(parts)
     # per context, the most loaded stage (ties: the first), as size() picks it
     stacked = np.stack(stage_totals)
-    best = np.argmax(stacked, axis=0) if dtype is not object else np.array(
-        [max(range(len(stage_totals)), key=lambda s, i=i: (stage_totals[s][i], -s)) for i in range(ctx.size)]
-    )
+    if dtype is object:
+        best = np.array([_first_max([int(t[i]) for t in stage_totals]) for i in range(ctx.size)])
+    else:
+        best = np.argmax(stacked, axis=0)
     total = stacked[best, np.arange(ctx.size)]
     components: dict[str, Any] = {}
     for name in dict.fromkeys(k for parts in stage_parts for k in parts):
-        rows = np.stack([np.asarray(parts.get(name, np.zeros(ctx.shape, dtype=dtype))) for parts in stage_parts])
+        rows = np.stack(
+            [np.asarray(parts.get(name, np.zeros(ctx.shape, dtype=dtype))) for parts in stage_parts]
+        )
         components[name] = rows[best, np.arange(ctx.size)]
     return {"context": ctx, "total": total, "components": components}
+
+
+def _first_max(values: list[int]) -> int:
+    """Index of the largest value, the first one on ties (as numpy.argmax and size() choose)."""
+    best = 0
+    for index, value in enumerate(values):
+        if value > values[best]:
+            best = index
+    return best

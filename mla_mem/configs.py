@@ -174,7 +174,7 @@ class Section:
         self.used.add(key)
         return self.data.get(key)
 
-    def int(
+    def get_int(
         self, key: str, *, default: int | None = None, required: bool = True, minimum: int = 1,
         maximum: int = MAX_DIM,
     ) -> int | None:  # fmt: skip
@@ -182,7 +182,9 @@ class Section:
         if key not in self.data or self.data[key] is None:
             if default is not None or not required:
                 return default
-            raise ConfigError(self.file, self.key(key), "is required (a positive integer)", self._line_of_self())
+            raise ConfigError(
+                self.file, self.key(key), "is required (a positive integer)", self._line_of_self()
+            )
         value = self.data[key]
         return self.check_int(key, value, minimum, maximum)
 
@@ -196,11 +198,11 @@ class Section:
         return value
 
     def req_int(self, key: str, minimum: int = 1, maximum: int = MAX_DIM) -> int:
-        value = self.int(key, minimum=minimum, maximum=maximum)
+        value = self.get_int(key, minimum=minimum, maximum=maximum)
         assert value is not None
         return value
 
-    def str(self, key: str, *, required: bool = False, default: str | None = None) -> str | None:
+    def get_str(self, key: str, *, required: bool = False, default: str | None = None) -> str | None:
         self.used.add(key)
         if key not in self.data or self.data[key] is None:
             if required:
@@ -214,11 +216,13 @@ class Section:
         return value.strip()
 
     def choice(self, key: str, choices: tuple[str, ...], *, required: bool = True) -> str | None:
-        value = self.str(key, required=required)
+        value = self.get_str(key, required=required)
         if value is None:
             return None
         if value.lower() not in choices:
-            raise self.error(key, f"expected one of {', '.join(choices)}, got {value!r}{_suggest(value, choices)}")
+            raise self.error(
+                key, f"expected one of {', '.join(choices)}, got {value!r}{_suggest(value, choices)}"
+            )
         return value.lower()
 
     def section(self, key: str, *, required: bool = True) -> Section | None:
@@ -229,7 +233,7 @@ class Section:
             return None
         return Section(self.data[key], self.file, self.key(key), self.line(key))
 
-    def list(self, key: str) -> list[Any] | None:
+    def get_list(self, key: str) -> list[Any] | None:
         self.used.add(key)
         if key not in self.data or self.data[key] is None:
             return None
@@ -240,6 +244,12 @@ class Section:
 
     def _line_of_self(self) -> int | None:
         return None
+
+    def expect(self, known: tuple[str, ...]) -> None:
+        """Reject unknown keys before anything else, so a typo is reported as a typo (not as a missing key)."""
+        for key in self.data:
+            if key not in known:
+                raise self.error(key, f"unknown key{_suggest(key, known)}")
 
     def done(self, also_known: tuple[str, ...] = ()) -> None:
         known = tuple(self.used) + also_known
@@ -268,13 +278,16 @@ MODEL_KEYS = (
 def parse_model(data: Any, file: str) -> ModelSpec:
     """Validate a parsed YAML document and build the ModelSpec."""
     if data is None:
-        raise ConfigError(file, "", "the file is empty; expected a model description (name, layers, attention)")
+        raise ConfigError(
+            file, "", "the file is empty; expected a model description (name, layers, attention)"
+        )
     top = Section(data, file)
-    name = top.str("name", required=True)
+    top.expect(MODEL_KEYS)
+    name = top.get_str("name", required=True)
     assert name is not None
-    source = top.str("source")
-    top.str("notes")
-    aliases_raw = top.list("aliases") or []
+    source = top.get_str("source")
+    top.get_str("notes")
+    aliases_raw = top.get_list("aliases") or []
     aliases = []
     for index, alias in enumerate(aliases_raw):
         if not isinstance(alias, str) or not alias.strip():
@@ -283,6 +296,7 @@ def parse_model(data: Any, file: str) -> ModelSpec:
     params = Params()
     params_section = top.section("params", required=False)
     if params_section is not None:
+        params_section.expect(("total", "active"))
         values = {}
         for key in ("total", "active"):
             raw = params_section.raw(key)
@@ -293,15 +307,15 @@ def parse_model(data: Any, file: str) -> ModelSpec:
                     raise params_section.error(key, str(exc).split(": ", 1)[-1]) from None
         params_section.done()
         params = Params(**values)
-    dtype = top.str("dtype", default="bf16")
+    dtype = top.get_str("dtype", default="bf16")
     assert dtype is not None
     try:
         dtype = parse_dtype(dtype).name
     except UsageError as exc:
         raise top.error("dtype", str(exc)) from None
-    max_context = top.int("max_context", required=False, maximum=MAX_CONTEXT_FIELD)
+    max_context = top.get_int("max_context", required=False, maximum=MAX_CONTEXT_FIELD)
     layers = top.req_int("layers", maximum=MAX_LAYERS)
-    mtp_layers = top.int("mtp_layers", default=0, minimum=0, maximum=1000)
+    mtp_layers = top.get_int("mtp_layers", default=0, minimum=0, maximum=1000)
     assert mtp_layers is not None
 
     attention_section = top.section("attention")
@@ -309,7 +323,7 @@ def parse_model(data: Any, file: str) -> ModelSpec:
     attention = _parse_attention(attention_section)
 
     layer_kinds = _parse_layer_kinds(top, layers)
-    sliding_window = top.int("sliding_window", required=False, maximum=MAX_CONTEXT_FIELD)
+    sliding_window = top.get_int("sliding_window", required=False, maximum=MAX_CONTEXT_FIELD)
     if "sliding" in layer_kinds and sliding_window is None:
         raise ConfigError(file, "sliding_window", "is required: the model has sliding layers")
     if sliding_window is not None and "sliding" not in layer_kinds:
@@ -352,7 +366,32 @@ def parse_model(data: Any, file: str) -> ModelSpec:
     )
 
 
+ATTENTION_KEYS = (
+    "kind",
+    "heads",
+    "kv_heads",
+    "head_dim",
+    "v_head_dim",
+    "kv_lora_rank",
+    "qk_rope_head_dim",
+    "qk_nope_head_dim",
+    "q_lora_rank",
+)
+LINEAR_KEYS = (
+    "kind",
+    "heads",
+    "head_dim",
+    "key_heads",
+    "value_heads",
+    "key_head_dim",
+    "value_head_dim",
+    "conv_kernel",
+)
+INDEXER_KEYS = ("heads", "head_dim", "topk", "layers")
+
+
 def _parse_attention(section: Section) -> KVAttention | MLAttention:
+    section.expect(ATTENTION_KEYS)
     kind = section.choice("kind", ("mha", "gqa", "mqa", "mla"))
     heads = section.req_int("heads")
     if kind == "mla":
@@ -366,7 +405,9 @@ def _parse_attention(section: Section) -> KVAttention | MLAttention:
                 )
         if not section.has("kv_lora_rank"):
             raise ConfigError(
-                section.file, section.key("kv_lora_rank"), "is required for kind mla (the latent width, e.g. 512)"
+                section.file,
+                section.key("kv_lora_rank"),
+                "is required for kind mla (the latent width, e.g. 512)",
             )
         attention = MLAttention(
             heads=heads,
@@ -374,7 +415,7 @@ def _parse_attention(section: Section) -> KVAttention | MLAttention:
             qk_rope_head_dim=section.req_int("qk_rope_head_dim"),
             qk_nope_head_dim=section.req_int("qk_nope_head_dim"),
             v_head_dim=section.req_int("v_head_dim"),
-            q_lora_rank=section.int("q_lora_rank", required=False),
+            q_lora_rank=section.get_int("q_lora_rank", required=False),
         )
         section.done()
         return attention
@@ -383,11 +424,11 @@ def _parse_attention(section: Section) -> KVAttention | MLAttention:
             section.used.add(wrong)
             raise section.error(wrong, f"only applies to kind mla, not {kind}")
     if kind == "mha":
-        kv_heads = section.int("kv_heads", default=heads)
+        kv_heads = section.get_int("kv_heads", default=heads)
         if kv_heads != heads:
             raise section.error("kv_heads", f"MHA caches every head: kv_heads must equal heads ({heads})")
     elif kind == "mqa":
-        kv_heads = section.int("kv_heads", default=1)
+        kv_heads = section.get_int("kv_heads", default=1)
         if kv_heads != 1:
             raise section.error("kv_heads", "MQA caches one head: kv_heads must be 1 (use kind gqa)")
     else:
@@ -398,15 +439,15 @@ def _parse_attention(section: Section) -> KVAttention | MLAttention:
     if heads % kv_heads:
         raise section.error("kv_heads", f"query heads ({heads}) must be a multiple of kv_heads ({kv_heads})")
     head_dim = section.req_int("head_dim")
-    v_head_dim = section.int("v_head_dim", default=head_dim)
+    v_head_dim = section.get_int("v_head_dim", default=head_dim)
     assert kind is not None and v_head_dim is not None
     section.done()
     return KVAttention(kind=kind, heads=heads, kv_heads=kv_heads, head_dim=head_dim, v_head_dim=v_head_dim)
 
 
 def _parse_layer_kinds(top: Section, layers: int) -> tuple[str, ...]:
-    pattern = top.list("layer_pattern")
-    explicit = top.list("layer_types")
+    pattern = top.get_list("layer_pattern")
+    explicit = top.get_list("layer_types")
     if pattern is not None and explicit is not None:
         raise top.error("layer_types", "give either layer_pattern (repeated) or layer_types (one per layer)")
     items = pattern if pattern is not None else explicit
@@ -435,6 +476,7 @@ def _parse_layer_kinds(top: Section, layers: int) -> tuple[str, ...]:
 
 
 def _parse_linear(section: Section) -> LinearAttention:
+    section.expect(LINEAR_KEYS)
     kind = section.choice("kind", ("gated_deltanet", "kda"))
     if kind == "kda":
         heads = section.req_int("heads")
@@ -455,18 +497,23 @@ def _parse_linear(section: Section) -> LinearAttention:
 
 
 def _parse_indexer(section: Section, layers: int, layer_kinds: tuple[str, ...]) -> Indexer:
+    section.expect(INDEXER_KEYS)
     heads = section.req_int("heads")
     head_dim = section.req_int("head_dim")
     topk = section.req_int("topk", maximum=MAX_CONTEXT_FIELD)
-    raw_layers = section.list("layers")
+    raw_layers = section.get_list("layers")
     indexer_layers = None
     if raw_layers is not None:
         seen = []
         for index, item in enumerate(raw_layers):
             if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < layers:
-                raise section.error("layers", f"item {index}: expected a layer index 0..{layers - 1}, got {item!r}")
+                raise section.error(
+                    "layers", f"item {index}: expected a layer index 0..{layers - 1}, got {item!r}"
+                )
             if layer_kinds[item] == "linear":
-                raise section.error("layers", f"item {index}: layer {item} is a linear layer, it has no indexer")
+                raise section.error(
+                    "layers", f"item {index}: layer {item} is a linear layer, it has no indexer"
+                )
             seen.append(item)
         if len(set(seen)) != len(seen):
             raise section.error("layers", "lists a layer twice")
@@ -480,10 +527,14 @@ def load_model_file(path: str | os.PathLike[str]) -> ModelSpec:
     name = str(path)
     text = read_text(file)
     if not text.strip():
-        raise ConfigError(name, "", "the file is empty; expected a model description (name, layers, attention)")
+        raise ConfigError(
+            name, "", "the file is empty; expected a model description (name, layers, attention)"
+        )
     data = load_yaml(text, name)
     if not isinstance(data, dict):
-        raise ConfigError(name, "", f"expected a YAML mapping (name:, layers:, attention:), got {_type_name(data)}")
+        raise ConfigError(
+            name, "", f"expected a YAML mapping (name:, layers:, attention:), got {_type_name(data)}"
+        )
     return parse_model(data, name)
 
 

@@ -56,7 +56,9 @@ def _check_parallel(options: Options, model: ModelSpec) -> None:
         if value > 4096:
             raise UsageError(f"--{name}: {value:,} is beyond any real deployment (at most 4,096)")
     if options.tp % options.dcp:
-        raise UsageError(f"--dcp {options.dcp} must divide --tp {options.tp} (decode context parallel runs inside TP)")
+        raise UsageError(
+            f"--dcp {options.dcp} must divide --tp {options.tp} (decode context parallel runs inside TP)"
+        )
     total_layers = model.layers + (model.mtp_layers if options.mtp else 0)
     if options.pp > total_layers:
         raise UsageError(f"--pp {options.pp} is more than the model's {total_layers} layers")
@@ -145,7 +147,9 @@ def _lower_ideal(model: ModelSpec, options: Options) -> Plan:
     if full:
         streams.append(attention_stream("mla_latent" if is_mla else "full_kv", full, None))
     if sliding:
-        streams.append(attention_stream("sliding_mla_latent" if is_mla else "sliding_kv", sliding, model.sliding_window))
+        streams.append(
+            attention_stream("sliding_mla_latent" if is_mla else "sliding_kv", sliding, model.sliding_window)
+        )
     if mtp_layers:
         streams.append(attention_stream("mtp", mtp_layers, None))
 
@@ -154,13 +158,25 @@ def _lower_ideal(model: ModelSpec, options: Options) -> Plan:
         formula = f"index_head_dim {model.indexer.head_dim} x {dt.name} = {_fmt(entry)} B per token per layer"
         indexer_layers = model.indexer_layers
         streams.append(
-            CacheStream("indexer", indexer_layers, entry, description="DSA indexer keys", formula=formula,
-                        token_shards=options.dcp)
+            CacheStream(
+                "indexer",
+                indexer_layers,
+                entry,
+                description="DSA indexer keys",
+                formula=formula,
+                token_shards=options.dcp,
+            )
         )
         if mtp_layers:
             streams.append(
-                CacheStream("mtp_indexer", mtp_layers, entry, description="DSA indexer keys (MTP)", formula=formula,
-                            token_shards=options.dcp)
+                CacheStream(
+                    "mtp_indexer",
+                    mtp_layers,
+                    entry,
+                    description="DSA indexer keys (MTP)",
+                    formula=formula,
+                    token_shards=options.dcp,
+                )
             )
 
     linear_layers = model.layers_of("linear")
@@ -180,11 +196,19 @@ def _lower_ideal(model: ModelSpec, options: Options) -> Plan:
             f"= {_fmt(entry)} B per sequence per layer"
         )
         streams.append(
-            CacheStream("linear_state", linear_layers, entry, tokens_per_entry=0,
-                        description=f"{linear.kind} state", formula=formula)
+            CacheStream(
+                "linear_state",
+                linear_layers,
+                entry,
+                tokens_per_entry=0,
+                description=f"{linear.kind} state",
+                formula=formula,
+            )
         )
     stages = pipeline_stages(model.layers + len(mtp_layers), options.pp)
-    layout = f"tp {tp}, pp {options.pp}, dp {options.dp}" + (f", dcp {options.dcp}" if options.dcp > 1 else "")
+    layout = f"tp {tp}, pp {options.pp}, dp {options.dp}" + (
+        f", dcp {options.dcp}" if options.dcp > 1 else ""
+    )
     return Plan(
         model=model,
         runtime="ideal",

@@ -1,0 +1,128 @@
+"""Properties every estimate keeps, over random valid model specs (hypothesis)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mla_mem
+from mla_mem.spec import Indexer, KVAttention, LinearAttention, MLAttention, ModelSpec
+
+dims = st.integers(min_value=1, max_value=512)
+
+
+@st.composite
+def attentions(draw):
+    if draw(st.booleans()):
+        return MLAttention(
+            heads=draw(dims),
+            kv_lora_rank=draw(dims),
+            qk_rope_head_dim=draw(dims),
+            qk_nope_head_dim=draw(dims),
+            v_head_dim=draw(dims),
+        )
+    kv_heads = draw(st.integers(1, 16))
+    heads = kv_heads * draw(st.integers(1, 8))
+    head_dim = draw(dims)
+    return KVAttention(
+        kind="gqa",
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=head_dim,
+        v_head_dim=draw(st.one_of(st.just(head_dim), dims)),
+    )
+
+
+@st.composite
+def specs(draw):
+    layers = draw(st.integers(1, 24))
+    kinds = tuple(
+        draw(st.lists(st.sampled_from(["full", "sliding", "linear"]), min_size=layers, max_size=layers))
+    )
+    if all(k == "linear" for k in kinds):
+        kinds = ("full",) + kinds[1:]
+    linear = None
+    if "linear" in kinds:
+        heads = draw(st.integers(1, 8))
+        linear = LinearAttention(
+            draw(st.sampled_from(["gated_deltanet", "kda"])),
+            heads,
+            heads * draw(st.integers(1, 2)),
+            draw(dims),
+            draw(dims),
+            draw(st.integers(1, 8)),
+        )
+    indexer = Indexer(draw(st.integers(1, 64)), draw(dims), 2048) if draw(st.booleans()) else None
+    return ModelSpec(
+        name="random",
+        layers=layers,
+        attention=draw(attentions()),
+        layer_kinds=kinds,
+        sliding_window=draw(st.integers(1, 5000)) if "sliding" in kinds else None,
+        linear_attention=linear,
+        indexer=indexer,
+        mtp_layers=draw(st.integers(0, 2)),
+        dtype=draw(st.sampled_from(["bf16", "fp32", "fp8_e4m3"])),
+    )
+
+
+contexts = st.integers(min_value=1, max_value=1 << 22)
+options = st.fixed_dictionaries(
+    {"kv_dtype": st.sampled_from([None, "fp8", "int4", "6bit", "q8_0"]), "mtp": st.booleans()}
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(specs(), contexts, contexts, st.integers(1, 64), options)
+def test_total_never_decreases_with_context(spec, a, b, batch, opts):
+    small, large = sorted((a, b))
+    assert (
+        mla_mem.estimate(spec, small, batch, **opts).total_bytes
+        <= mla_mem.estimate(spec, large, batch, **opts).total_bytes
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(specs(), contexts, st.integers(1, 1000), options)
+def test_exactly_linear_in_batch(spec, context, batch, opts):
+    one = mla_mem.estimate(spec, context, 1, **opts)
+    many = mla_mem.estimate(spec, context, batch, **opts)
+    assert many.total_bytes == batch * one.total_bytes
+    assert many.bytes_per_token == one.bytes_per_token
+
+
+@settings(max_examples=60, deadline=None)
+@given(specs(), st.lists(contexts, min_size=1, max_size=20), st.integers(1, 8), options)
+def test_curve_equals_scalar_path(spec, points, batch, opts):
+    result = mla_mem.curve(spec, points, batch, **opts)
+    for i, n in enumerate(points):
+        assert int(result["total"][i]) == mla_mem.estimate(spec, n, batch, **opts).total_bytes
+
+
+@settings(max_examples=100, deadline=None)
+@given(specs(), contexts)
+def test_sliding_layer_never_exceeds_its_full_twin(spec, context):
+    if "sliding" not in spec.layer_kinds:
+        return
+    twin = replace(
+        spec,
+        layer_kinds=tuple("full" if k == "sliding" else k for k in spec.layer_kinds),
+        sliding_window=None,
+    )
+    assert mla_mem.estimate(spec, context).total_bytes <= mla_mem.estimate(twin, context).total_bytes
+
+
+@settings(max_examples=100, deadline=None)
+@given(specs(), contexts, st.sampled_from([1, 2, 4, 8, 16]))
+def test_per_gpu_bytes_never_increase_with_tp_and_mla_latent_is_replicated(spec, context, tp):
+    linear = spec.linear_attention
+    if linear is not None and (linear.key_heads % tp or linear.value_heads % tp):
+        return
+    one = mla_mem.estimate(spec, context)
+    split = mla_mem.estimate(spec, context, tp=tp)
+    assert split.total_bytes <= one.total_bytes
+    if isinstance(spec.attention, MLAttention):
+        latent = {c.name: c.total_bytes for c in one.components}.get("mla_latent")
+        assert latent == {c.name: c.total_bytes for c in split.components}.get("mla_latent")
