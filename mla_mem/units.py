@@ -227,7 +227,7 @@ _SI_LABELS = [("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)]
 def format_bytes(value: int | Fraction, units: str = "binary", digits: int = 2) -> str:
     """Human size: '8.58 GiB' (binary, default) or '9.21 GB' (units='si'); below 1 KiB/kB exact bytes."""
     labels = _SI_LABELS if units == "si" else _BINARY_LABELS
-    magnitude: int | Fraction = abs(value)
+    magnitude = Fraction(value) if value >= 0 else -Fraction(value)
     for label, size in labels:
         if magnitude >= size:
             return f"{float(value) / size:,.{digits}f} {label}"

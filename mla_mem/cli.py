@@ -1,0 +1,567 @@
+"""The mla-mem command line: parse, call the library, render. No arithmetic lives here."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Annotated, Any
+
+import typer
+
+from . import __version__
+from .errors import MlaMemError, UsageError
+from .render import FORMATS, Column, TableData, emit
+from .units import format_bytes, format_number, format_tokens, json_number, parse_count, parse_tokens
+
+app = typer.Typer(
+    name="mla-mem",
+    help="Exact KV-cache memory for MLA, GQA, sliding-window and linear-attention models.\n\n"
+    "Example: mla-mem estimate deepseek-v3 --context 128K --batch 16",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_STATE = {"debug": False}
+
+
+def _friendly(command: Callable[..., None]) -> Callable[..., None]:
+    """Turn mla-mem's own errors into one line on stderr and exit 2, in every way the app is run."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except MlaMemError as exc:
+            if _STATE["debug"]:
+                raise
+            _error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+DEFAULT_COMPARE_MODELS = ["deepseek-v3", "kimi-k2", "glm-5"]
+DEFAULT_COMPARE_VARIANTS = "mha,gqa:8"
+DEFAULT_COMPARE_CONTEXTS = ["4K", "32K", "128K", "1M"]
+
+# ---------------------------------------------------------------------------------------------------------
+# Shared options
+
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, json, csv or markdown.")]
+UnitsOpt = Annotated[str, typer.Option("--units", help="binary (KiB, MiB, GiB) or si (kB, MB, GB).")]
+ContextOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--context",
+        "-c",
+        help="Tokens per sequence: 131072, 128k (=128,000), 128K (=131,072), 1M. "
+        "Repeat or separate with commas for several.",
+    ),
+]
+BatchOpt = Annotated[
+    str, typer.Option("--batch", "-b", help="Concurrent sequences (spread over --dp replicas).")
+]
+DtypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--kv-dtype",
+        help="Cache dtype: bf16, fp16, fp32, fp8, fp8_e5m2, int8, int4, fp4, 6bit, ... "
+        "Default: the model's dtype.",
+    ),
+]
+RuntimeOpt = Annotated[
+    str, typer.Option("--runtime", help="Runtime profile: ideal.", rich_help_panel="Deployment")
+]
+TpOpt = Annotated[int, typer.Option("--tp", help="Tensor-parallel GPUs.", rich_help_panel="Deployment")]
+PpOpt = Annotated[int, typer.Option("--pp", help="Pipeline stages.", rich_help_panel="Deployment")]
+DpOpt = Annotated[int, typer.Option("--dp", help="Data-parallel replicas.", rich_help_panel="Deployment")]
+DcpOpt = Annotated[
+    int,
+    typer.Option("--dcp", help="Decode context parallel size (divides --tp).", rich_help_panel="Deployment"),
+]
+MtpOpt = Annotated[
+    bool,
+    typer.Option(
+        "--mtp", help="MTP speculative decoding on: MTP layers hold a cache.", rich_help_panel="Deployment"
+    ),
+]
+
+
+def _check_format(fmt: str) -> str:
+    value = fmt.lower()
+    if value not in FORMATS:
+        raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    return value
+
+
+def _check_units(units: str) -> str:
+    value = units.lower()
+    if value not in ("binary", "si"):
+        raise UsageError(f"--units: expected binary or si, got {units!r}")
+    return value
+
+
+def _contexts(values: list[str] | None, default: list[str]) -> list[int]:
+    items = []
+    for value in values or default:
+        items.extend(part for part in value.split(",") if part.strip())
+    if not items:
+        raise UsageError("--context: expected at least one token count")
+    return list(dict.fromkeys(parse_tokens(item, "--context") for item in items))
+
+
+def _options(
+    runtime: str, kv_dtype: str | None, tp: int, pp: int, dp: int, dcp: int, mtp: bool
+) -> dict[str, Any]:
+    return {"runtime": runtime, "kv_dtype": kv_dtype, "tp": tp, "pp": pp, "dp": dp, "dcp": dcp, "mtp": mtp}
+
+
+def _bytes_col(key: str, header: str, units: str) -> Column:
+    return Column(key, header, numeric=True, display=lambda v: format_bytes(v, units))
+
+
+def _exact_col(key: str, header: str) -> Column:
+    return Column(key, header, numeric=True, display=lambda v: format_number(Fraction(v)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Commands
+
+
+@app.callback(invoke_without_command=True)
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")] = False,
+) -> None:
+    """Exact KV-cache memory for MLA, GQA, sliding-window and linear-attention models.
+
+    Example: mla-mem estimate deepseek-v3 --context 128K --batch 16
+    """
+    _STATE["debug"] = debug
+    if version:
+        sys.stdout.write(f"mla-mem {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.command()
+@_friendly
+def models(fmt: FormatOpt = "table", units: UnitsOpt = "binary") -> None:
+    """List the built-in models: attention kind, layers, cache bytes per token (bf16), fixed bytes, context.
+
+    Example: mla-mem models --format markdown
+    """
+    from . import builtin_models, estimate
+
+    fmt, units = _check_format(fmt), _check_units(units)
+    rows = []
+    for model in builtin_models():
+        result = estimate(model, context=1)
+        stem = os.path.splitext(os.path.basename(model.path or ""))[0]
+        rows.append(
+            {
+                "name": stem,
+                "model": model.name,
+                "attention": model.attention_kind,
+                "layers": _layers_text(model),
+                "bytes_per_token": result.bytes_per_token,
+                "fixed_bytes": result.fixed_bytes,
+                "max_context": model.max_context,
+                "params_total": model.params.total,
+                "params_active": model.params.active,
+                "source": model.source,
+            }
+        )
+    table = TableData(
+        [
+            Column("name", "Name"),
+            Column("attention", "Attention"),
+            Column("layers", "Layers"),
+            _exact_col("bytes_per_token", "Bytes/token"),
+            _bytes_col("fixed_bytes", "Fixed/sequence", units),
+            Column("max_context", "Max context", numeric=True, display=lambda v: f"{v:,}"),
+            Column("params_total", "Params", numeric=True, display=_params_text),
+        ],
+        rows,
+        title="Built-in models (ideal runtime, bf16 cache, MTP off)",
+        caption="Bytes/token: what each further token costs once windows are full. "
+        "Fixed/sequence: linear state and full windows.",
+    )
+    emit(fmt, table, [{**row, "bytes_per_token": json_number(row["bytes_per_token"])} for row in rows])
+
+
+def _params_text(value: int) -> str:
+    if value >= 10**12:
+        return f"{value / 10**12:g}T"
+    return f"{value / 10**9:g}B"
+
+
+def _layers_text(model: Any) -> str:
+    counts = {kind: model.count(kind) for kind in ("full", "sliding", "linear")}
+    parts = [f"{n} {kind}" for kind, n in counts.items() if n]
+    text = str(model.layers) if len(parts) == 1 else f"{model.layers} = " + " + ".join(parts)
+    if model.mtp_layers:
+        text += f" (+{model.mtp_layers} MTP)"
+    return text
+
+
+@app.command()
+@_friendly
+def show(
+    model: Annotated[str, typer.Argument(help="Built-in name or alias, or a YAML model file.")],
+    context: ContextOpt = None,
+    batch: BatchOpt = "1",
+    kv_dtype: DtypeOpt = None,
+    runtime: RuntimeOpt = "ideal",
+    tp: TpOpt = 1,
+    pp: PpOpt = 1,
+    dp: DpOpt = 1,
+    dcp: DcpOpt = 1,
+    mtp: MtpOpt = False,
+    fmt: FormatOpt = "table",
+    units: UnitsOpt = "binary",
+) -> None:
+    """One model's architecture and its cache by component, with the formula each line uses.
+
+    Example: mla-mem show glm-5 --context 128K
+    """
+    from . import estimate, load_model
+
+    fmt, units = _check_format(fmt), _check_units(units)
+    spec = load_model(model)
+    contexts = _contexts(context, ["128K"])
+    if len(contexts) > 1:
+        raise UsageError("--context: show takes one context; use estimate for several")
+    result = estimate(
+        spec, contexts[0], parse_count(batch, "--batch"), **_options(runtime, kv_dtype, tp, pp, dp, dcp, mtp)
+    )
+    rows = [
+        {
+            "component": c.name,
+            "layers": c.layers,
+            "bytes_per_token": c.bytes_per_token,
+            "fixed_bytes": c.fixed_bytes,
+            "total_bytes": c.total_bytes,
+            "formula": c.formula,
+        }
+        for c in result.components
+    ]
+    rows.append(
+        {
+            "component": "total",
+            "layers": sum(c.layers for c in result.components),
+            "bytes_per_token": result.bytes_per_token,
+            "fixed_bytes": result.fixed_bytes,
+            "total_bytes": result.total_bytes,
+            "formula": "",
+        }
+    )
+    table = TableData(
+        [
+            Column("component", "Component"),
+            Column("layers", "Layers", numeric=True),
+            _exact_col("bytes_per_token", "Bytes/token"),
+            _exact_col("fixed_bytes", "Fixed bytes"),
+            _bytes_col("total_bytes", f"At {format_tokens(result.context)} x {result.batch}", units),
+            Column("formula", "Formula (per GPU)"),
+        ],
+        rows,
+        title=f"{spec.name}: {_architecture_text(spec)}",
+        caption=f"runtime {result.runtime}, cache {result.kv_dtype}, context {result.context:,} tokens, "
+        f"batch {result.batch}"
+        + (f", {result.layout}" if result.gpus > 1 else "")
+        + (f". Source: {spec.source}" if spec.source else ""),
+    )
+    payload = result.as_dict()
+    payload["architecture"] = _architecture_dict(spec)
+    emit(fmt, table, payload)
+
+
+def _architecture_text(spec: Any) -> str:
+    a = spec.attention
+    if a.kind == "mla":
+        text = (
+            f"MLA, {a.heads} heads, kv_lora_rank {a.kv_lora_rank} + rope {a.qk_rope_head_dim}, "
+            f"nope {a.qk_nope_head_dim}, v {a.v_head_dim}"
+        )
+    else:
+        text = f"{a.kind.upper()}, {a.heads} heads, {a.kv_heads} KV heads x {a.head_dim}"
+        if a.v_head_dim != a.head_dim:
+            text += f" (v {a.v_head_dim})"
+    text += f"; layers {_layers_text(spec)}"
+    if spec.sliding_window:
+        text += f"; window {spec.sliding_window:,}"
+    if spec.indexer:
+        text += f"; DSA indexer {spec.indexer.heads} x {spec.indexer.head_dim}, top-k {spec.indexer.topk}"
+    return text
+
+
+def _architecture_dict(spec: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {
+        "name": spec.name,
+        "layers": spec.layers,
+        "layer_kinds": {kind: spec.count(kind) for kind in ("full", "sliding", "linear") if spec.count(kind)},
+        "attention": asdict(spec.attention),
+        "sliding_window": spec.sliding_window,
+        "linear_attention": asdict(spec.linear_attention) if spec.linear_attention else None,
+        "indexer": asdict(spec.indexer) if spec.indexer else None,
+        "mtp_layers": spec.mtp_layers,
+        "dtype": spec.dtype,
+        "max_context": spec.max_context,
+        "source": spec.source,
+    }
+
+
+@app.command()
+@_friendly
+def estimate(
+    model: Annotated[list[str], typer.Argument(help="One or more built-in names, aliases or YAML files.")],
+    context: ContextOpt = None,
+    batch: BatchOpt = "1",
+    kv_dtype: DtypeOpt = None,
+    runtime: RuntimeOpt = "ideal",
+    tp: TpOpt = 1,
+    pp: PpOpt = 1,
+    dp: DpOpt = 1,
+    dcp: DcpOpt = 1,
+    mtp: MtpOpt = False,
+    fmt: FormatOpt = "table",
+    units: UnitsOpt = "binary",
+) -> None:
+    """KV-cache size of one or more models at one or more contexts (one row each).
+
+    Example: mla-mem estimate deepseek-v3 llama-3.1-70b --context 32K,128K --batch 16
+    """
+    from . import load_model
+    from . import plan as make_plan
+    from .cache import size
+
+    fmt, units = _check_format(fmt), _check_units(units)
+    contexts = _contexts(context, ["128K"])
+    sequences = parse_count(batch, "--batch")
+    options = _options(runtime, kv_dtype, tp, pp, dp, dcp, mtp)
+    results = []
+    for name in model:
+        plan = make_plan(load_model(name), **options)
+        results.extend(size(plan, n, sequences) for n in contexts)
+    multi_gpu = any(r.gpus > 1 for r in results)
+    rows = [
+        {
+            "model": r.model,
+            "context": r.context,
+            "batch": r.batch,
+            "kv_dtype": r.kv_dtype,
+            "runtime": r.runtime,
+            "bytes_per_token": r.bytes_per_token,
+            "fixed_bytes": r.fixed_bytes,
+            "total": r.total_bytes,
+            "total_bytes": r.total_bytes,
+            "deployment_bytes": r.deployment_bytes,
+        }
+        for r in results
+    ]
+    columns = [
+        Column("model", "Model"),
+        Column("context", "Context", numeric=True, display=lambda v: f"{v:,}"),
+        Column("batch", "Batch", numeric=True),
+        Column("kv_dtype", "Cache dtype"),
+        _exact_col("bytes_per_token", "Bytes/token"),
+        _bytes_col("fixed_bytes", "Fixed/seq", units),
+        _bytes_col("total", "KV cache per GPU" if multi_gpu else "KV cache", units),
+        _exact_col("total_bytes", "Bytes"),
+    ]
+    if multi_gpu:
+        columns.append(_bytes_col("deployment_bytes", "All GPUs", units))
+    caption = f"runtime {results[0].runtime}"
+    if multi_gpu:
+        caption += f"; {results[0].layout} ({results[0].gpus} GPUs)"
+    table = TableData(columns, rows, caption=caption)
+    payload = [r.as_dict() for r in results]
+    emit(fmt, table, payload)
+
+
+@app.command()
+@_friendly
+def compare(
+    model: Annotated[
+        list[str] | None,
+        typer.Argument(help="Models to compare (default: deepseek-v3 kimi-k2 glm-5)."),
+    ] = None,
+    as_: Annotated[
+        str | None,
+        typer.Option(
+            "--as", help="What-if variants: mha, gqa:G, mqa, mla:R, comma-separated (default mha,gqa:8)."
+        ),
+    ] = None,
+    context: ContextOpt = None,
+    batch: BatchOpt = "1",
+    kv_dtype: DtypeOpt = None,
+    runtime: RuntimeOpt = "ideal",
+    tp: TpOpt = 1,
+    pp: PpOpt = 1,
+    dp: DpOpt = 1,
+    dcp: DcpOpt = 1,
+    mtp: MtpOpt = False,
+    fmt: FormatOpt = "table",
+    units: UnitsOpt = "binary",
+) -> None:
+    """A model against its what-if variants (MHA, GQA-g, MQA, MLA at another rank), at several contexts.
+
+    With no model: DeepSeek-V3, Kimi K2 and GLM-5 against their MHA and GQA-8 variants at 4K, 32K, 128K, 1M.
+
+    Example: mla-mem compare deepseek-v3 --as mha,gqa:8,mqa,mla:256 --context 128K
+    """
+    from . import load_model
+    from . import plan as make_plan
+    from .cache import size
+    from .variants import equivalent_gqa_groups, make_variant, parse_variants, variant_label
+
+    fmt, units = _check_format(fmt), _check_units(units)
+    contexts = _contexts(context, DEFAULT_COMPARE_CONTEXTS)
+    sequences = parse_count(batch, "--batch")
+    variants = parse_variants(as_ if as_ is not None else DEFAULT_COMPARE_VARIANTS)
+    options = _options(runtime, kv_dtype, tp, pp, dp, dcp, mtp)
+    names = model or DEFAULT_COMPARE_MODELS
+    rows: list[dict[str, Any]] = []
+    payload = []
+    largest = max(contexts)
+    for name in names:
+        base = load_model(name)
+        base_plan = make_plan(base, **options)
+        base_total = size(base_plan, largest, sequences).total_bytes
+        groups = equivalent_gqa_groups(base)
+        entries = [(base, "as built")] + [(make_variant(base, v), variant_label(v)) for v in variants]
+        results = []
+        for spec, label in entries:
+            plan = base_plan if label == "as built" else make_plan(spec, **options)
+            estimates = [size(plan, n, sequences) for n in contexts]
+            ratio = Fraction(estimates[-1].total_bytes, base_total) if base_total else Fraction(0)
+            text = row_label(base.name, label, _variant_attention(spec))
+            row: dict[str, Any] = {
+                "label": text,
+                "model": base.name,
+                "variant": label,
+                "attention": _variant_attention(spec),
+                "bytes_per_token": estimates[0].bytes_per_token,
+                "ratio": ratio,
+                "gqa_groups": groups if label == "as built" else None,
+            }
+            for n, e in zip(contexts, estimates, strict=True):
+                row[f"ctx_{n}"] = e.total_bytes
+            rows.append(row)
+            results.append(
+                {
+                    "variant": label,
+                    "attention": row["attention"],
+                    "bytes_per_token": json_number(estimates[0].bytes_per_token),
+                    "ratio_to_built": float(ratio),
+                    "estimates": [e.as_dict() for e in estimates],
+                }
+            )
+        payload.append(
+            {
+                "model": base.name,
+                "equivalent_gqa_groups": float(groups) if groups is not None else None,
+                "equivalent_gqa_groups_convention": "DeepSeek-V2 paper, Table 1: latent / (qk_nope_head_dim "
+                "+ v_head_dim)",
+                "variants": results,
+            }
+        )
+    columns = [
+        Column("label", "Model / what-if"),
+        _exact_col("bytes_per_token", "Bytes/token"),
+    ]
+    columns += [_bytes_col(f"ctx_{n}", format_tokens(n), units) for n in contexts]
+    columns.append(
+        Column(
+            "ratio",
+            f"vs built @{format_tokens(largest)}",
+            numeric=True,
+            display=lambda v: f"{float(v):,.2f}x",
+        )
+    )
+    columns.append(Column("gqa_groups", "GQA groups", numeric=True, display=lambda v: f"{float(v):.2f}"))
+    first = size(make_plan(load_model(names[0]), **options), contexts[0], sequences)
+    caption = (
+        f"KV cache for batch {sequences}, {first.kv_dtype}, runtime {first.runtime}. What-ifs cache per layer "
+        "KV heads x (key + value width), keeping the model's per-head widths (key = nope + rope). GQA groups: "
+        "how many GQA groups cache as much as the MLA latent, DeepSeek-V2 paper convention "
+        "(latent / (qk_nope_head_dim + v_head_dim))."
+    )
+    table = TableData(columns, rows, title="MLA against its what-ifs", caption=caption)
+    csv_rows = [
+        {**r, "ratio": float(r["ratio"]), "gqa_groups": float(r["gqa_groups"]) if r["gqa_groups"] else None}
+        for r in rows
+    ]
+    if fmt == "csv":
+        table.rows = csv_rows
+    emit(fmt, table, payload)
+
+
+def row_label(model: str, label: str, attention: str) -> str:
+    return f"{model}: {attention}" if label == "as built" else f"  as {label}: {attention}"
+
+
+def _variant_attention(spec: Any) -> str:
+    a = spec.attention
+    if a.kind == "mla":
+        return f"MLA {a.kv_lora_rank}+{a.qk_rope_head_dim}"
+    return f"{a.kv_heads} x ({a.head_dim}+{a.v_head_dim})"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Entry point: one-line errors, exit codes, quiet pipes
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"mla-mem: error: {message}\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return (and exit with) 0 ok, 1 check failed, 2 bad input, 130 interrupted."""
+    try:  # Typer >= 0.29 vendors click
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    except ImportError:  # pragma: no cover - older Typer on real click
+        from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[no-redef]
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    code = 0
+    try:
+        result = app(args=args, prog_name="mla-mem", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except MlaMemError as exc:
+        if debug:
+            raise
+        _error(str(exc))
+        code = exc.exit_code
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.Abort:
+        _error("interrupted")
+        code = 130
+    except NoArgsIsHelpError as exc:
+        sys.stdout.write((exc.ctx.get_help() if exc.ctx else "") + "\n")
+        code = 0
+    except ClickException as exc:
+        if debug:
+            raise
+        _error(exc.format_message().replace("\n", " "))
+        code = 2
+    except KeyboardInterrupt:
+        _error("interrupted")
+        code = 130
+    except BrokenPipeError:
+        # the reader went away (mla-mem models | head -1): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 0
+    if argv is None:
+        sys.exit(code)
+    return code
