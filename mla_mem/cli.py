@@ -106,7 +106,7 @@ def _check_units(units: str) -> str:
 
 
 def _contexts(values: list[str] | None, default: list[str]) -> list[int]:
-    items = []
+    items: list[str] = []
     for value in values or default:
         items.extend(part for part in value.split(",") if part.strip())
     if not items:
@@ -157,7 +157,7 @@ def models(fmt: FormatOpt = "table", units: UnitsOpt = "binary") -> None:
     from . import builtin_models, estimate
 
     fmt, units = _check_format(fmt), _check_units(units)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for model in builtin_models():
         result = estimate(model, context=1)
         stem = os.path.splitext(os.path.basename(model.path or ""))[0]
@@ -345,7 +345,7 @@ def estimate(
     contexts = _contexts(context, ["128K"])
     sequences = parse_count(batch, "--batch")
     options = _options(runtime, kv_dtype, tp, pp, dp, dcp, mtp)
-    results = []
+    results: list[Any] = []
     for name in model:
         plan = make_plan(load_model(name), **options)
         results.extend(size(plan, n, sequences) for n in contexts)
