@@ -509,9 +509,14 @@ def row_label(model: str, label: str, attention: str) -> str:
 
 def _variant_attention(spec: Any) -> str:
     a = spec.attention
-    if a.kind == "mla":
-        return f"MLA {a.kv_lora_rank}+{a.qk_rope_head_dim}"
-    return f"{a.kv_heads} x ({a.head_dim}+{a.v_head_dim})"
+    text = (
+        f"MLA {a.kv_lora_rank}+{a.qk_rope_head_dim}"
+        if a.kind == "mla"
+        else f"{a.kv_heads} x ({a.head_dim}+{a.v_head_dim})"
+    )
+    if spec.indexer is not None:
+        text += f", indexer {spec.indexer.head_dim}"
+    return text
 
 
 # ---------------------------------------------------------------------------------------------------------

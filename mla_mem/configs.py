@@ -7,7 +7,6 @@ and every error naming the file, the key path and what was expected (errors.Conf
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -259,6 +258,8 @@ class Section:
 
 
 def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    import difflib  # only on the error path: keeps start-up fast
+
     match = difflib.get_close_matches(str(word).lower(), [c.lower() for c in choices], n=1, cutoff=0.6)
     if not match:
         return ""

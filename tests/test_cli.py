@@ -275,3 +275,14 @@ def test_no_color_when_not_a_tty():
         [str(SCRIPT), "compare"], capture_output=True, text=True, env={**os.environ, "FORCE_COLOR": ""}
     )
     assert "\x1b[" not in result.stdout
+
+
+@pytest.mark.slow
+def test_readme_outputs_are_up_to_date():
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, str(root / "scripts" / "update_readme.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
