@@ -34,6 +34,9 @@ def plan(
     mtp: bool = False,
     block_size: int | None = None,
     state_dtype: str | None = None,
+    max_batched_tokens: int | None = None,
+    hybrid_allocator: bool = True,
+    v_dtype: str | None = None,
 ) -> Plan:
     """Lower a model for a runtime and parallel layout: the cache streams one GPU holds."""
     spec = load_model(model)
@@ -47,6 +50,9 @@ def plan(
         mtp=mtp,
         block_size=block_size,
         state_dtype=state_dtype,
+        max_batched_tokens=max_batched_tokens,
+        hybrid_allocator=hybrid_allocator,
+        v_dtype=v_dtype,
     )
     return lower(spec, options)
 
@@ -56,8 +62,8 @@ def estimate(
 ) -> Estimate:
     """Exact KV-cache bytes of `model` at `context` tokens for `batch` sequences.
 
-    `kv_dtype` defaults to the model's dtype; further keyword options (runtime, tp, pp, dp, dcp, mtp,
-    block_size, state_dtype) are those of `plan`."""
+    `kv_dtype` defaults to the model's dtype; further keyword options (runtime such as "vllm@0.11", tp, pp,
+    dp, dcp, mtp, block_size, state_dtype, max_batched_tokens, hybrid_allocator, v_dtype) are those of `plan`."""
     return size(plan(model, kv_dtype=kv_dtype, **options), context, batch)
 
 

@@ -74,7 +74,41 @@ DtypeOpt = Annotated[
     ),
 ]
 RuntimeOpt = Annotated[
-    str, typer.Option("--runtime", help="Runtime profile: ideal.", rich_help_panel="Deployment")
+    str,
+    typer.Option(
+        "--runtime",
+        help="Runtime profile NAME[@VERSION]: ideal, vllm, sglang, transformers, llama.cpp, trtllm "
+        "(e.g. vllm@0.11, transformers@4.57, llama.cpp@2025).",
+        rich_help_panel="Deployment",
+    ),
+]
+BlockOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--block-size", help="Paging block in tokens (default: the runtime's).", rich_help_panel="Deployment"
+    ),
+]
+BatchedOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-batched-tokens",
+        help="vLLM max_num_batched_tokens (sizes sliding layers; default 8192).",
+        rich_help_panel="Deployment",
+    ),
+]
+HybridOpt = Annotated[
+    bool,
+    typer.Option(
+        "--hybrid-allocator/--no-hybrid-allocator",
+        help="vLLM hybrid KV allocator; off sizes sliding layers as full attention (as with a KV connector).",
+        rich_help_panel="Deployment",
+    ),
+]
+VDtypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--v-dtype", help="llama.cpp V cache type when it differs from K.", rich_help_panel="Deployment"
+    ),
 ]
 TpOpt = Annotated[int, typer.Option("--tp", help="Tensor-parallel GPUs.", rich_help_panel="Deployment")]
 PpOpt = Annotated[int, typer.Option("--pp", help="Pipeline stages.", rich_help_panel="Deployment")]
@@ -115,9 +149,34 @@ def _contexts(values: list[str] | None, default: list[str]) -> list[int]:
 
 
 def _options(
-    runtime: str, kv_dtype: str | None, tp: int, pp: int, dp: int, dcp: int, mtp: bool
+    runtime: str,
+    kv_dtype: str | None,
+    tp: int,
+    pp: int,
+    dp: int,
+    dcp: int,
+    mtp: bool,
+    block_size: int | None = None,
+    max_batched_tokens: str | None = None,
+    hybrid_allocator: bool = True,
+    v_dtype: str | None = None,
 ) -> dict[str, Any]:
-    return {"runtime": runtime, "kv_dtype": kv_dtype, "tp": tp, "pp": pp, "dp": dp, "dcp": dcp, "mtp": mtp}
+    batched = None
+    if max_batched_tokens is not None:
+        batched = parse_tokens(max_batched_tokens, "--max-batched-tokens", maximum=1 << 30)
+    return {
+        "runtime": runtime,
+        "kv_dtype": kv_dtype,
+        "tp": tp,
+        "pp": pp,
+        "dp": dp,
+        "dcp": dcp,
+        "mtp": mtp,
+        "block_size": block_size,
+        "max_batched_tokens": batched,
+        "hybrid_allocator": hybrid_allocator,
+        "v_dtype": v_dtype,
+    }
 
 
 def _bytes_col(key: str, header: str, units: str) -> Column:
@@ -221,6 +280,10 @@ def show(
     dp: DpOpt = 1,
     dcp: DcpOpt = 1,
     mtp: MtpOpt = False,
+    block_size: BlockOpt = None,
+    max_batched_tokens: BatchedOpt = None,
+    hybrid_allocator: HybridOpt = True,
+    v_dtype: VDtypeOpt = None,
     fmt: FormatOpt = "table",
     units: UnitsOpt = "binary",
 ) -> None:
@@ -236,7 +299,12 @@ def show(
     if len(contexts) > 1:
         raise UsageError("--context: show takes one context; use estimate for several")
     result = estimate(
-        spec, contexts[0], parse_count(batch, "--batch"), **_options(runtime, kv_dtype, tp, pp, dp, dcp, mtp)
+        spec,
+        contexts[0],
+        parse_count(batch, "--batch"),
+        **_options(
+            runtime, kv_dtype, tp, pp, dp, dcp, mtp, block_size, max_batched_tokens, hybrid_allocator, v_dtype
+        ),
     )
     rows = [
         {
@@ -270,14 +338,30 @@ def show(
         ],
         rows,
         title=f"{spec.name}: {_architecture_text(spec)}",
-        caption=f"runtime {result.runtime}, cache {result.kv_dtype}, context {result.context:,} tokens, "
-        f"batch {result.batch}"
-        + (f", {result.layout}" if result.gpus > 1 else "")
-        + (f". Source: {spec.source}" if spec.source else ""),
+        caption=_assumptions(result) + (f" Source: {spec.source}" if spec.source else ""),
     )
     payload = result.as_dict()
     payload["architecture"] = _architecture_dict(spec)
     emit(fmt, table, payload)
+
+
+def _assumptions(result: Any, with_context: bool = True) -> str:
+    """One sentence of what an estimate assumed: runtime, version, cache dtype, block, layout, notes."""
+    parts = [
+        f"Runtime {result.runtime}",
+        f"cache {result.kv_dtype}",
+        f"block {result.block_size} tokens" if result.block_size > 1 else "no paging",
+    ]
+    if with_context:
+        parts.append(f"context {result.context:,} tokens x batch {result.batch}")
+    if result.gpus > 1:
+        parts.append(f"{result.layout} = {result.gpus} GPUs, bytes per GPU")
+    if result.mtp:
+        parts.append("MTP layers on")
+    text = ", ".join(parts) + "."
+    for note in result.notes:
+        text += f" Note: {note}."
+    return text
 
 
 def _architecture_text(spec: Any) -> str:
@@ -330,6 +414,10 @@ def estimate(
     dp: DpOpt = 1,
     dcp: DcpOpt = 1,
     mtp: MtpOpt = False,
+    block_size: BlockOpt = None,
+    max_batched_tokens: BatchedOpt = None,
+    hybrid_allocator: HybridOpt = True,
+    v_dtype: VDtypeOpt = None,
     fmt: FormatOpt = "table",
     units: UnitsOpt = "binary",
 ) -> None:
@@ -344,7 +432,9 @@ def estimate(
     fmt, units = _check_format(fmt), _check_units(units)
     contexts = _contexts(context, ["128K"])
     sequences = parse_count(batch, "--batch")
-    options = _options(runtime, kv_dtype, tp, pp, dp, dcp, mtp)
+    options = _options(
+        runtime, kv_dtype, tp, pp, dp, dcp, mtp, block_size, max_batched_tokens, hybrid_allocator, v_dtype
+    )
     results: list[Any] = []
     for name in model:
         plan = make_plan(load_model(name), **options)
@@ -377,9 +467,14 @@ def estimate(
     ]
     if multi_gpu:
         columns.append(_bytes_col("deployment_bytes", "All GPUs", units))
-    caption = f"runtime {results[0].runtime}"
+    if any(r.block_size > 1 for r in results):
+        columns.insert(4, Column("block_size", "Block", numeric=True))
+        for row, r in zip(rows, results, strict=True):
+            row["block_size"] = r.block_size
+    caption = f"Runtime {results[0].runtime}"
     if multi_gpu:
-        caption += f"; {results[0].layout} ({results[0].gpus} GPUs)"
+        caption += f", {results[0].layout} = {results[0].gpus} GPUs, bytes per GPU"
+    caption += "." + "".join(f" Note: {note}." for note in dict.fromkeys(n for r in results for n in r.notes))
     table = TableData(columns, rows, caption=caption)
     payload = [r.as_dict() for r in results]
     emit(fmt, table, payload)
@@ -407,6 +502,10 @@ def compare(
     dp: DpOpt = 1,
     dcp: DcpOpt = 1,
     mtp: MtpOpt = False,
+    block_size: BlockOpt = None,
+    max_batched_tokens: BatchedOpt = None,
+    hybrid_allocator: HybridOpt = True,
+    v_dtype: VDtypeOpt = None,
     fmt: FormatOpt = "table",
     units: UnitsOpt = "binary",
 ) -> None:
@@ -425,7 +524,9 @@ def compare(
     contexts = _contexts(context, DEFAULT_COMPARE_CONTEXTS)
     sequences = parse_count(batch, "--batch")
     variants = parse_variants(as_ if as_ is not None else DEFAULT_COMPARE_VARIANTS)
-    options = _options(runtime, kv_dtype, tp, pp, dp, dcp, mtp)
+    options = _options(
+        runtime, kv_dtype, tp, pp, dp, dcp, mtp, block_size, max_batched_tokens, hybrid_allocator, v_dtype
+    )
     names = model or DEFAULT_COMPARE_MODELS
     rows: list[dict[str, Any]] = []
     payload = []
@@ -567,6 +668,11 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         code = 0
+    except Exception as exc:  # a bug in mla-mem, not bad input: one line, and --debug for the rest
+        if debug:
+            raise
+        _error(f"internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it")
+        code = 70
     if argv is None:
         sys.exit(code)
     return code

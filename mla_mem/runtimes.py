@@ -1,29 +1,39 @@
 """Lowering: ModelSpec + runtime + parallel layout -> the cache streams each GPU holds (cache.Plan).
 
-One lowering per runtime, all from the same spec. This module holds the `ideal` runtime: it stores exactly
-what the architecture needs and nothing more:
+One set of rules per runtime and version (`_rules_*`), all applied by one builder to the same spec. The rules and
+their sources (runtime files, read at the versions named) are in docs/runtimes.md and
+../shared/reference/RUNTIMES.md. In short, bytes per token per layer on one GPU:
 
-  MLA layer        kv_lora_rank + qk_rope_head_dim values per token   (DeepSeek-V2 paper, arXiv 2405.04434)
-  K/V layer        kv_heads x (head_dim + v_head_dim) values per token
-  sliding layer    the same, for at most sliding_window tokens
-  DSA indexer      index_head_dim values per token on each indexed layer (DeepSeek-V3.2 tech report)
-  linear layer     conv state (conv_kernel - 1) x conv_dim + recurrent state value_heads x dk x dv,
-                   in the model dtype (the state dtype), constant per sequence
-  MTP layers       the main attention (and indexer) again, only with MTP speculative decoding on
+  runtime         K/V layer                 MLA layer                         DSA indexer   linear state
+  ideal           2 x ceil(Hkv/tp) x D x dt (R + r) x dt                      128 x dt      (k-1) cols, model dtype
+  vllm            2 x max(1, Hkv//tp) x D   (R + r) x dt; fp8_ds_mla 656 B    132 B (fp8)   (k-1), GDN bf16 / KDA fp32
+  sglang          2 x max(1, Hkv//tp) x D   (R + r) x dt; sparse fp8 656 B    132 B         (k-1), recurrent fp32
+  transformers    2 x Hkv x D (no TP)       < 5.15: H x (nope + r + v) x dt   none / 128 x dt   k cols, recurrent fp32
+                                            >= 5.15: (R + r) x dt
+  llama.cpp       Hkv x (Dk x sz_k + Dv x sz_v)   2026: (R + r) x sz_k (K only)     128 x sz_k    fp32
+                                            2025: K (R + r) + V R; 2024: expanded
+  trtllm          2 x ceil(Hkv/tp) x D      (R + r) x dt; nvfp4 ceil/2 + ceil/16  132 B     (k-1), model dtype
 
-With tensor parallelism the ideal runtime splits K/V heads evenly (ceil(kv_heads / tp) per GPU, so heads are
-replicated once tp exceeds them), replicates the MLA latent and indexer keys on every rank, and splits linear
-state by heads. No paging (block 1).
+The MLA latent and the indexer keys are one "head": every tensor-parallel rank holds all of them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from .cache import CacheStream, Plan
 from .errors import UsageError
 from .spec import KVAttention, MLAttention, ModelSpec
 from .units import DType, parse_dtype
+
+# vLLM's default max_num_batched_tokens for `vllm serve` on a GPU with >= 70 GiB other than A100
+# (vllm/engine/arg_utils.py, EngineArgs.get_batch_defaults: OPENAI_API_SERVER 8192; 2048 on smaller GPUs).
+VLLM_MAX_BATCHED_TOKENS = 8192
+# llama.cpp: n_ubatch default 512 (common/common.h), cells padded to 256 (src/llama-kv-cache.cpp).
+LLAMA_CPP_UBATCH = 512
+LLAMA_CPP_PAD = 256
 
 
 @dataclass(frozen=True)
@@ -39,13 +49,98 @@ class Options:
     mtp: bool = False
     block_size: int | None = None
     state_dtype: str | None = None
+    max_batched_tokens: int | None = None
+    hybrid_allocator: bool = True
+    v_dtype: str | None = None
 
 
-RUNTIMES = ("ideal",)
+@dataclass
+class Rules:
+    """What one runtime at one version stores for one model."""
+
+    runtime: str
+    version: str
+    kv: DType
+    v: DType
+    kv_label: str
+    mla_layout: str = "latent"  # latent | latent+v | expanded
+    mla_record: int | None = None  # packed record bytes (vLLM fp8_ds_mla 656, nvfp4_ds_mla 352)
+    indexer_bytes: int | None = None  # None: the runtime keeps no indexer cache
+    indexer_formula: str = ""
+    heads_per_rank: Callable[[int, int], int] = lambda heads, tp: -(-heads // tp)
+    heads_rule: str = "ceil(kv_heads / tp)"
+    block: int = 1
+    indexer_block: int = 1
+    sliding: str = "window"  # window | window-1 | vllm | llama.cpp | full
+    conv_columns: str = "k-1"  # k-1 | k
+    conv_dtype: DType | None = None
+    recurrent_dtype: DType | None = None
+    recurrent_dtype_kda: DType | None = None
+    state_page_align: bool = False  # vLLM: attention page >= mamba page, mamba page padded
+    cell_pad: int = 0  # llama.cpp: cells per sequence padded to this
+    max_batched_tokens: int = VLLM_MAX_BATCHED_TOKENS
+    supports_tp: bool = True
+    supports_pp: bool = True
+    supports_dcp: bool = False
+    mtp_note: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+RUNTIMES = ("ideal", "vllm", "sglang", "transformers", "llama.cpp", "trtllm")
+_RUNTIME_ALIASES = {
+    "llamacpp": "llama.cpp",
+    "llama-cpp": "llama.cpp",
+    "tensorrt-llm": "trtllm",
+    "tensorrt_llm": "trtllm",
+    "trt-llm": "trtllm",
+    "hf": "transformers",
+}
+# The versions each profile describes (RUNTIMES.md, "Versions these rules were read from").
+DEFAULT_VERSIONS = {
+    "ideal": "",
+    "vllm": "0.33",
+    "sglang": "0.5",
+    "transformers": "5.24",
+    "llama.cpp": "2026",
+    "trtllm": "1.2",
+}
+VERSION_RANGES = {
+    "vllm": ((0, 11), (0, 33), "0.11 to 0.33 (v1 engine)"),
+    "sglang": ((0, 5), (0, 5, 99), "0.5.x"),
+    "transformers": ((4, 40), (5, 99), "4.40 to 5.x"),
+    "llama.cpp": ((2024,), (2026,), "2024 (GGUFs converted before April 2025), 2025, 2026"),
+    "trtllm": ((1, 0), (1, 99), "1.x (PyTorch backend)"),
+}
 
 
 def _fmt(n: int) -> str:
     return f"{n:,}"
+
+
+def parse_runtime(text: str) -> tuple[str, str, tuple[int, ...]]:
+    """'vllm@0.11' -> ('vllm', '0.11', (0, 11)); the version defaults to the newest the profile describes."""
+    raw = str(text).strip()
+    name, _, version = raw.partition("@")
+    key = name.strip().lower()
+    key = _RUNTIME_ALIASES.get(key, key)
+    if key not in RUNTIMES:
+        import difflib
+
+        close = difflib.get_close_matches(key, RUNTIMES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"--runtime: unknown runtime {raw!r}{hint}; expected one of: {', '.join(RUNTIMES)}")
+    if key == "ideal":
+        if version:
+            raise UsageError("--runtime: the ideal runtime has no versions")
+        return key, "", ()
+    version = version.strip().lstrip("v") or DEFAULT_VERSIONS[key]
+    if not re.fullmatch(r"\d+(\.\d+){0,2}", version):
+        raise UsageError(f"--runtime: {raw!r}: expected a version such as {key}@{DEFAULT_VERSIONS[key]}")
+    numbers = tuple(int(part) for part in version.split("."))
+    low, high, described = VERSION_RANGES[key]
+    if not low <= numbers <= high + (999,):
+        raise UsageError(f"--runtime: mla-mem describes {key} {described}; {version} is outside that range")
+    return key, version, numbers
 
 
 def _check_parallel(options: Options, model: ModelSpec) -> None:
@@ -62,6 +157,12 @@ def _check_parallel(options: Options, model: ModelSpec) -> None:
     total_layers = model.layers + (model.mtp_layers if options.mtp else 0)
     if options.pp > total_layers:
         raise UsageError(f"--pp {options.pp} is more than the model's {total_layers} layers")
+    if options.block_size is not None and not 1 <= options.block_size <= 1 << 20:
+        raise UsageError(f"--block-size: expected 1 to {1 << 20:,} tokens, got {options.block_size}")
+    if options.max_batched_tokens is not None and not 1 <= options.max_batched_tokens <= 1 << 30:
+        raise UsageError(
+            f"--max-batched-tokens: expected a positive token count, got {options.max_batched_tokens}"
+        )
 
 
 def pipeline_stages(layers: int, pp: int) -> tuple[tuple[int, int], ...]:
@@ -78,92 +179,430 @@ def pipeline_stages(layers: int, pp: int) -> tuple[tuple[int, int], ...]:
     return tuple(stages)
 
 
-def resolve_dtype(model: ModelSpec, options: Options) -> DType:
-    if options.kv_dtype is None or str(options.kv_dtype).lower() == "auto":
+def _dtype(text: str | None, model: ModelSpec) -> DType:
+    if text is None or str(text).lower() == "auto":
         return parse_dtype(model.dtype)
-    return parse_dtype(options.kv_dtype)
+    return parse_dtype(text)
+
+
+def _is_sparse(model: ModelSpec) -> bool:
+    return isinstance(model.attention, MLAttention) and model.indexer is not None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Per-runtime rules
+
+
+def _rules_ideal(model: ModelSpec, options: Options, version: tuple[int, ...]) -> Rules:
+    kv = _dtype(options.kv_dtype, model)
+    if kv.name in ("fp8_ds_mla", "nvfp4_ds_mla"):
+        raise UsageError(f"--kv-dtype {kv.name} is a vLLM/SGLang packed layout; use it with --runtime vllm")
+    if options.block_size not in (None, 1):
+        raise UsageError("--block-size: the ideal runtime does not page its cache (block 1)")
+    state = parse_dtype(options.state_dtype or model.dtype)
+    return Rules(
+        runtime="ideal", version="", kv=kv, v=kv, kv_label=kv.name,
+        indexer_bytes=kv.row_bytes(model.indexer.head_dim) if model.indexer else None,
+        indexer_formula=f"index_head_dim {model.indexer.head_dim} x {kv.name}" if model.indexer else "",
+        conv_dtype=state, recurrent_dtype=state, supports_dcp=True,
+        notes=["ideal: exactly the values the architecture needs, no paging, no runtime overhead"],
+    )  # fmt: skip
+
+
+def _vllm_heads(heads: int, tp: int) -> int:
+    if heads % tp and tp % heads:
+        raise UsageError(f"vllm: --tp {tp} must divide the {heads} KV heads or be a multiple of them")
+    return max(1, heads // tp)
+
+
+def _rules_vllm(model: ModelSpec, options: Options, version: tuple[int, ...]) -> Rules:
+    requested = (options.kv_dtype or "auto").lower()
+    is_mla = isinstance(model.attention, MLAttention)
+    sparse = _is_sparse(model)
+    notes = []
+    mla_record = None
+    label = None
+    if sparse and requested == "auto" and version <= (0, 11, 999):
+        # vLLM 0.11 (PR 25988, vllm/model_executor/models/config.py DeepseekV32ForCausalLM): "auto" means
+        # the packed fp8 format for DeepSeek-V3.2; later versions keep "auto" as the model dtype.
+        requested = "fp8_ds_mla"
+        notes.append("vllm 0.11: --kv-cache-dtype auto is fp8_ds_mla for sparse MLA (DeepSeek-V3.2)")
+    if sparse and requested.startswith("fp8") and requested != "fp8_ds_mla":
+        notes.append(f"vllm: --kv-cache-dtype {requested} is stored as fp8_ds_mla for sparse MLA")
+        requested = "fp8_ds_mla"
+    if requested in ("fp8_ds_mla", "nvfp4_ds_mla"):
+        if not sparse:
+            raise UsageError(
+                f"vllm: --kv-dtype {requested} is the sparse-MLA layout of models with a DSA indexer "
+                "(DeepSeek-V3.2, GLM-5); use fp8 for this model"
+            )
+        if requested == "nvfp4_ds_mla" and version < (0, 33):
+            raise UsageError("vllm: nvfp4_ds_mla needs vLLM 0.33 or later (SM100)")
+        # flashmla_sparse.py: 512 fp8 + 4 fp32 scales (16 B) + 64 bf16 rope (128 B) = 656 B; nvfp4 352 B
+        mla_record = 656 if requested == "fp8_ds_mla" else 352
+        kv = parse_dtype("fp8")
+        label = requested
+    else:
+        kv = _dtype(requested, model)
+        if kv.is_block_quantized or kv.bits not in (8, 16, 32):
+            raise UsageError(
+                f"vllm: unsupported --kv-dtype {kv.name}; expected auto, bf16, fp16, fp32, fp8, "
+                "fp8_e5m2, fp8_ds_mla or nvfp4_ds_mla"
+            )
+    block = 64 if is_mla else 16  # FlashMLA (Hopper default; CUTLASS MLA on Blackwell uses 128)
+    if options.block_size is not None:
+        block = options.block_size
+    mtp_note = "vllm: MTP layers share the main cache pool" if options.mtp and model.mtp_layers else ""
+    state_dtype = parse_dtype(options.state_dtype or model.dtype)
+    return Rules(
+        runtime="vllm", version=".".join(map(str, version)), kv=kv, v=kv, kv_label=label or kv.name,
+        mla_record=mla_record,
+        # vllm/model_executor/models/deepseek_v2.py: indexer keys 128 fp8 + one fp32 scale = 132 B, always fp8
+        indexer_bytes=132 if model.indexer else None,
+        indexer_formula="index_head_dim 128 fp8 + one fp32 scale (vLLM indexer cache)",
+        heads_per_rank=_vllm_heads, heads_rule="max(1, kv_heads // tp)",
+        block=block, indexer_block=block,
+        sliding="vllm" if options.hybrid_allocator else "full",
+        conv_columns="k-1", conv_dtype=state_dtype,
+        # mamba_ssm_cache_dtype "auto" = model dtype for Gated DeltaNet; Kimi Delta Attention keeps fp32
+        recurrent_dtype=state_dtype, recurrent_dtype_kda=parse_dtype("fp32"),
+        state_page_align=True,
+        max_batched_tokens=options.max_batched_tokens or VLLM_MAX_BATCHED_TOKENS,
+        supports_dcp=True, mtp_note=mtp_note, notes=notes,
+    )  # fmt: skip
+
+
+def _rules_sglang(model: ModelSpec, options: Options, version: tuple[int, ...]) -> Rules:
+    requested = (options.kv_dtype or "auto").lower()
+    sparse = _is_sparse(model)
+    mla_record = None
+    label = None
+    if sparse and (requested.startswith("fp8")):
+        # sglang memory_pool.py NSATokenToKVPool: fp8 sparse MLA rows are the 656 B packed layout
+        mla_record, kv, label = 656, parse_dtype("fp8"), "fp8_e4m3 (656 B sparse layout)"
+    else:
+        kv = _dtype(requested, model)
+        if kv.is_block_quantized or kv.bits not in (8, 16, 32):
+            raise UsageError(
+                f"sglang: unsupported --kv-dtype {kv.name}; expected auto, bf16, fp16, fp8_e4m3, fp8_e5m2"
+            )
+    block = 64 if model.indexer is not None else 1  # page size 1 by default, 64 for DSA
+    if options.block_size is not None:
+        block = options.block_size
+    state_dtype = parse_dtype(options.state_dtype or model.dtype)
+    return Rules(
+        runtime="sglang", version=".".join(map(str, version)), kv=kv, v=kv, kv_label=label or kv.name,
+        mla_record=mla_record,
+        indexer_bytes=132 if model.indexer else None,
+        indexer_formula="index_head_dim 128 fp8 + one fp32 scale (SGLang index_k_with_scale)",
+        heads_per_rank=_vllm_heads, heads_rule="max(1, kv_heads // attn_tp)",
+        block=block, indexer_block=64 if model.indexer else block,
+        sliding="window",
+        conv_columns="k-1", conv_dtype=state_dtype,
+        recurrent_dtype=parse_dtype(options.state_dtype or "fp32"),
+        recurrent_dtype_kda=parse_dtype(options.state_dtype or "fp32"),
+        mtp_note="sglang: MTP layers get a separate draft pool of the same token count" if options.mtp else "",
+        notes=["sglang: sliding layers counted as window W rounded to pages (SWA pool)"]
+        if "sliding" in model.layer_kinds else [],
+    )  # fmt: skip
+
+
+def _rules_transformers(model: ModelSpec, options: Options, version: tuple[int, ...]) -> Rules:
+    kv = _dtype(options.kv_dtype, model)
+    if kv.is_block_quantized or kv.name in ("fp8_ds_mla", "nvfp4_ds_mla") or kv.bits not in (8, 16, 32):
+        raise UsageError(
+            f"transformers: unsupported --kv-dtype {kv.name}; DynamicCache holds torch dtypes "
+            "(bf16, fp16, fp32, fp8)"
+        )
+    if options.block_size not in (None, 1):
+        raise UsageError("--block-size: transformers does not page its cache (DynamicCache)")
+    latent = version >= (5, 15)
+    notes = [
+        "transformers: DynamicCache, no paging; sliding layers keep the last W - 1 tokens "
+        "(cache_utils.py DynamicSlidingWindowLayer)"
+    ]
+    if isinstance(model.attention, MLAttention) and not latent:
+        notes.append("transformers < 5.15 caches MLA keys and values expanded to every head")
+    indexer = None
+    if model.indexer is not None and latent:
+        indexer = kv.row_bytes(model.indexer.head_dim)
+    return Rules(
+        runtime="transformers", version=".".join(map(str, version)), kv=kv, v=kv, kv_label=kv.name,
+        mla_layout="latent" if latent else "expanded",
+        indexer_bytes=indexer, indexer_formula=f"index_head_dim {model.indexer.head_dim} x {kv.name}"
+        if model.indexer else "",
+        heads_per_rank=lambda heads, tp: heads, heads_rule="kv_heads",
+        sliding="window-1", conv_columns="k", conv_dtype=parse_dtype(options.state_dtype or model.dtype),
+        recurrent_dtype=parse_dtype(options.state_dtype or "fp32"),
+        recurrent_dtype_kda=parse_dtype(options.state_dtype or "fp32"),
+        supports_tp=False, supports_pp=False, notes=notes,
+    )  # fmt: skip
+
+
+_LLAMA_TYPES = ("f16", "bf16", "f32", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
+
+
+def _llama_type(text: str | None, default: str = "f16") -> DType:
+    name = (text or default).lower()
+    if name in ("auto", "fp16", "float16"):
+        name = "f16"
+    if name in ("fp32", "float32"):
+        name = "f32"
+    if name not in _LLAMA_TYPES:
+        raise UsageError(
+            f"llama.cpp: unsupported cache type {text!r}; expected one of {', '.join(_LLAMA_TYPES)}"
+        )
+    dtype = parse_dtype(name)
+    return DType(name, dtype.bits, dtype.scale_block, dtype.scale_bytes, dtype.description)
+
+
+def _rules_llama_cpp(model: ModelSpec, options: Options, version: tuple[int, ...]) -> Rules:
+    k = _llama_type(options.kv_dtype)
+    v = _llama_type(options.v_dtype or options.kv_dtype)
+    era = version[0]
+    layout = {2024: "expanded", 2025: "latent+v"}.get(era, "latent")
+    label = k.name if k.name == v.name or layout == "latent" else f"K {k.name}, V {v.name}"
+    block = options.block_size or 1
+    notes = [
+        f"llama.cpp: cells per sequence padded to {LLAMA_CPP_PAD}; sliding layers hold "
+        f"pad{LLAMA_CPP_PAD}(min(n, window + n_ubatch {LLAMA_CPP_UBATCH})) cells"
+    ]
+    if isinstance(model.attention, MLAttention):
+        notes.append(
+            {
+                "expanded": "llama.cpp 2024: GGUFs converted before April 2025 store MLA expanded per head",
+                "latent+v": "llama.cpp 2025 (April 2025 to January 2026): MLA latent as K plus a V of kv_lora_rank",
+                "latent": "llama.cpp 2026: MLA latent as K only",
+            }[layout]
+        )
+    f32 = parse_dtype("fp32")
+    return Rules(
+        runtime="llama.cpp", version=str(era), kv=k, v=v, kv_label=label, mla_layout=layout,
+        indexer_bytes=k.row_bytes(model.indexer.head_dim) if model.indexer else None,
+        indexer_formula=f"index_head_dim {model.indexer.head_dim} x {k.name}" if model.indexer else "",
+        heads_per_rank=lambda heads, tp: heads, heads_rule="kv_heads",
+        block=block, indexer_block=block, sliding="llama.cpp", cell_pad=LLAMA_CPP_PAD,
+        conv_columns="k-1", conv_dtype=f32, recurrent_dtype=f32, recurrent_dtype_kda=f32,
+        supports_tp=False, notes=notes,
+    )  # fmt: skip
+
+
+def _rules_trtllm(model: ModelSpec, options: Options, version: tuple[int, ...]) -> Rules:
+    kv = _dtype(options.kv_dtype, model)
+    if kv.name not in ("bf16", "fp16", "fp32", "fp8_e4m3", "nvfp4"):
+        raise UsageError(f"trtllm: unsupported --kv-dtype {kv.name}; expected auto, bf16, fp16, fp8 or nvfp4")
+    block = 64 if model.indexer is not None else 32  # tokens_per_block 32; 64 for the V3.2 indexer
+    if options.block_size is not None:
+        block = options.block_size
+    state = parse_dtype(options.state_dtype or model.dtype)
+    notes = []
+    if "sliding" in model.layer_kinds:
+        notes.append("trtllm: sliding layers counted as the window rounded up to whole blocks")
+    if "linear" in model.layer_kinds:
+        notes.append(
+            "trtllm: linear state assumed (k-1) conv columns and recurrent state in the model dtype "
+            "(mamba_cache_manager.py; mamba_ssm_cache_dtype auto)"
+        )
+    return Rules(
+        runtime="trtllm", version=".".join(map(str, version)), kv=kv, v=kv, kv_label=kv.name,
+        indexer_bytes=132 if model.indexer else None,
+        indexer_formula="index_head_dim 128 fp8 + one fp32 scale (TensorRT-LLM DSA indexer cache)",
+        heads_per_rank=lambda heads, tp: -(-heads // tp), heads_rule="ceil(kv_heads / tp)",
+        block=block, indexer_block=64 if model.indexer else block,
+        sliding="window", conv_columns="k-1", conv_dtype=state, recurrent_dtype=state, recurrent_dtype_kda=state,
+        notes=notes,
+    )  # fmt: skip
+
+
+_RULES = {
+    "ideal": _rules_ideal,
+    "vllm": _rules_vllm,
+    "sglang": _rules_sglang,
+    "transformers": _rules_transformers,
+    "llama.cpp": _rules_llama_cpp,
+    "trtllm": _rules_trtllm,
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The builder: rules -> streams
 
 
 def lower(model: ModelSpec, options: Options | None = None) -> Plan:
-    """The streams `options.runtime` stores for `model`."""
+    """The streams `options.runtime` stores for `model`, per GPU."""
     options = options or Options()
-    name = options.runtime.split("@", 1)[0].strip().lower()
-    if name != "ideal":
-        raise UsageError(f"unknown runtime {options.runtime!r}; expected one of: {', '.join(RUNTIMES)}")
-    if "@" in options.runtime:
-        raise UsageError("the ideal runtime has no versions")
-    return _lower_ideal(model, options)
-
-
-def _lower_ideal(model: ModelSpec, options: Options) -> Plan:
+    name, _, version = parse_runtime(options.runtime)
     _check_parallel(options, model)
-    if options.block_size not in (None, 1):
-        raise UsageError("--block-size: the ideal runtime does not page its cache (block 1)")
-    dt = resolve_dtype(model, options)
-    if dt.name in ("fp8_ds_mla", "nvfp4_ds_mla"):
-        raise UsageError(f"--kv-dtype {dt.name} is a vLLM/SGLang packed layout; use it with --runtime vllm")
-    state_dt = parse_dtype(options.state_dtype or model.dtype)
+    rules = _RULES[name](model, options, version)
+    if not rules.supports_tp and options.tp > 1:
+        raise UsageError(
+            f"{name}: --tp is not modelled for this runtime (it keeps every KV head on each device); "
+            + ("use --pp to split layers" if rules.supports_pp else "use --dp for replicas")
+        )
+    if not rules.supports_pp and options.pp > 1:
+        raise UsageError(f"{name}: --pp is not modelled for this runtime")
+    if not rules.supports_dcp and options.dcp > 1:
+        raise UsageError(f"{name}: --dcp (decode context parallel) is a vLLM feature")
+    return _build(model, options, rules)
+
+
+def _build(model: ModelSpec, options: Options, rules: Rules) -> Plan:
     tp = options.tp
+    attention = model.attention
     streams: list[CacheStream] = []
     mtp_layers = tuple(range(model.layers, model.layers + model.mtp_layers)) if options.mtp else ()
-    attention = model.attention
+    block = rules.block
+    pad = rules.cell_pad
+
+    # Bytes per token per layer of the attention (full and sliding layers), and its formula.
+    if isinstance(attention, MLAttention):
+        latent = attention.latent_dim
+        if rules.mla_record is not None:
+            entry = rules.mla_record
+            formula = f"{rules.kv_label} record: {entry} B per token per layer"
+        elif rules.mla_layout == "expanded":
+            k = rules.kv.row_bytes(
+                attention.heads * (attention.qk_nope_head_dim + attention.qk_rope_head_dim)
+            )
+            v = rules.v.row_bytes(attention.heads * attention.v_head_dim)
+            entry = k + v
+            formula = (
+                f"expanded per head: {attention.heads} heads x (K {attention.qk_nope_head_dim} + "
+                f"{attention.qk_rope_head_dim} + V {attention.v_head_dim}) x {rules.kv_label} "
+                f"= {_fmt(entry)} B per token per layer"
+            )
+        elif rules.mla_layout == "latent+v":
+            entry = rules.kv.row_bytes(latent) + rules.v.row_bytes(attention.kv_lora_rank)
+            formula = (
+                f"K latent {latent} x {rules.kv.name} + V kv_lora_rank {attention.kv_lora_rank} x "
+                f"{rules.v.name} = {_fmt(entry)} B per token per layer"
+            )
+        else:
+            entry = rules.kv.row_bytes(latent)
+            formula = (
+                f"(kv_lora_rank {attention.kv_lora_rank} + qk_rope_head_dim {attention.qk_rope_head_dim}) x "
+                f"{rules.kv.width_text()} ({rules.kv.name}) = {_fmt(entry)} B per token per layer"
+            )
+        if tp > 1 and rules.mla_layout != "expanded":
+            formula += f", on every GPU (the latent is not split by tp {tp})"
+        description = "MLA latent"
+        full_name, sliding_name = "mla_latent", "sliding_mla_latent"
+    else:
+        assert isinstance(attention, KVAttention)
+        heads = rules.heads_per_rank(attention.kv_heads, tp)
+        entry = rules.kv.row_bytes(heads * attention.head_dim) + rules.v.row_bytes(
+            heads * attention.v_head_dim
+        )
+        dims = (
+            f"(K {attention.head_dim} x {rules.kv.name} + V {attention.v_head_dim} x {rules.v.name})"
+            if attention.v_head_dim != attention.head_dim or rules.kv.name != rules.v.name
+            else f"2 x head_dim {attention.head_dim} x {rules.kv.width_text()} ({rules.kv.name})"
+        )
+        split = f" [{rules.heads_rule}, tp {tp}]" if tp > 1 else ""
+        formula = f"{heads} KV heads{split} x {dims} = {_fmt(entry)} B per token per layer"
+        description = "keys and values"
+        full_name, sliding_name = "full_kv", "sliding_kv"
+
+    # Linear state first: vLLM's hybrid page rule may raise the attention block size.
+    linear_layers = model.layers_of("linear")
+    linear_stream = None
+    if linear_layers:
+        linear = model.linear_attention
+        assert linear is not None
+        split_tp = tp if rules.supports_tp else 1
+        for what, heads in (("key_heads", linear.key_heads), ("value_heads", linear.value_heads)):
+            if heads % split_tp:
+                raise UsageError(f"--tp {tp} must divide the linear attention's {what} ({heads})")
+        columns = linear.conv_kernel - 1 if rules.conv_columns == "k-1" else linear.conv_kernel
+        conv_dtype = rules.conv_dtype or rules.kv
+        recurrent_dtype = (
+            rules.recurrent_dtype_kda
+            if linear.kind == "kda" and rules.recurrent_dtype_kda
+            else rules.recurrent_dtype
+        ) or rules.kv
+        conv_values = columns * linear.conv_dim // split_tp
+        recurrent_values = linear.recurrent_elements // split_tp
+        state = conv_dtype.row_bytes(conv_values) + recurrent_dtype.row_bytes(recurrent_values)
+        by_tp = f" / tp {split_tp}" if split_tp > 1 else ""
+        formula_state = (
+            f"conv {columns} x conv_dim {_fmt(linear.conv_dim)}{by_tp} x {conv_dtype.name} + recurrent "
+            f"{linear.value_heads} x {linear.key_head_dim} x {linear.value_head_dim}{by_tp} x {recurrent_dtype.name} "
+            f"= {_fmt(state)} B per sequence per layer"
+        )
+        page = state
+        if rules.state_page_align and (model.layers_of("full") or model.layers_of("sliding")):
+            # vllm/model_executor/models/config.py HybridAttentionMambaModelConfig: the attention block grows
+            # until one attention page holds a mamba page; the mamba page is padded to the attention page.
+            align = 64 if isinstance(attention, MLAttention) else 16
+            raised = align * -(-state // (align * entry))
+            if options.block_size is None or options.block_size < raised:
+                block = raised
+            page = block * entry
+            formula_state += f", page padded to attention block {block} x {_fmt(entry)} B = {_fmt(page)} B"
+        linear_stream = CacheStream(
+            "linear_state", linear_layers, state, tokens_per_entry=0, page_bytes=page,
+            description=f"{linear.kind} state", formula=formula_state,
+        )  # fmt: skip
 
     def attention_stream(component: str, layers: tuple[int, ...], window: int | None) -> CacheStream:
-        if isinstance(attention, MLAttention):
-            entry = dt.row_bytes(attention.latent_dim)
-            formula = (
-                f"(kv_lora_rank {attention.kv_lora_rank} + qk_rope_head_dim {attention.qk_rope_head_dim}) "
-                f"x {dt.name} = {_fmt(entry)} B per token per layer, on every GPU (the latent is not split by TP)"
-            )
-            description = "MLA latent"
-        else:
-            assert isinstance(attention, KVAttention)
-            heads = -(-attention.kv_heads // tp)
-            entry = dt.row_bytes(heads * attention.head_dim) + dt.row_bytes(heads * attention.v_head_dim)
-            split = f" ({attention.kv_heads} KV heads / tp {tp})" if tp > 1 else ""
-            dims = (
-                f"(head_dim {attention.head_dim} + v_head_dim {attention.v_head_dim})"
-                if attention.v_head_dim != attention.head_dim
-                else f"2 x head_dim {attention.head_dim}"
-            )
-            formula = f"{heads} KV heads{split} x {dims} x {dt.name} = {_fmt(entry)} B per token per layer"
-            description = "keys and values"
+        extra = 0
+        text = formula
+        stream_block = block
         if window is not None:
-            formula += f", at most sliding_window {_fmt(window)} tokens"
-            description += f" (sliding, window {window:,})"
+            if rules.sliding == "full":
+                window = None
+                text += "; sliding layer sized as full attention (hybrid allocator off)"
+            elif rules.sliding == "window-1":
+                window = window - 1
+                text += f", keeps the last sliding_window - 1 = {_fmt(window)} tokens"
+            elif rules.sliding == "vllm":
+                # vllm/v1/kv_cache_interface.py SlidingWindowSpec.max_memory_usage_bytes:
+                # cdiv(min(W - 1 + max_num_batched_tokens, max_model_len), block) + 1 blocks
+                window = window - 1 + rules.max_batched_tokens
+                extra = 1
+                text += (
+                    f", holds ceil(min(W - 1 + max_num_batched_tokens {_fmt(rules.max_batched_tokens)}, n) / "
+                    f"{stream_block}) + 1 blocks (never more than n needs)"
+                )
+            elif rules.sliding == "llama.cpp":
+                window = window + LLAMA_CPP_UBATCH
+                text += f", holds pad{pad}(min(n, window + n_ubatch {LLAMA_CPP_UBATCH})) cells"
+            else:
+                text += f", at most sliding_window {_fmt(window)} tokens"
+        if pad:
+            stream_block = max(pad, stream_block)
+        if stream_block > 1:
+            text += f"; paged in blocks of {stream_block} tokens"
         return CacheStream(
-            component=component,
-            layers=layers,
-            entry_bytes=entry,
-            window=window,
-            description=description,
-            formula=formula,
-            token_shards=options.dcp,
-        )
+            component=component, layers=layers, entry_bytes=entry, window=window, block=stream_block,
+            extra_blocks=extra, description=description + (" (sliding)" if component.startswith("sliding") else ""),
+            formula=text, token_shards=options.dcp,
+        )  # fmt: skip
 
-    is_mla = isinstance(attention, MLAttention)
     full = model.layers_of("full")
     sliding = model.layers_of("sliding")
     if full:
-        streams.append(attention_stream("mla_latent" if is_mla else "full_kv", full, None))
+        streams.append(attention_stream(full_name, full, None))
     if sliding:
-        streams.append(
-            attention_stream("sliding_mla_latent" if is_mla else "sliding_kv", sliding, model.sliding_window)
-        )
+        streams.append(attention_stream(sliding_name, sliding, model.sliding_window))
     if mtp_layers:
         streams.append(attention_stream("mtp", mtp_layers, None))
 
-    if model.indexer is not None:
-        entry = dt.row_bytes(model.indexer.head_dim)
-        formula = f"index_head_dim {model.indexer.head_dim} x {dt.name} = {_fmt(entry)} B per token per layer"
-        indexer_layers = model.indexer_layers
+    if model.indexer is not None and rules.indexer_bytes is not None:
+        indexer_block = max(rules.indexer_block, pad) if pad else rules.indexer_block
+        text = f"{rules.indexer_formula} = {rules.indexer_bytes} B per token per layer"
+        if tp > 1:
+            text += f", on every GPU (not split by tp {tp})"
+        if indexer_block > 1:
+            text += f"; paged in blocks of {indexer_block} tokens"
         streams.append(
             CacheStream(
                 "indexer",
-                indexer_layers,
-                entry,
+                model.indexer_layers,
+                rules.indexer_bytes,
+                block=indexer_block,
                 description="DSA indexer keys",
-                formula=formula,
+                formula=text,
                 token_shards=options.dcp,
             )
         )
@@ -172,55 +611,26 @@ def _lower_ideal(model: ModelSpec, options: Options) -> Plan:
                 CacheStream(
                     "mtp_indexer",
                     mtp_layers,
-                    entry,
+                    rules.indexer_bytes,
+                    block=indexer_block,
                     description="DSA indexer keys (MTP)",
-                    formula=formula,
+                    formula=text,
                     token_shards=options.dcp,
                 )
             )
+    if linear_stream is not None:
+        streams.append(linear_stream)
 
-    linear_layers = model.layers_of("linear")
-    if linear_layers:
-        linear = model.linear_attention
-        assert linear is not None
-        for what, heads in (("key_heads", linear.key_heads), ("value_heads", linear.value_heads)):
-            if heads % tp:
-                raise UsageError(f"--tp {tp} must divide the linear attention's {what} ({heads})")
-        conv_values = (linear.conv_kernel - 1) * linear.conv_dim // tp
-        recurrent_values = linear.recurrent_elements // tp
-        entry = state_dt.row_bytes(conv_values) + state_dt.row_bytes(recurrent_values)
-        split = f" / tp {tp}" if tp > 1 else ""
-        formula = (
-            f"conv (conv_kernel {linear.conv_kernel} - 1) x conv_dim {_fmt(linear.conv_dim)}{split} + recurrent "
-            f"{linear.value_heads} x {linear.key_head_dim} x {linear.value_head_dim}{split}, x {state_dt.name} "
-            f"= {_fmt(entry)} B per sequence per layer"
-        )
-        streams.append(
-            CacheStream(
-                "linear_state",
-                linear_layers,
-                entry,
-                tokens_per_entry=0,
-                description=f"{linear.kind} state",
-                formula=formula,
-            )
-        )
     stages = pipeline_stages(model.layers + len(mtp_layers), options.pp)
     layout = f"tp {tp}, pp {options.pp}, dp {options.dp}" + (
         f", dcp {options.dcp}" if options.dcp > 1 else ""
     )
+    runtime = rules.runtime + (f" {rules.version}" if rules.version else "")
+    notes = list(rules.notes)
+    if rules.mtp_note:
+        notes.append(rules.mtp_note)
     return Plan(
-        model=model,
-        runtime="ideal",
-        kv_dtype=dt.name,
-        block_size=1,
-        streams=tuple(streams),
-        stages=stages,
-        tp=tp,
-        pp=options.pp,
-        dp=options.dp,
-        dcp=options.dcp,
-        mtp=options.mtp,
-        notes=("ideal: exactly the values the architecture needs, no paging, no runtime overhead",),
-        layout=layout,
-    )
+        model=model, runtime=runtime, kv_dtype=rules.kv_label, block_size=max(block, pad or 1),
+        streams=tuple(streams), stages=stages, tp=tp, pp=options.pp, dp=options.dp, dcp=options.dcp,
+        mtp=options.mtp, notes=tuple(notes), layout=layout,
+    )  # fmt: skip

@@ -286,3 +286,41 @@ def test_readme_outputs_are_up_to_date():
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_runtime_options_on_the_command_line():
+    [row] = ok_json("estimate", "deepseek-v3", "-c", "100", "--runtime", "vllm", "--block-size", "64")
+    assert row["runtime"] == "vllm 0.33" and row["block_size"] == 64 and row["total_bytes"] == 61 * 128 * 1152
+    [row] = ok_json("estimate", "deepseek-v3.2", "-c", "1K", "--runtime", "vllm", "--kv-dtype", "fp8_ds_mla")
+    assert row["bytes_per_token"] == 48068
+    [row] = ok_json("estimate", "gpt-oss-120b", "-c", "100K", "--runtime", "vllm", "--no-hybrid-allocator")
+    assert row["components"][1]["total_bytes"] == 18 * 102400 * 2048
+    [row] = ok_json(
+        "estimate", "gpt-oss-120b", "-c", "100K", "--runtime", "vllm", "--max-batched-tokens", "2K"
+    )
+    assert row["components"][1]["total_bytes"] == 18 * (-(-(127 + 2048) // 16) + 1) * 16 * 2048
+    [row] = ok_json(
+        "estimate",
+        "deepseek-v3",
+        "-c",
+        "1K",
+        "--runtime",
+        "llama.cpp@2025",
+        "--kv-dtype",
+        "q8_0",
+        "--v-dtype",
+        "q4_0",
+    )
+    assert row["bytes_per_token"] == 61 * (612 + 288)
+    payload = ok_json("show", "deepseek-v3", "--runtime", "transformers@4.57")
+    assert (
+        payload["bytes_per_token"] == 4997120 and "expanded per head" in payload["components"][0]["formula"]
+    )
+
+
+def test_show_explains_the_runtime(capsys):
+    result = invoke("show", "deepseek-v3.2", "--runtime", "vllm@0.11", "--tp", "8", width=250)
+    assert result.exit_code == 0
+    flat = " ".join(result.stdout.split())
+    for text in ("vllm 0.11", "fp8_ds_mla", "656 B", "132 B", "block 64", "not split by tp 8", "8 GPUs"):
+        assert text in flat, text
