@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from fractions import Fraction
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -608,6 +609,40 @@ def row_label(model: str, label: str, attention: str) -> str:
     return f"{model}: {attention}" if label == "as built" else f"  as {label}: {attention}"
 
 
+@app.command("import")
+@_friendly
+def import_(
+    config: Annotated[
+        str, typer.Argument(help="A Hugging Face config.json (or its directory) or a Mistral params.json.")
+    ],
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write the YAML here (default: stdout).")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Model name (default: from the path).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists.")] = False,
+) -> None:
+    """Turn a model's config.json / params.json into a mla-mem YAML, with comments on what was inferred.
+
+    Example: mla-mem import ./DeepSeek-V3/config.json -o configs/deepseek-v3.yaml
+    """
+    from .configs import parse_model
+    from .files import check_writable, write_atomic
+    from .hf import import_config, to_yaml
+
+    if output is not None:
+        check_writable(Path(output), force)
+    model, notes, file = import_config(config, name)
+    parse_model(model, file)  # the result must load: validate before writing anything
+    text = to_yaml(model, notes, config)
+    for note in notes:
+        _note(f"{file}: {note}")
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_atomic(output, text, force=force)
+        _note(f"wrote {output}")
+
+
 def _variant_attention(spec: Any) -> str:
     a = spec.attention
     text = (
@@ -624,6 +659,17 @@ def _variant_attention(spec: Any) -> str:
 # Entry point: one-line errors, exit codes, quiet pipes
 
 
+def _note(message: str) -> None:
+    sys.stderr.write(f"mla-mem: note: {message}\n")
+    sys.stderr.flush()
+
+
+def _show_warning(
+    message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    _note(str(message))
+
+
 def _error(message: str) -> None:
     sys.stderr.write(f"mla-mem: error: {message}\n")
     sys.stderr.flush()
@@ -636,8 +682,12 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:  # pragma: no cover - older Typer on real click
         from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[no-redef]
 
+    import warnings
+
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    warnings.showwarning = _show_warning
+    warnings.filterwarnings("always", category=UserWarning)  # importer assumptions: shown as notes
     code = 0
     try:
         result = app(args=args, prog_name="mla-mem", standalone_mode=False)

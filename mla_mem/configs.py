@@ -593,18 +593,20 @@ def _all_builtin_names() -> list[str]:
 
 
 def load_model(name_or_path: str | os.PathLike[str] | ModelSpec) -> ModelSpec:
-    """A built-in name or alias ('deepseek-v3', 'DeepSeek-R1') or a path to a YAML model file."""
+    """A built-in name or alias ('deepseek-v3', 'DeepSeek-R1'), a YAML model file, a Hugging Face config.json
+    (or the directory holding it) or a Mistral params.json."""
     if isinstance(name_or_path, ModelSpec):
         return name_or_path
     text = str(name_or_path)
     path = Path(text)
     looks_like_path = os.sep in text or text.endswith((".yaml", ".yml", ".json")) or path.exists()
     if looks_like_path:
-        if path.suffix == ".json" or (path.is_dir() and (path / "config.json").exists()):
-            raise UsageError(
-                f"{text}: reading Hugging Face config.json / params.json files is not supported yet; "
-                "describe the model in a YAML file (docs/config-format.md)"
-            )
+        from .hf import is_config_path, load_config
+
+        if is_config_path(text):
+            return load_config(text)
+        if path.is_dir():
+            raise ConfigError(text, "", "is a directory without config.json or params.json")
         return load_model_file(path)
     found = resolve_builtin(text)
     if found is None:

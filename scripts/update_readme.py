@@ -32,7 +32,7 @@ def run(args: list[str]) -> str:
     from mla_mem.cli import main
 
     buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(io.StringIO()):
         code = main(args)
     if code != 0:
         raise SystemExit(f"mla-mem {' '.join(args)} exited {code}")
@@ -41,6 +41,10 @@ def run(args: list[str]) -> str:
 
 
 def render(text: str) -> str:
+    import os
+
+    os.chdir(ROOT)  # paths in the README's commands are relative to the repository
+
     def replace(match: re.Match[str]) -> str:
         args = shlex.split(match.group("args"))
         output = run(args)
