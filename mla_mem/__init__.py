@@ -37,6 +37,7 @@ def plan(
     max_batched_tokens: int | None = None,
     hybrid_allocator: bool = True,
     v_dtype: str | None = None,
+    indexer_dtype: str | None = None,
 ) -> Plan:
     """Lower a model for a runtime and parallel layout: the cache streams one GPU holds."""
     spec = load_model(model)
@@ -53,6 +54,7 @@ def plan(
         max_batched_tokens=max_batched_tokens,
         hybrid_allocator=hybrid_allocator,
         v_dtype=v_dtype,
+        indexer_dtype=indexer_dtype,
     )
     return lower(spec, options)
 

@@ -171,6 +171,7 @@ class Estimate:
     mtp: bool = False
     layout: str = ""
     notes: tuple[str, ...] = field(default=())
+    layers: int = 0
 
     @property
     def paging_bytes(self) -> int:
@@ -189,6 +190,7 @@ class Estimate:
             "block_size": self.block_size,
             "parallel": {"tp": self.tp, "pp": self.pp, "dp": self.dp, "dcp": self.dcp, "gpus": self.gpus},
             "mtp": self.mtp,
+            "layers": self.layers,
             "per_gpu": True,
             "sequences_per_gpu": self.sequences_per_gpu,
             "bytes_per_token": json_number(self.bytes_per_token),
@@ -261,6 +263,8 @@ def size(plan: Plan, context: int, batch: int = 1) -> Estimate:
             )
         )
     per_sequence_all_stages = sum(allocated for allocated, _ in stage_sizes)
+    first, last = plan.stages[stage]
+    layers = len({layer for stream in plan.streams for layer in stream.layers if first <= layer < last})
     return Estimate(
         model=plan.model.name,
         context=context,
@@ -285,6 +289,7 @@ def size(plan: Plan, context: int, batch: int = 1) -> Estimate:
         mtp=plan.mtp,
         layout=plan.layout,
         notes=plan.notes,
+        layers=layers,
     )
 
 

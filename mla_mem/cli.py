@@ -105,6 +105,14 @@ HybridOpt = Annotated[
         rich_help_panel="Deployment",
     ),
 ]
+IndexerDtypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--indexer-dtype",
+        help="DeepSeek-V4 indexer keys on vLLM: fp8 (132 B, default), mxfp4 (68 B), bf16.",
+        rich_help_panel="Deployment",
+    ),
+]
 VDtypeOpt = Annotated[
     str | None,
     typer.Option(
@@ -161,6 +169,7 @@ def _options(
     max_batched_tokens: str | None = None,
     hybrid_allocator: bool = True,
     v_dtype: str | None = None,
+    indexer_dtype: str | None = None,
 ) -> dict[str, Any]:
     batched = None
     if max_batched_tokens is not None:
@@ -177,6 +186,7 @@ def _options(
         "max_batched_tokens": batched,
         "hybrid_allocator": hybrid_allocator,
         "v_dtype": v_dtype,
+        "indexer_dtype": indexer_dtype,
     }
 
 
@@ -285,6 +295,7 @@ def show(
     max_batched_tokens: BatchedOpt = None,
     hybrid_allocator: HybridOpt = True,
     v_dtype: VDtypeOpt = None,
+    indexer_dtype: IndexerDtypeOpt = None,
     fmt: FormatOpt = "table",
     units: UnitsOpt = "binary",
 ) -> None:
@@ -304,7 +315,18 @@ def show(
         contexts[0],
         parse_count(batch, "--batch"),
         **_options(
-            runtime, kv_dtype, tp, pp, dp, dcp, mtp, block_size, max_batched_tokens, hybrid_allocator, v_dtype
+            runtime,
+            kv_dtype,
+            tp,
+            pp,
+            dp,
+            dcp,
+            mtp,
+            block_size,
+            max_batched_tokens,
+            hybrid_allocator,
+            v_dtype,
+            indexer_dtype,
         ),
     )
     rows = [
@@ -321,7 +343,7 @@ def show(
     rows.append(
         {
             "component": "total",
-            "layers": sum(c.layers for c in result.components),
+            "layers": result.layers,
             "bytes_per_token": result.bytes_per_token,
             "fixed_bytes": result.fixed_bytes,
             "total_bytes": result.total_bytes,
@@ -367,6 +389,16 @@ def _assumptions(result: Any, with_context: bool = True) -> str:
 
 def _architecture_text(spec: Any) -> str:
     a = spec.attention
+    if a.kind == "compressed":
+        rates = ", ".join(f"{k} 1/{r}" for k, r in spec.compress_rates)
+        text = (
+            f"compressed attention, {a.heads} heads, one {a.head_dim}-wide key-value vector per entry; "
+            f"window {spec.sliding_window} on every layer; {rates}; layers {spec.layers} = "
+            + " + ".join(f"{spec.count(k)} {k}" for k in ("window", "csa", "hca") if spec.count(k))
+        )
+        if spec.indexer:
+            text += f"; indexer {spec.indexer.heads} x {spec.indexer.head_dim} on csa layers"
+        return text
     if a.kind == "mla":
         text = (
             f"MLA, {a.heads} heads, kv_lora_rank {a.kv_lora_rank} + rope {a.qk_rope_head_dim}, "
@@ -419,6 +451,7 @@ def estimate(
     max_batched_tokens: BatchedOpt = None,
     hybrid_allocator: HybridOpt = True,
     v_dtype: VDtypeOpt = None,
+    indexer_dtype: IndexerDtypeOpt = None,
     fmt: FormatOpt = "table",
     units: UnitsOpt = "binary",
 ) -> None:
@@ -434,7 +467,18 @@ def estimate(
     contexts = _contexts(context, ["128K"])
     sequences = parse_count(batch, "--batch")
     options = _options(
-        runtime, kv_dtype, tp, pp, dp, dcp, mtp, block_size, max_batched_tokens, hybrid_allocator, v_dtype
+        runtime,
+        kv_dtype,
+        tp,
+        pp,
+        dp,
+        dcp,
+        mtp,
+        block_size,
+        max_batched_tokens,
+        hybrid_allocator,
+        v_dtype,
+        indexer_dtype,
     )
     results: list[Any] = []
     for name in model:
@@ -507,6 +551,7 @@ def compare(
     max_batched_tokens: BatchedOpt = None,
     hybrid_allocator: HybridOpt = True,
     v_dtype: VDtypeOpt = None,
+    indexer_dtype: IndexerDtypeOpt = None,
     fmt: FormatOpt = "table",
     units: UnitsOpt = "binary",
 ) -> None:
@@ -526,7 +571,18 @@ def compare(
     sequences = parse_count(batch, "--batch")
     variants = parse_variants(as_ if as_ is not None else DEFAULT_COMPARE_VARIANTS)
     options = _options(
-        runtime, kv_dtype, tp, pp, dp, dcp, mtp, block_size, max_batched_tokens, hybrid_allocator, v_dtype
+        runtime,
+        kv_dtype,
+        tp,
+        pp,
+        dp,
+        dcp,
+        mtp,
+        block_size,
+        max_batched_tokens,
+        hybrid_allocator,
+        v_dtype,
+        indexer_dtype,
     )
     names = model or DEFAULT_COMPARE_MODELS
     rows: list[dict[str, Any]] = []
@@ -595,7 +651,7 @@ def compare(
         "how many GQA groups cache as much as the MLA latent, DeepSeek-V2 paper convention "
         "(latent / (qk_nope_head_dim + v_head_dim))."
     )
-    table = TableData(columns, rows, title="MLA against its what-ifs", caption=caption)
+    table = TableData(columns, rows, title="KV cache as built and as what-if attention", caption=caption)
     csv_rows = [
         {**r, "ratio": float(r["ratio"]), "gqa_groups": float(r["gqa_groups"]) if r["gqa_groups"] else None}
         for r in rows
@@ -645,11 +701,12 @@ def import_(
 
 def _variant_attention(spec: Any) -> str:
     a = spec.attention
-    text = (
-        f"MLA {a.kv_lora_rank}+{a.qk_rope_head_dim}"
-        if a.kind == "mla"
-        else f"{a.kv_heads} x ({a.head_dim}+{a.v_head_dim})"
-    )
+    if a.kind == "compressed":
+        text = f"compressed {a.head_dim}, " + "/".join(f"{k} 1:{r}" for k, r in spec.compress_rates)
+    elif a.kind == "mla":
+        text = f"MLA {a.kv_lora_rank}+{a.qk_rope_head_dim}"
+    else:
+        text = f"{a.kv_heads} x ({a.head_dim}+{a.v_head_dim})"
     if spec.indexer is not None:
         text += f", indexer {spec.indexer.head_dim}"
     return text

@@ -15,7 +15,17 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, MlaMemError, UsageError
-from .spec import LAYER_KINDS, Indexer, KVAttention, LinearAttention, MLAttention, ModelSpec, Params
+from .spec import (
+    COMPRESSED_KINDS,
+    LAYER_KINDS,
+    CompressedAttention,
+    Indexer,
+    KVAttention,
+    LinearAttention,
+    MLAttention,
+    ModelSpec,
+    Params,
+)
 from .units import parse_dtype, parse_params
 
 MAX_FILE_BYTES = 1 << 20  # a model file is a few hundred bytes; 1 MiB leaves room and stops huge inputs
@@ -272,7 +282,7 @@ def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
 
 MODEL_KEYS = (
     "name", "source", "aliases", "params", "dtype", "max_context", "layers", "mtp_layers", "attention",
-    "layer_pattern", "layer_types", "sliding_window", "linear_attention", "indexer", "notes",
+    "layer_pattern", "layer_types", "sliding_window", "linear_attention", "indexer", "notes", "compress_rates",
 )  # fmt: skip
 
 
@@ -323,11 +333,30 @@ def parse_model(data: Any, file: str) -> ModelSpec:
     assert attention_section is not None
     attention = _parse_attention(attention_section)
 
-    layer_kinds = _parse_layer_kinds(top, layers)
+    compressed = isinstance(attention, CompressedAttention)
+    layer_kinds = _parse_layer_kinds(top, layers, COMPRESSED_KINDS if compressed else LAYER_KINDS)
     sliding_window = top.get_int("sliding_window", required=False, maximum=MAX_CONTEXT_FIELD)
+    compress_rates: tuple[tuple[str, int], ...] = ()
+    if compressed:
+        if sliding_window is None:
+            raise ConfigError(
+                file, "sliding_window", "is required for kind compressed (every layer keeps a window)"
+            )
+        rates = top.section("compress_rates", required=any(k in ("csa", "hca") for k in layer_kinds))
+        if rates is not None:
+            rates.expect(("csa", "hca"))
+            pairs = []
+            for kind in ("csa", "hca"):
+                value = rates.get_int(kind, required=kind in layer_kinds, maximum=1 << 20)
+                if value is not None:
+                    pairs.append((kind, value))
+            compress_rates = tuple(pairs)
+    elif top.has("compress_rates"):
+        top.used.add("compress_rates")
+        raise top.error("compress_rates", "only applies to attention kind compressed (DeepSeek-V4)")
     if "sliding" in layer_kinds and sliding_window is None:
         raise ConfigError(file, "sliding_window", "is required: the model has sliding layers")
-    if sliding_window is not None and "sliding" not in layer_kinds:
+    if sliding_window is not None and "sliding" not in layer_kinds and not compressed:
         raise top.error(
             "sliding_window",
             "is set but no layer is 'sliding'; add a layer_pattern such as [sliding, full] or remove the window",
@@ -364,6 +393,7 @@ def parse_model(data: Any, file: str) -> ModelSpec:
         aliases=tuple(aliases),
         params=params,
         path=file,
+        compress_rates=compress_rates,
     )
 
 
@@ -391,10 +421,25 @@ LINEAR_KEYS = (
 INDEXER_KEYS = ("heads", "head_dim", "topk", "layers")
 
 
-def _parse_attention(section: Section) -> KVAttention | MLAttention:
+def _parse_attention(section: Section) -> KVAttention | MLAttention | CompressedAttention:
     section.expect(ATTENTION_KEYS)
-    kind = section.choice("kind", ("mha", "gqa", "mqa", "mla"))
+    kind = section.choice("kind", ("mha", "gqa", "mqa", "mla", "compressed"))
     heads = section.req_int("heads")
+    if kind == "compressed":
+        for wrong in ("kv_heads", "kv_lora_rank", "qk_nope_head_dim", "v_head_dim", "q_lora_rank"):
+            if section.has(wrong):
+                section.used.add(wrong)
+                raise section.error(
+                    wrong,
+                    "does not apply to kind compressed (one shared key-value vector of head_dim per entry)",
+                )
+        compressed = CompressedAttention(
+            heads=heads,
+            head_dim=section.req_int("head_dim"),
+            qk_rope_head_dim=section.req_int("qk_rope_head_dim"),
+        )
+        section.done()
+        return compressed
     if kind == "mla":
         for wrong in ("kv_heads", "head_dim"):
             if section.has(wrong):
@@ -446,7 +491,7 @@ def _parse_attention(section: Section) -> KVAttention | MLAttention:
     return KVAttention(kind=kind, heads=heads, kv_heads=kv_heads, head_dim=head_dim, v_head_dim=v_head_dim)
 
 
-def _parse_layer_kinds(top: Section, layers: int) -> tuple[str, ...]:
+def _parse_layer_kinds(top: Section, layers: int, allowed: tuple[str, ...] = LAYER_KINDS) -> tuple[str, ...]:
     pattern = top.get_list("layer_pattern")
     explicit = top.get_list("layer_types")
     if pattern is not None and explicit is not None:
@@ -454,16 +499,16 @@ def _parse_layer_kinds(top: Section, layers: int) -> tuple[str, ...]:
     items = pattern if pattern is not None else explicit
     key = "layer_pattern" if pattern is not None else "layer_types"
     if items is None:
-        return ("full",) * layers
+        return (allowed[0],) * layers
     if not items:
         raise top.error(key, "must not be empty")
     kinds = []
     for index, item in enumerate(items):
-        if not isinstance(item, str) or item.lower() not in LAYER_KINDS:
+        if not isinstance(item, str) or item.lower() not in allowed:
             raise top.error(
                 key,
-                f"item {index}: expected one of {', '.join(LAYER_KINDS)}, got {_type_name(item)}"
-                f"{_suggest(str(item), LAYER_KINDS) if isinstance(item, str) else ''}",
+                f"item {index}: expected one of {', '.join(allowed)}, got {_type_name(item)}"
+                f"{_suggest(str(item), allowed) if isinstance(item, str) else ''}",
             )
         kinds.append(item.lower())
     if explicit is not None:

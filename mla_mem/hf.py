@@ -250,10 +250,14 @@ def convert(data: dict[str, Any], file: str, name: str | None = None) -> tuple[d
         model_type = str(data.get("model_type", model_type)).lower() or model_type
         if model_type == "gemma3":
             model_type = "gemma3_text"
-    if model_type in ("deepseek_v4", "deepseek_v41", "deepseek_v41_text"):
+    if model_type in ("deepseek_v41", "deepseek_v41_text"):
         raise ConfigError(
-            file, f"{prefix}model_type", f"{model_type} (DeepSeek-V4 compressed caches) is not supported yet"
+            file,
+            f"{prefix}model_type",
+            f"{model_type} (DeepSeek-V4.1 cross-layer cache sharing) is not supported yet",
         )
+    if model_type == "deepseek_v4":
+        return _convert_deepseek_v4(data, outer, file, prefix, name, notes), notes
     defaults = DEFAULTS.get(model_type, {})
     reader = _Reader(data, file, prefix, defaults)
     layers = reader.get_int("num_hidden_layers")
@@ -387,6 +391,119 @@ def convert(data: dict[str, Any], file: str, name: str | None = None) -> tuple[d
     return out, notes
 
 
+V4_TYPES = {
+    "sliding_attention": "window",
+    "compressed_sparse_attention": "csa",
+    "heavily_compressed_attention": "hca",
+}
+
+
+def _convert_deepseek_v4(
+    data: dict[str, Any], outer: dict[str, Any], file: str, prefix: str, name: str | None, notes: list[str]
+) -> dict[str, Any]:
+    """DeepSeek-V4 in either spelling: `compress_ratios` (one int per layer, MTP layers after the first
+    num_hidden_layers entries) or transformers' `layer_types` + `compress_rates` (configuration_deepseek_v4.py)."""
+    reader = _Reader(data, file, prefix)
+    layers = reader.get_int("num_hidden_layers")
+    out: dict[str, Any] = {"name": name or "imported model", "dtype": _dtype_of(data, outer, file, notes)}
+    context = reader.opt_int("max_position_embeddings")
+    if context:
+        out["max_context"] = context
+    out["layers"] = layers
+    mtp = reader.opt_int("num_nextn_predict_layers", minimum=0) or 0
+    if mtp:
+        out["mtp_layers"] = mtp
+    out["attention"] = {
+        "kind": "compressed",
+        "heads": reader.get_int("num_attention_heads"),
+        "head_dim": reader.get_int("head_dim"),
+        "qk_rope_head_dim": reader.get_int("qk_rope_head_dim"),
+    }
+    if reader.has("num_key_value_heads") and reader.get_int("num_key_value_heads") != 1:
+        raise ConfigError(
+            file,
+            reader.key("num_key_value_heads"),
+            f"DeepSeek-V4 caches one shared key-value head; got {reader.get_int('num_key_value_heads')}",
+        )
+    out["sliding_window"] = reader.get_int("sliding_window")
+    ratios = reader.get_list("compress_ratios")
+    types = reader.get_list("layer_types")
+    rates = {"csa": 4, "hca": 128}
+    if types is not None:
+        if len(types) < layers:
+            raise ConfigError(
+                file, reader.key("layer_types"), f"has {len(types)} entries, fewer than the {layers} layers"
+            )
+        kinds = []
+        for index, item in enumerate(types[:layers]):
+            if item not in V4_TYPES:
+                raise ConfigError(
+                    file,
+                    reader.key("layer_types"),
+                    f"item {index}: unknown layer type {item!r}; expected one of {', '.join(V4_TYPES)}",
+                )
+            kinds.append(V4_TYPES[item])
+        given = data.get("compress_rates")
+        if isinstance(given, dict):
+            for key, value in given.items():
+                if key in V4_TYPES and V4_TYPES[key] in rates:
+                    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                        raise ConfigError(
+                            file,
+                            reader.key(f"compress_rates.{key}"),
+                            f"expected a positive integer, got {value!r}",
+                        )
+                    rates[V4_TYPES[key]] = value
+        elif given is None:
+            notes.append("no compress_rates: transformers' defaults csa 4, hca 128")
+    elif ratios is not None:
+        if len(ratios) < layers:
+            raise ConfigError(
+                file,
+                reader.key("compress_ratios"),
+                f"has {len(ratios)} entries, fewer than the {layers} layers",
+            )
+        if len(ratios) > layers:
+            notes.append(
+                f"compress_ratios has {len(ratios)} entries: the {len(ratios) - layers} after "
+                f"num_hidden_layers ({layers}) belong to MTP layers and are sliced off"
+            )
+        values = sorted({r for r in ratios[:layers] if r})
+        if any(isinstance(r, bool) or not isinstance(r, int) or r < 0 for r in ratios[:layers]):
+            raise ConfigError(
+                file, reader.key("compress_ratios"), "expected non-negative integers (0 = window only)"
+            )
+        if len(values) > 2:
+            raise ConfigError(
+                file, reader.key("compress_ratios"), f"more than two compression ratios {values}"
+            )
+        # the smaller ratio is the sparse (indexed) one, as in V4: 4 -> csa, 128 -> hca
+        by_ratio = {}
+        if values:
+            by_ratio[values[0]] = "csa"
+            rates["csa"] = values[0]
+        if len(values) == 2:
+            by_ratio[values[1]] = "hca"
+            rates["hca"] = values[1]
+        kinds = ["window" if r == 0 else by_ratio[r] for r in ratios[:layers]]
+    else:
+        raise ConfigError(
+            file,
+            reader.key("compress_ratios"),
+            "DeepSeek-V4 needs compress_ratios or layer_types "
+            "(mla-mem does not assume the V4-Pro default pattern, which is wrong for Flash)",
+        )
+    out["compress_rates"] = {k: v for k, v in rates.items() if k in kinds}
+    out.update(_pattern_or_list(kinds) if set(kinds) != {"window"} else {"layer_pattern": ["window"]})
+    if reader.has("index_n_heads"):
+        out["indexer"] = {
+            "heads": reader.get_int("index_n_heads"),
+            "head_dim": reader.get_int("index_head_dim"),
+            "topk": reader.get_int("index_topk", default=2048),
+        }
+    return out
+
+
 def _kimi_linear_layers(reader: _Reader, layers: int, file: str, prefix: str) -> list[str]:
     config = reader.data.get("linear_attn_config")
     types = reader.get_list("layer_types")
@@ -513,9 +630,10 @@ def to_yaml(model: dict[str, Any], notes: list[str], source: str) -> str:
         "layers",
         "mtp_layers",
         "attention",
+        "sliding_window",
+        "compress_rates",
         "layer_pattern",
         "layer_types",
-        "sliding_window",
         "linear_attention",
         "indexer",
     ]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from .cache import CacheStream, Plan
 from .errors import UsageError
-from .spec import KVAttention, MLAttention, ModelSpec
+from .spec import CompressedAttention, KVAttention, MLAttention, ModelSpec
 from .units import DType, parse_dtype
 
 # vLLM's default max_num_batched_tokens for `vllm serve` on a GPU with >= 70 GiB other than A100
@@ -52,6 +52,27 @@ class Options:
     max_batched_tokens: int | None = None
     hybrid_allocator: bool = True
     v_dtype: str | None = None
+    indexer_dtype: str | None = None
+
+
+@dataclass(frozen=True)
+class CompressedRules:
+    """How a runtime stores DeepSeek-V4's caches compressed along the sequence."""
+
+    record: int  # bytes of one window token or compressed entry
+    record_formula: str
+    indexer: int  # bytes of one indexer key
+    indexer_formula: str
+    rings: tuple[
+        tuple[int, int], ...
+    ] = ()  # (ratio, constant bytes per layer per sequence): compressor state
+    window_block: int = 1  # tokens per window page
+    page_tokens: int = 1  # tokens covered by one compressed page
+    page_align: int = 0  # pages padded to a multiple of this many bytes (0: none)
+
+    def page(self, entries: int, entry_bytes: int) -> int:
+        raw = entries * entry_bytes
+        return -(-raw // self.page_align) * self.page_align if self.page_align else raw
 
 
 @dataclass
@@ -84,6 +105,7 @@ class Rules:
     supports_dcp: bool = False
     mtp_note: str = ""
     notes: list[str] = field(default_factory=list)
+    compressed: CompressedRules | None = None
 
 
 RUNTIMES = ("ideal", "vllm", "sglang", "transformers", "llama.cpp", "trtllm")
@@ -200,8 +222,16 @@ def _rules_ideal(model: ModelSpec, options: Options, version: tuple[int, ...]) -
     if options.block_size not in (None, 1):
         raise UsageError("--block-size: the ideal runtime does not page its cache (block 1)")
     state = parse_dtype(options.state_dtype or model.dtype)
+    compressed = None
+    if isinstance(model.attention, CompressedAttention):
+        record = kv.row_bytes(model.attention.head_dim)
+        indexer = kv.row_bytes(model.indexer.head_dim) if model.indexer else 0
+        compressed = CompressedRules(
+            record=record, record_formula=f"head_dim {model.attention.head_dim} x {kv.name} = {record} B",
+            indexer=indexer, indexer_formula=f"index_head_dim x {kv.name} = {indexer} B",
+        )  # fmt: skip
     return Rules(
-        runtime="ideal", version="", kv=kv, v=kv, kv_label=kv.name,
+        runtime="ideal", version="", kv=kv, v=kv, kv_label=kv.name, compressed=compressed,
         indexer_bytes=kv.row_bytes(model.indexer.head_dim) if model.indexer else None,
         indexer_formula=f"index_head_dim {model.indexer.head_dim} x {kv.name}" if model.indexer else "",
         conv_dtype=state, recurrent_dtype=state, supports_dcp=True,
@@ -216,6 +246,8 @@ def _vllm_heads(heads: int, tp: int) -> int:
 
 
 def _rules_vllm(model: ModelSpec, options: Options, version: tuple[int, ...]) -> Rules:
+    if isinstance(model.attention, CompressedAttention):
+        return _rules_vllm_v4(model, options, version)
     requested = (options.kv_dtype or "auto").lower()
     is_mla = isinstance(model.attention, MLAttention)
     sparse = _is_sparse(model)
@@ -269,6 +301,52 @@ def _rules_vllm(model: ModelSpec, options: Options, version: tuple[int, ...]) ->
         state_page_align=True,
         max_batched_tokens=options.max_batched_tokens or VLLM_MAX_BATCHED_TOKENS,
         supports_dcp=True, mtp_note=mtp_note, notes=notes,
+    )  # fmt: skip
+
+
+# DeepSeek-V4 in vLLM 0.33 (vllm/model_executor/models/deepseek_v4/, third_party/flashmla/flash_mla_interface.py):
+# fp8 records 448 fp8 no-rope + 64 bf16 rope + 8 B UE8M0 scales = 584 B; bf16 records 512 x 2 = 1024 B; indexer keys
+# 132 B fp8 (128 + fp32 scale), 68 B MXFP4, 256 B bf16; fp32 compressor rings per layer: ratio 4: 8 x 8,192 B + an
+# indexer ring of 8 x 2,048 B; ratio 128: 128 x 4,096 B. Windows in 64-token blocks, compressed caches in 256-token
+# pages, fp8 record pages padded to a multiple of 576 B.
+V4_INDEXER_BYTES = {"fp8": 132, "fp8_e4m3": 132, "mxfp4": 68, "bf16": 256}
+
+
+def _rules_vllm_v4(model: ModelSpec, options: Options, version: tuple[int, ...]) -> Rules:
+    assert isinstance(model.attention, CompressedAttention)
+    requested = (options.kv_dtype or "auto").lower()
+    notes = []
+    if requested in ("auto", "fp8", "fp8_e4m3", "fp8_ds_mla"):
+        if requested == "auto":
+            notes.append("vllm: --kv-cache-dtype auto is the fp8 layout for DeepSeek-V4 (FlashMLA, PR 45091)")
+        record, label, align = 584, "fp8_ds_mla", 576
+        record_formula = "448 fp8 nope + 64 bf16 rope + 8 B UE8M0 scales = 584 B"
+    elif requested in ("bf16", "bfloat16"):
+        record, label, align = 1024, "bf16", 0
+        record_formula = f"head_dim {model.attention.head_dim} x bf16 = 1,024 B"
+    else:
+        raise UsageError(
+            f"vllm: DeepSeek-V4 cache dtype {requested!r} unsupported; expected auto, fp8 or bf16"
+        )
+    indexer_name = (options.indexer_dtype or "fp8").lower()
+    if indexer_name not in V4_INDEXER_BYTES:
+        raise UsageError(f"--indexer-dtype: expected fp8, mxfp4 or bf16, got {options.indexer_dtype!r}")
+    indexer = V4_INDEXER_BYTES[indexer_name]
+    rates = dict(model.compress_rates)
+    rings = []
+    if "csa" in rates:
+        rings.append((rates["csa"], 8 * 8192 + 8 * 2048))
+    if "hca" in rates:
+        rings.append((rates["hca"], 128 * 4096))
+    kv = parse_dtype("fp8") if record == 584 else parse_dtype("bf16")
+    return Rules(
+        runtime="vllm", version=".".join(map(str, version)), kv=kv, v=kv, kv_label=label,
+        heads_per_rank=_vllm_heads, supports_dcp=False, notes=notes,
+        compressed=CompressedRules(
+            record=record, record_formula=record_formula, indexer=indexer,
+            indexer_formula=f"indexer key {indexer_name} = {indexer} B", rings=tuple(rings),
+            window_block=options.block_size or 64, page_tokens=256, page_align=align,
+        ),
     )  # fmt: skip
 
 
@@ -447,6 +525,8 @@ def lower(model: ModelSpec, options: Options | None = None) -> Plan:
 
 
 def _build(model: ModelSpec, options: Options, rules: Rules) -> Plan:
+    if isinstance(model.attention, CompressedAttention):
+        return _build_compressed(model, options, rules)
     tp = options.tp
     attention = model.attention
     streams: list[CacheStream] = []
@@ -633,4 +713,75 @@ def _build(model: ModelSpec, options: Options, rules: Rules) -> Plan:
         model=model, runtime=runtime, kv_dtype=rules.kv_label, block_size=max(block, pad or 1),
         streams=tuple(streams), stages=stages, tp=tp, pp=options.pp, dp=options.dp, dcp=options.dcp,
         mtp=options.mtp, notes=tuple(notes), layout=layout,
+    )  # fmt: skip
+
+
+def _build_compressed(model: ModelSpec, options: Options, rules: Rules) -> Plan:
+    """DeepSeek-V4: per layer a window of the last W tokens, one entry per r tokens on csa/hca layers, indexer
+    keys on csa layers, and (runtime-owned) compressor state; all replicated on every TP rank (one KV head)."""
+    v4 = rules.compressed
+    if v4 is None:
+        raise UsageError(
+            f"{rules.runtime}: no DeepSeek-V4 (compressed attention) rules for this runtime yet; "
+            "use --runtime vllm or ideal"
+        )
+    attention = model.attention
+    assert isinstance(attention, CompressedAttention) and model.sliding_window is not None
+    window = model.sliding_window
+    mtp_layers = tuple(range(model.layers, model.layers + model.mtp_layers)) if options.mtp else ()
+    all_layers = tuple(range(model.layers)) + mtp_layers
+    streams = [
+        CacheStream(
+            "window", all_layers, v4.record, window=window, block=v4.window_block,
+            page_bytes=v4.page(v4.window_block, v4.record), description="window cache",
+            formula=f"{v4.record_formula} per token, last sliding_window {window} tokens"
+            + (f"; {v4.window_block}-token blocks" if v4.window_block > 1 else "")
+            + (f" padded to {v4.page_align} B multiples" if v4.page_align else ""),
+        )
+    ]  # fmt: skip
+    for kind in ("csa", "hca"):
+        layers = model.layers_of(kind)
+        if not layers:
+            continue
+        ratio = model.compress_rate(kind)
+        per_page = max(1, v4.page_tokens // ratio)
+        page = v4.page(per_page, v4.record)
+        text = f"one {v4.record} B entry per {ratio} tokens ({v4.record_formula})"
+        if per_page > 1 or v4.page_align:
+            text += f"; pages of {per_page} entries = {page:,} B"
+        streams.append(
+            CacheStream(
+                f"compressed_{kind}",
+                layers,
+                v4.record,
+                tokens_per_entry=ratio,
+                block=per_page,
+                page_bytes=page,
+                description=f"{kind} compressed entries",
+                formula=text,
+            )
+        )
+        if kind == "csa" and model.indexer is not None and v4.indexer:
+            streams.append(CacheStream(
+                "indexer", model.indexer_layers, v4.indexer, tokens_per_entry=ratio, block=per_page,
+                description="Lightning Indexer keys", formula=f"{v4.indexer_formula} per {ratio} tokens",
+            ))  # fmt: skip
+    for ratio, ring in v4.rings:
+        layers = tuple(
+            i
+            for i in range(model.layers)
+            if model.layer_kinds[i] in ("csa", "hca") and model.compress_rate(model.layer_kinds[i]) == ratio
+        )
+        if layers:
+            streams.append(CacheStream(
+                f"compressor_state_r{ratio}", layers, ring, tokens_per_entry=0, description="compressor rings (fp32)",
+                formula=f"{ring:,} B per sequence per layer (fp32 rings of the ratio-{ratio} compressor)",
+            ))  # fmt: skip
+    stages = pipeline_stages(len(all_layers), options.pp)
+    layout = f"tp {options.tp}, pp {options.pp}, dp {options.dp}"
+    runtime = rules.runtime + (f" {rules.version}" if rules.version else "")
+    return Plan(
+        model=model, runtime=runtime, kv_dtype=rules.kv_label, block_size=max(v4.window_block, 1),
+        streams=tuple(streams), stages=stages, tp=options.tp, pp=options.pp, dp=options.dp, dcp=options.dcp,
+        mtp=options.mtp, notes=tuple(rules.notes), layout=layout,
     )  # fmt: skip

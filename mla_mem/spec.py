@@ -4,6 +4,12 @@ Layer kinds (one per layer, in `ModelSpec.layer_kinds`):
   full     attention over the whole context (K/V heads, or the MLA latent)
   sliding  the same attention, keeping only the last `sliding_window` tokens
   linear   linear attention (Gated DeltaNet, Kimi Delta Attention): a constant state per sequence
+
+DeepSeek-V4's attention compressed along the sequence (attention kind `compressed`) has its own kinds; every
+such layer keeps a window of the last `sliding_window` tokens:
+  window   the window only
+  csa      compressed sparse attention: one entry per `compress_rates.csa` tokens, plus indexer keys
+  hca      heavily compressed attention: one entry per `compress_rates.hca` tokens, no indexer
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 LAYER_KINDS = ("full", "sliding", "linear")
+COMPRESSED_KINDS = ("window", "csa", "hca")
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,22 @@ class MLAttention:
         return self.latent_dim
 
 
-Attention = KVAttention | MLAttention
+@dataclass(frozen=True)
+class CompressedAttention:
+    """DeepSeek-V4 attention: one shared key-value vector of head_dim (nope + rope) per cache entry, kept for a
+    window of recent tokens and, on compressed layers, once per r tokens (DeepSeek-V4 technical report)."""
+
+    heads: int
+    head_dim: int
+    qk_rope_head_dim: int
+    kind: str = "compressed"
+
+    @property
+    def elements_per_token(self) -> int:
+        return self.head_dim
+
+
+Attention = KVAttention | MLAttention | CompressedAttention
 
 
 @dataclass(frozen=True)
@@ -115,6 +137,11 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     params: Params = field(default_factory=Params)
     path: str | None = None
+    compress_rates: tuple[tuple[str, int], ...] = ()
+
+    def compress_rate(self, kind: str) -> int:
+        """Tokens per compressed entry of a csa/hca layer."""
+        return dict(self.compress_rates)[kind]
 
     def layers_of(self, kind: str) -> tuple[int, ...]:
         """0-based indices of the layers of one kind."""
@@ -125,7 +152,10 @@ class ModelSpec:
 
     @property
     def attention_kind(self) -> str:
-        """A short label: 'mla', 'gqa', 'mla+linear', 'gqa+sliding', ..."""
+        """A short label: 'mla', 'gqa', 'mla+linear', 'gqa+sliding', 'compressed (csa+hca)', ..."""
+        if self.attention.kind == "compressed":
+            kinds = "+".join(k for k in COMPRESSED_KINDS if k in self.layer_kinds)
+            return f"compressed ({kinds})"
         parts = [self.attention.kind]
         if "sliding" in self.layer_kinds and "full" in self.layer_kinds:
             parts.append("sliding")
@@ -144,4 +174,6 @@ class ModelSpec:
             return ()
         if self.indexer.layers is not None:
             return self.indexer.layers
+        if self.attention.kind == "compressed":
+            return self.layers_of("csa")
         return tuple(i for i, k in enumerate(self.layer_kinds) if k != "linear")

@@ -16,7 +16,11 @@ from dataclasses import replace
 from fractions import Fraction
 
 from .errors import UsageError
-from .spec import KVAttention, MLAttention, ModelSpec
+from .spec import CompressedAttention, KVAttention, MLAttention, ModelSpec
+
+# Per-head key and value width of a K/V what-if of a DeepSeek-V4 model (which has no per-head K/V): 128, the head
+# size of DeepSeek's own comparison ("a bf16 GQA cache with 8 KV heads of 128").
+COMPRESSED_WHATIF_HEAD_DIM = 128
 
 VARIANT_HELP = "mha, gqa:G (G KV heads), mqa, mla:R (latent rank R); e.g. --as mha,gqa:8,mqa,mla:256"
 
@@ -50,7 +54,19 @@ def _kv_widths(model: ModelSpec) -> tuple[int, int, int]:
     attention = model.attention
     if isinstance(attention, MLAttention):
         return attention.heads, attention.qk_nope_head_dim + attention.qk_rope_head_dim, attention.v_head_dim
+    if isinstance(attention, CompressedAttention):
+        return attention.heads, COMPRESSED_WHATIF_HEAD_DIM, COMPRESSED_WHATIF_HEAD_DIM
     return attention.heads, attention.head_dim, attention.v_head_dim
+
+
+def _plain_layers(model: ModelSpec) -> ModelSpec:
+    """A DeepSeek-V4 model's what-if attends over the full context on every layer: windows, compression and the
+    indexer (which belongs to the compressed layers) are dropped."""
+    if not isinstance(model.attention, CompressedAttention):
+        return model
+    return replace(
+        model, layer_kinds=("full",) * model.layers, sliding_window=None, compress_rates=(), indexer=None
+    )
 
 
 def variant_label(item: str) -> str:
@@ -66,19 +82,19 @@ def make_variant(model: ModelSpec, item: str) -> ModelSpec:
     """The model with its attention replaced as `item` says ('mha', 'gqa:8', 'mqa', 'mla:256')."""
     kind, value = _parse_one(item)
     heads, key_width, value_width = _kv_widths(model)
+    model = _plain_layers(model)
     if kind == "mla":
         assert value is not None
         attention = model.attention
         if isinstance(attention, MLAttention):
             new = replace(attention, kv_lora_rank=value)
         else:
-            rope = max(1, attention.head_dim // 2)
             new = MLAttention(
                 heads=heads,
                 kv_lora_rank=value,
-                qk_rope_head_dim=rope,
-                qk_nope_head_dim=attention.head_dim,
-                v_head_dim=attention.v_head_dim,
+                qk_rope_head_dim=max(1, key_width // 2),
+                qk_nope_head_dim=key_width,
+                v_head_dim=value_width,
             )
         return replace(model, name=f"{model.name} as {variant_label(item)}", attention=new)
     kv_heads = {"mha": heads, "mqa": 1}.get(kind, value)

@@ -46,6 +46,10 @@ GROWING = {
     "mistral-7b-v0.1": 0,  # every layer is windowed: nothing grows past 4096 tokens
     "mistral-7b-v0.3": gqa_bpt(32, 8, 128),
     "mistral-small-3.1-24b": gqa_bpt(40, 8, 128),
+    # DeepSeek-V4, ideal runtime in bf16: a 512-wide entry per 4 (csa) or 128 (hca) tokens, indexer keys of 128
+    # per 4 tokens on csa layers (MODELS.md: Pro 30 csa + 31 hca, Flash 21 csa + 20 hca + 2 window-only)
+    "deepseek-v4-pro": 30 * 512 * BF16 // 4 + 30 * 128 * BF16 // 4 + 31 * 512 * BF16 // 128,
+    "deepseek-v4-flash": 21 * 512 * BF16 // 4 + 21 * 128 * BF16 // 4 + 20 * 512 * BF16 // 128,
 }
 
 # Per-sequence constants: full windows and linear states (ideal runtime: state in bf16, kernel - 1 columns).
@@ -58,6 +62,8 @@ FIXED = {
     "mistral-7b-v0.1": 32 * 4096 * 2 * 8 * 128 * BF16,
     "qwen3-next-80b-a3b": 36 * GDN_STATE,
     "kimi-linear-48b-a3b": 20 * KDA_STATE,
+    "deepseek-v4-pro": 61 * 128 * 512 * BF16,  # every layer's 128-token window
+    "deepseek-v4-flash": 43 * 128 * 512 * BF16,
 }
 
 

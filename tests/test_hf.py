@@ -199,7 +199,12 @@ HOSTILE = [
     ("NaN", '{"num_hidden_layers": NaN}', "invalid JSON"),
     ("huge layers", {**LLAMA, "num_hidden_layers": 10**15}, "larger than any real model"),
     ("bad hidden", {**{k: v for k, v in LLAMA.items()}, "hidden_size": 257}, "not a multiple"),
-    ("deepseek v4 not yet", {"model_type": "deepseek_v4", "num_hidden_layers": 2}, "not supported yet"),
+    ("deepseek v4 incomplete", {"model_type": "deepseek_v4", "num_hidden_layers": 2}, "num_attention_heads"),
+    (
+        "deepseek v4.1 not yet",
+        {"model_type": "deepseek_v41", "text_config": {"model_type": "deepseek_v41_text"}},
+        "not supported yet",
+    ),
     ("not utf-8", b"\xff\xfe{", "not UTF-8"),
 ]
 

@@ -195,16 +195,26 @@ def test_trtllm():
 # --- every model on every runtime, versions, layouts -------------------------------------------------
 
 
+V4_RUNTIMES = ("ideal", "vllm")  # DeepSeek-V4 rules exist for these only (docs/runtimes.md)
+
+
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_every_builtin_runs_on_every_runtime(runtime):
     for name in mla_mem.builtin_names():
+        if name.startswith("deepseek-v4") and runtime not in V4_RUNTIMES:
+            with pytest.raises(UsageError, match="no DeepSeek-V4"):
+                est(name, context=131072, runtime=runtime)
+            continue
         result = est(name, context=131072, runtime=runtime)
         assert result.total_bytes > 0 and result.runtime.startswith(runtime)
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_block_rounding_never_rounds_down(runtime):
-    for name in ("deepseek-v3.2", "gpt-oss-120b", "qwen3-next-80b-a3b", "gemma-3-27b"):
+    names = ["deepseek-v3.2", "gpt-oss-120b", "qwen3-next-80b-a3b", "gemma-3-27b"]
+    if runtime in V4_RUNTIMES:
+        names += ["deepseek-v4-pro", "deepseek-v4-flash"]
+    for name in names:
         for n in (1, 63, 64, 65, 1000, 4097):
             result = est(name, context=n, runtime=runtime)
             assert result.total_bytes >= result.stored_bytes

@@ -1,0 +1,212 @@
+"""DeepSeek-V4: caches compressed along the sequence, derived term by term from MODELS.md and RUNTIMES.md."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+import mla_mem
+from mla_mem.cli import main
+from mla_mem.errors import ConfigError, UsageError
+
+DATA = Path(__file__).parent / "data" / "hf"
+M = 1_048_576
+
+# vLLM 0.33, --kv-cache-dtype fp8 (RUNTIMES.md): 584 B records, 132 B fp8 indexer keys (68 MXFP4), fp32 rings
+RECORD, IDX_FP8, IDX_MXFP4 = 584, 132, 68
+RING4, RING128 = 8 * 8192 + 8 * 2048, 128 * 4096
+SHAPES = {"deepseek-v4-pro": (61, 30, 31), "deepseek-v4-flash": (43, 21, 20)}  # layers, csa, hca
+
+
+def pad576(n: int) -> int:
+    return -(-n // 576) * 576
+
+
+def vllm_total(name: str, n: int, indexer: int = IDX_FP8) -> dict[str, int]:
+    """Allocated bytes by hand: windows in 64-token blocks, compressed caches in 256-token pages, record pages
+    padded to 576 B multiples, indexer keys paged with their csa entries."""
+    layers, csa, hca = SHAPES[name]
+    window_pages = -(-min(n, 128) // 64)
+    csa_entries, hca_entries = n // 4, n // 128
+    return {
+        "window": layers * window_pages * pad576(64 * RECORD),
+        "compressed_csa": csa * -(-csa_entries // 64) * pad576(64 * RECORD),
+        "indexer": csa * -(-csa_entries // 64) * 64 * indexer,
+        "compressed_hca": hca * -(-hca_entries // 2) * pad576(2 * RECORD),
+        "compressor_state_r4": csa * RING4,
+        "compressor_state_r128": hca * RING128,
+    }
+
+
+def vllm_records(name: str, n: int, indexer: int = IDX_FP8) -> int:
+    """Record bytes without page rounding: window + entries + indexer keys + rings."""
+    layers, csa, hca = SHAPES[name]
+    return (
+        layers * min(n, 128) * RECORD
+        + csa * (n // 4) * (RECORD + indexer)
+        + hca * (n // 128) * RECORD
+        + csa * RING4
+        + hca * RING128
+    )
+
+
+def test_marginal_bytes_per_token():
+    pro = mla_mem.estimate("deepseek-v4-pro", M, runtime="vllm", kv_dtype="fp8")
+    assert (
+        pro.bytes_per_token
+        == Fraction(30 * (584 + 132), 4) + Fraction(31 * 584, 128)
+        == Fraction("5511.4375")
+    )
+    flash = mla_mem.estimate("deepseek-v4-flash", M, runtime="vllm", kv_dtype="fp8")
+    assert flash.bytes_per_token == Fraction(21 * 716, 4) + Fraction(20 * 584, 128) == Fraction("3850.25")
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+@pytest.mark.parametrize("n", [1024, 131072, M])
+def test_totals_term_by_term(name, n):
+    result = mla_mem.estimate(name, n, runtime="vllm", kv_dtype="fp8")
+    expected = vllm_total(name, n)
+    assert {c.name: c.total_bytes for c in result.components} == expected
+    assert result.total_bytes == sum(expected.values())
+    assert result.stored_bytes == vllm_records(name, n)
+
+
+def test_published_claims_at_one_million_tokens():
+    v32 = mla_mem.estimate("deepseek-v3.2", M, runtime="vllm", kv_dtype="fp8")
+    assert v32.stored_bytes == 61 * (656 + 132) * M
+
+    def ratio(name, indexer):
+        return (
+            mla_mem.estimate(name, M, runtime="vllm", kv_dtype="fp8", indexer_dtype=indexer).stored_bytes
+            / v32.stored_bytes
+        )
+
+    assert ratio("deepseek-v4-pro", "fp8") == pytest.approx(0.115, abs=0.001)
+    assert ratio("deepseek-v4-pro", "mxfp4") == pytest.approx(0.105, abs=0.001)
+    assert ratio("deepseek-v4-flash", "fp8") == pytest.approx(0.080, abs=0.001)
+    assert ratio("deepseek-v4-flash", "mxfp4") == pytest.approx(0.073, abs=0.001)
+    gqa = mla_mem.estimate(
+        mla_mem.variant("deepseek-v4-pro", "gqa:8"), M
+    )  # bf16, 8 KV heads of 128, 61 layers
+    assert gqa.bytes_per_token == 61 * 2 * 8 * 128 * 2
+    pro = mla_mem.estimate("deepseek-v4-pro", M, runtime="vllm", kv_dtype="fp8")
+    assert pro.stored_bytes / gqa.stored_bytes == pytest.approx(0.022, abs=0.001)
+    # the records are the claim; vLLM's page padding adds a little on top
+    assert pro.total_bytes / v32.total_bytes == pytest.approx(0.1167, abs=0.0005)
+
+
+def test_per_request_constant_dominates_short_requests():
+    short = mla_mem.estimate("deepseek-v4-pro", 1024, runtime="vllm", kv_dtype="fp8")
+    assert 10_000 < short.total_bytes / 1024 < 100_000  # tens of KB per token at 1K
+    long = mla_mem.estimate("deepseek-v4-pro", M, runtime="vllm", kv_dtype="fp8")
+    assert long.stored_bytes / M == pytest.approx(float(long.bytes_per_token), rel=0.01)
+
+
+def test_ideal_runtime_counts_records_only():
+    result = mla_mem.estimate("deepseek-v4-pro", 131072)
+    parts = {c.name: c.total_bytes for c in result.components}
+    assert parts == {
+        "window": 61 * 128 * 1024,
+        "compressed_csa": 30 * (131072 // 4) * 1024,
+        "indexer": 30 * (131072 // 4) * 256,
+        "compressed_hca": 31 * (131072 // 128) * 1024,
+    }
+
+
+def test_bf16_records_and_mtp_window_layer():
+    bf16 = mla_mem.estimate("deepseek-v4-pro", 4096, runtime="vllm", kv_dtype="bf16", block_size=64)
+    assert {c.name: c.total_bytes for c in bf16.components}["window"] == 61 * 2 * 64 * 1024  # no 576 padding
+    mtp = mla_mem.estimate("deepseek-v4-pro", 4096, runtime="vllm", mtp=True)
+    assert {c.name: c.layers for c in mtp.components}["window"] == 62  # the MTP layer keeps a window only
+
+
+@pytest.mark.parametrize("runtime", ["sglang", "transformers", "llama.cpp", "trtllm"])
+def test_runtimes_without_v4_rules_say_so(runtime):
+    with pytest.raises(UsageError, match="no DeepSeek-V4"):
+        mla_mem.estimate("deepseek-v4-flash", 1024, runtime=runtime)
+
+
+@pytest.mark.parametrize(
+    "file,builtin",
+    [
+        ("deepseek-v4-pro.config.json", "deepseek-v4-pro"),
+        ("deepseek-v4-flash.config.RECONSTRUCTED.json", "deepseek-v4-flash"),
+    ],
+)
+def test_import_matches_shipped_yaml(file, builtin):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        imported = mla_mem.load_model(str(DATA / file))
+    shipped = mla_mem.load_model(builtin)
+    for field in (
+        "layer_kinds",
+        "attention",
+        "compress_rates",
+        "sliding_window",
+        "mtp_layers",
+        "indexer_layers",
+    ):
+        assert getattr(imported, field) == getattr(shipped, field), field
+    for runtime in ("ideal", "vllm"):
+        a = mla_mem.estimate(imported, 300_000, runtime=runtime)
+        b = mla_mem.estimate(shipped, 300_000, runtime=runtime)
+        assert (a.bytes_per_token, a.fixed_bytes, a.total_bytes) == (
+            b.bytes_per_token,
+            b.fixed_bytes,
+            b.total_bytes,
+        )
+
+
+def test_layer_types_spelling_and_no_silent_pro_default(tmp_path):
+    data = json.loads((DATA / "deepseek-v4-flash.config.RECONSTRUCTED.json").read_text())
+    names = {0: "sliding_attention", 4: "compressed_sparse_attention", 128: "heavily_compressed_attention"}
+    new = {k: v for k, v in data.items() if k != "compress_ratios"}
+    new["layer_types"] = [names[r] for r in data["compress_ratios"][:43]]
+    new["compress_rates"] = {"compressed_sparse_attention": 4, "heavily_compressed_attention": 128}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(new))
+    assert mla_mem.load_model(str(path)).layer_kinds == mla_mem.load_model("deepseek-v4-flash").layer_kinds
+    bare = {k: v for k, v in data.items() if k != "compress_ratios"}
+    path.write_text(json.dumps(bare))
+    with pytest.raises(ConfigError, match="does not assume the V4-Pro default"):
+        mla_mem.load_model(str(path))
+
+
+def test_show_makes_the_streams_visible(capsys):
+    assert main(["show", "deepseek-v4-pro", "--runtime", "vllm", "-c", "1M", "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert [c["name"] for c in payload["components"]] == [
+        "window",
+        "compressed_csa",
+        "indexer",
+        "compressed_hca",
+        "compressor_state_r4",
+        "compressor_state_r128",
+    ]
+    assert payload["bytes_per_token"] == 5511.4375 and payload["layers"] == 61
+
+
+def test_compressed_yaml_validation(tmp_path):
+    path = tmp_path / "v4.yaml"
+    path.write_text(
+        "name: X\nlayers: 2\nattention: {kind: compressed, heads: 8, head_dim: 512, qk_rope_head_dim: 64}\n"
+        "layer_types: [csa, hca]\n"
+    )
+    with pytest.raises(ConfigError, match="sliding_window"):
+        mla_mem.load_model(str(path))
+    path.write_text(
+        "name: X\nlayers: 2\nattention: {kind: compressed, heads: 8, head_dim: 512, qk_rope_head_dim: 64}\n"
+        "sliding_window: 128\nlayer_types: [csa, full]\n"
+    )
+    with pytest.raises(ConfigError, match="expected one of window, csa, hca"):
+        mla_mem.load_model(str(path))
+    path.write_text(
+        "name: X\nlayers: 2\nattention: {kind: gqa, heads: 8, kv_heads: 8, head_dim: 64}\n"
+        "compress_rates: {csa: 4}\n"
+    )
+    with pytest.raises(ConfigError, match="only applies to attention kind compressed"):
+        mla_mem.load_model(str(path))
