@@ -15,7 +15,15 @@ import typer
 from . import __version__
 from .errors import MlaMemError, UsageError
 from .render import FORMATS, Column, TableData, emit
-from .units import format_bytes, format_number, format_tokens, json_number, parse_count, parse_tokens
+from .units import (
+    format_bytes,
+    format_number,
+    format_tokens,
+    json_number,
+    parse_count,
+    parse_size,
+    parse_tokens,
+)
 
 app = typer.Typer(
     name="mla-mem",
@@ -663,6 +671,232 @@ def compare(
 
 def row_label(model: str, label: str, attention: str) -> str:
     return f"{model}: {attention}" if label == "as built" else f"  as {label}: {attention}"
+
+
+@app.command("fit")
+@_friendly
+def fit_command(
+    model: Annotated[
+        str, typer.Argument(help="Built-in name or alias, YAML file, config.json or params.json.")
+    ],
+    gpu: Annotated[
+        str | None, typer.Option("--gpu", help="GPU from the catalogue (mla-mem gpus), e.g. H200.")
+    ] = None,
+    gpus: Annotated[
+        int | None, typer.Option("--gpus", help="GPU count; omit to search the smallest layout.")
+    ] = None,
+    memory: Annotated[
+        str | None, typer.Option("--memory", help="Memory per GPU for a GPU not listed, e.g. 80GiB.")
+    ] = None,
+    context: ContextOpt = None,
+    batch: BatchOpt = "1",
+    kv_dtype: DtypeOpt = None,
+    weight_dtype: Annotated[
+        str | None,
+        typer.Option(
+            "--weight-dtype", help="auto (the checkpoint's), bf16, fp16, fp8, int4, mxfp4, mxfp4-experts."
+        ),
+    ] = None,
+    utilization: Annotated[
+        str, typer.Option("--gpu-memory-utilization", help="Fraction of GPU memory the engine may use.")
+    ] = "0.9",
+    reserve: Annotated[
+        str, typer.Option("--reserve", help="Activations, CUDA graphs, non-torch memory.")
+    ] = "2GiB",
+    runtime: RuntimeOpt = "vllm",
+    tp: Annotated[
+        int | None,
+        typer.Option(
+            "--tp", help="Tensor-parallel GPUs (default: all --gpus).", rich_help_panel="Deployment"
+        ),
+    ] = None,
+    pp: PpOpt = 1,
+    dp: Annotated[
+        int | None,
+        typer.Option(
+            "--dp", help="Data-parallel replicas (default: --gpus / (tp x pp)).", rich_help_panel="Deployment"
+        ),
+    ] = None,
+    dcp: DcpOpt = 1,
+    mtp: MtpOpt = False,
+    ep: Annotated[
+        bool | None,
+        typer.Option(
+            "--ep/--no-ep",
+            help="Shard routed experts over all GPUs (default: on for MoE with --dp > 1).",
+            rich_help_panel="Deployment",
+        ),
+    ] = None,
+    block_size: BlockOpt = None,
+    fmt: FormatOpt = "table",
+    units: UnitsOpt = "binary",
+) -> None:
+    """Does a model fit on these GPUs: weights, cache left per GPU, token capacity, concurrency, longest context.
+
+    Exits 1 when the weights do not fit or context x batch does not. Without --gpus, finds the smallest layout.
+
+    Example: mla-mem fit deepseek-v3 --gpu H200 --gpus 8 --context 128K --batch 16
+    """
+    from . import load_model
+    from .hardware import find_gpu, fit, memory_gpu, parse_fraction, search
+    from .runtimes import Options
+
+    fmt, units = _check_format(fmt), _check_units(units)
+    if (gpu is None) == (memory is None):
+        raise UsageError("give --gpu NAME (see mla-mem gpus) or --memory SIZE, one of them")
+    device = find_gpu(gpu) if gpu is not None else memory_gpu(str(memory))
+    spec = load_model(model)
+    contexts = _contexts(context, []) if context else []
+    if len(contexts) > 1:
+        raise UsageError("--context: fit takes one context")
+    n = contexts[0] if contexts else None
+    sequences = parse_count(batch, "--batch")
+    base = Options(block_size=block_size)
+    kwargs: dict[str, Any] = {
+        "runtime": runtime, "kv_dtype": kv_dtype, "weight_dtype": weight_dtype, "dcp": dcp, "mtp": mtp, "ep": ep,
+        "gpu_memory_utilization": parse_fraction(utilization, "--gpu-memory-utilization"),
+        "reserve": parse_size(reserve, "--reserve"), "options": base,
+    }  # fmt: skip
+    if gpus is None:
+        if n is None:
+            raise UsageError("the layout search needs --context (and --batch): what must fit?")
+        if tp is not None or dp is not None:
+            raise UsageError("--tp/--dp need --gpus; without --gpus mla-mem searches the layout")
+        found = search(spec, device, context=n, batch=sequences, **kwargs)
+        if not found:
+            _error(f"{spec.name} does not fit on up to 128 x {device.name} at {n:,} tokens x {sequences}")
+            raise typer.Exit(1)
+        results = found
+    else:
+        count = parse_count(gpus, "--gpus", maximum=4096)
+        tp_value = tp if tp is not None else max(1, count // (pp * (dp or 1)))
+        dp_value = dp if dp is not None else count // (tp_value * pp)
+        if tp_value * pp * dp_value != count:
+            raise UsageError(
+                f"--tp {tp_value} x --pp {pp} x --dp {dp_value} = {tp_value * pp * dp_value}, not --gpus {count}"
+            )
+        results = [fit(spec, device, tp=tp_value, pp=pp, dp=dp_value, context=n, batch=sequences, **kwargs)]
+    _render_fit(results, fmt, units, search_mode=gpus is None)
+    if not results[0].fits:
+        raise typer.Exit(1)
+
+
+def _render_fit(results: list[Any], fmt: str, units: str, search_mode: bool) -> None:
+    from .render import print_table, write
+
+    if fmt == "json":
+        import json
+
+        payload: Any = [r.as_dict() for r in results] if search_mode else results[0].as_dict()
+        write(json.dumps(payload, indent=2) + "\n")
+        return
+    if search_mode:
+        rows = [
+            {"gpus": r.gpus, "layout": f"tp {r.tp} x pp {r.pp} x dp {r.dp}", "weights": r.weight_bytes,
+             "available": r.available_bytes, "concurrency": r.max_concurrency, "longest": r.longest_context,
+             "choice": "best" if i == 0 else ""}
+            for i, r in enumerate(results)
+        ]  # fmt: skip
+        first = results[0]
+        table = TableData(
+            [Column("choice", ""), Column("gpus", "GPUs", numeric=True), Column("layout", "Layout"),
+             _bytes_col("weights", "Weights/GPU", units), _bytes_col("available", "Cache room/GPU", units),
+             Column("concurrency", f"Requests of {first.context:,}", numeric=True),
+             Column("longest", f"Longest context x {first.batch}", numeric=True, display=lambda v: f"{v:,}")],
+            rows,
+            title=f"{first.model} on {first.gpu}: layouts that fit {first.context:,} tokens x {first.batch}",
+            caption=f"Runtime {first.runtime}, cache {first.kv_dtype}, weights {first.weight_dtype}. Ranked by GPU "
+            "count, then requests held. For MLA models data-parallel attention holds more: every tensor-parallel "
+            "rank keeps the whole latent.",
+        )  # fmt: skip
+        if fmt == "table":
+            print_table(table)
+        else:
+            emit(fmt, table, None)
+        return
+    r = results[0]
+    lines: list[dict[str, Any]] = [
+        {"what": "GPU", "value": f"{r.gpu} x {r.gpus} (tp {r.tp}, pp {r.pp}, dp {r.dp})", "bytes": None},
+        {"what": "memory per GPU (device)", "value": format_bytes(r.memory_bytes, units), "bytes": r.memory_bytes},
+        {"what": "usable (x utilization)", "value": format_bytes(r.usable_bytes, units), "bytes": r.usable_bytes},
+        {"what": f"weights per GPU ({r.weight_dtype})", "value": format_bytes(r.weight_bytes, units),
+         "bytes": r.weight_bytes},
+        {"what": "reserve", "value": format_bytes(r.reserve_bytes, units), "bytes": r.reserve_bytes},
+        {"what": "left for the KV cache", "value": format_bytes(r.available_bytes, units), "bytes": r.available_bytes},
+        {"what": "cache bytes per token (per GPU)", "value": format_number(r.bytes_per_token), "bytes": None},
+        {"what": f"token capacity per GPU ({r.capacity_kind})", "value": f"{r.token_capacity:,} tokens", "bytes": None},
+    ]  # fmt: skip
+    if r.dp > 1:
+        lines.append(
+            {
+                "what": "token capacity, all replicas",
+                "value": f"{r.token_capacity * r.dp:,} tokens ({r.dp} independent pools)",
+                "bytes": None,
+            }
+        )
+    if r.context is not None:
+        lines.append(
+            {"what": f"requests of {r.context:,} tokens", "value": f"{r.max_concurrency:,}", "bytes": None}
+        )
+        lines.append(
+            {
+                "what": f"cache at {r.context:,} x {r.batch}",
+                "value": format_bytes(r.cache_bytes or 0, units),
+                "bytes": r.cache_bytes,
+            }
+        )
+    if r.longest_context is not None:
+        lines.append(
+            {
+                "what": f"longest context at batch {r.batch or 1}",
+                "value": f"{r.longest_context:,} tokens",
+                "bytes": None,
+            }
+        )
+    lines.append(
+        {
+            "what": "verdict",
+            "value": "FITS" if r.fits else ("WEIGHTS DO NOT FIT" if not r.weights_fit else "DOES NOT FIT"),
+            "bytes": None,
+        }
+    )
+    caption = f"Runtime {r.runtime}, cache {r.kv_dtype}, block {r.block_size}."
+    if r.runtime.startswith("vllm"):
+        caption += " vLLM would log: " + " / ".join(r.vllm_lines()) + "."
+    caption += "".join(f" Note: {note}." for note in r.notes)
+    table = TableData(
+        [Column("what", "Per GPU"), Column("value", "Value", numeric=True), _exact_col("bytes", "Bytes")],
+        lines,
+        title=f"{r.model} on {r.gpu}",
+        caption=caption,
+    )
+    emit(fmt, table, None)
+
+
+@app.command()
+@_friendly
+def gpus(fmt: FormatOpt = "table", units: UnitsOpt = "binary") -> None:
+    """The GPU catalogue: memory as the device reports it, with sources.
+
+    Example: mla-mem gpus --format json
+    """
+    from .hardware import gpu_catalogue
+
+    fmt, units = _check_format(fmt), _check_units(units)
+    rows = [{"name": g.name, "nominal": g.nominal, "memory_bytes": g.memory_bytes, "memory_mib": g.memory_bytes // 2**20,
+             "source": g.source} for g in gpu_catalogue()]  # fmt: skip
+    table = TableData(
+        [
+            Column("name", "GPU"),
+            Column("nominal", "Nominal"),
+            Column("memory_mib", "MiB", numeric=True),
+            _bytes_col("memory_bytes", "Memory", units),
+            Column("source", "Source"),
+        ],
+        rows,
+        title="GPU catalogue (configs/gpus.yaml)",
+    )
+    emit(fmt, table, rows)
 
 
 @app.command("import")

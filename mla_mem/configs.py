@@ -281,9 +281,26 @@ def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
 # Model files
 
 MODEL_KEYS = (
-    "name", "source", "aliases", "params", "dtype", "max_context", "layers", "mtp_layers", "attention",
-    "layer_pattern", "layer_types", "sliding_window", "linear_attention", "indexer", "notes", "compress_rates",
-)  # fmt: skip
+    "name",
+    "source",
+    "aliases",
+    "params",
+    "dtype",
+    "max_context",
+    "layers",
+    "mtp_layers",
+    "attention",
+    "layer_pattern",
+    "layer_types",
+    "sliding_window",
+    "linear_attention",
+    "indexer",
+    "notes",
+    "compress_rates",
+    "weights",
+)
+WEIGHT_KEYS = ("hidden_size", "vocab_size", "intermediate_size", "tie_embeddings", "moe", "dtype")
+MOE_KEYS = ("experts", "experts_per_token", "shared_experts", "intermediate_size", "first_dense_layers")  # fmt: skip
 
 
 def parse_model(data: Any, file: str) -> ModelSpec:
@@ -377,6 +394,10 @@ def parse_model(data: Any, file: str) -> ModelSpec:
     indexer_section = top.section("indexer", required=False)
     if indexer_section is not None:
         indexer = _parse_indexer(indexer_section, layers, layer_kinds)
+    weights = None
+    weights_section = top.section("weights", required=False)
+    if weights_section is not None:
+        weights = _parse_weights(weights_section, layers)
     top.done()
     return ModelSpec(
         name=name,
@@ -394,6 +415,7 @@ def parse_model(data: Any, file: str) -> ModelSpec:
         params=params,
         path=file,
         compress_rates=compress_rates,
+        weights=weights,
     )
 
 
@@ -566,6 +588,39 @@ def _parse_indexer(section: Section, layers: int, layer_kinds: tuple[str, ...]) 
         indexer_layers = tuple(sorted(seen))
     section.done()
     return Indexer(heads=heads, head_dim=head_dim, topk=topk, layers=indexer_layers)
+
+
+def _parse_weights(section: Section, layers: int) -> Any:
+    from .params import WEIGHT_DTYPES, Weights
+
+    section.expect(WEIGHT_KEYS)
+    tie = section.raw("tie_embeddings")
+    if tie is not None and not isinstance(tie, bool):
+        raise section.error("tie_embeddings", f"expected true or false, got {_type_name(tie)}")
+    dtype = section.get_str("dtype", default="bf16")
+    assert dtype is not None
+    if dtype.lower() not in WEIGHT_DTYPES:
+        raise section.error("dtype", f"expected one of {', '.join(WEIGHT_DTYPES)}, got {dtype!r}")
+    values: dict[str, Any] = {
+        "hidden_size": section.req_int("hidden_size"),
+        "vocab_size": section.req_int("vocab_size", maximum=1 << 31),
+        "intermediate_size": section.get_int("intermediate_size", default=0, minimum=0),
+        "tie_embeddings": bool(tie),
+        "dtype": dtype.lower(),
+    }
+    moe = section.section("moe", required=False)
+    if moe is not None:
+        moe.expect(MOE_KEYS)
+        values["experts"] = moe.req_int("experts", maximum=1 << 16)
+        values["experts_per_token"] = moe.req_int("experts_per_token", maximum=values["experts"])
+        values["shared_experts"] = moe.get_int("shared_experts", default=0, minimum=0, maximum=1024)
+        values["expert_intermediate_size"] = moe.req_int("intermediate_size")
+        values["first_dense_layers"] = moe.get_int("first_dense_layers", default=0, minimum=0, maximum=layers)
+        moe.done()
+    if values["intermediate_size"] == 0 and (moe is None or values.get("first_dense_layers")):
+        raise section.error("intermediate_size", "is required: the model has dense MLP layers")
+    section.done()
+    return Weights(**values)
 
 
 def load_model_file(path: str | os.PathLike[str]) -> ModelSpec:

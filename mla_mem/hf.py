@@ -46,6 +46,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "num_key_value_heads": 4,
         "sliding_window": 4096,
         "num_attention_heads": 8,
+        "vocab_size": 262208,
+        "tie_word_embeddings": True,
     },
     "gpt_oss": {"head_dim": 64, "sliding_window": 128},
     "qwen3_next": {
@@ -388,7 +390,86 @@ def convert(data: dict[str, Any], file: str, name: str | None = None) -> tuple[d
             "head_dim": reader.get_int("index_head_dim"),
             "topk": reader.get_int("index_topk", default=2048),
         }
+    weights = _weights(reader, data, outer, notes)
+    if weights:
+        out["weights"] = weights
     return out, notes
+
+
+def _first(reader: _Reader, *names: str) -> int | None:
+    for name in names:
+        if reader.has(name) or name in reader.defaults:
+            return reader.get_int(name, minimum=0)
+    return None
+
+
+def _weights(
+    reader: _Reader, data: dict[str, Any], outer: dict[str, Any], notes: list[str]
+) -> dict[str, Any] | None:
+    """The `weights` section (for parameter counts and `fit`), when the config has the dims. Handles HF keys and
+    the native params files (dim, hidden_dim / inter_dim, moe)."""
+    hidden = _first(reader, "hidden_size", "dim")
+    vocab = _first(reader, "vocab_size")
+    if not hidden or not vocab:
+        return None
+    weights: dict[str, Any] = {"hidden_size": hidden, "vocab_size": vocab}
+    moe_value = data.get("moe")
+    moe_block: dict[str, Any] = moe_value if isinstance(moe_value, dict) else {}
+    moe_reader = _Reader(moe_block, reader.file, f"{reader.prefix}moe.")
+    experts = _first(reader, "n_routed_experts", "num_experts", "num_local_experts") or _first(
+        moe_reader, "num_experts"
+    )
+    first_dense = _first(reader, "first_k_dense_replace", "n_dense_layers") or _first(
+        moe_reader, "first_k_dense_replace"
+    )
+    dense = _first(reader, "intermediate_size", "hidden_dim", "inter_dim")
+    if dense and (not experts or first_dense):
+        weights["intermediate_size"] = dense
+    tied = data.get("tie_word_embeddings", reader.defaults.get("tie_word_embeddings"))
+    if tied is True or data.get("tied_embeddings") is True:
+        weights["tie_embeddings"] = True
+    quant = data.get("quantization_config") or outer.get("quantization_config")
+    if isinstance(quant, dict):
+        method = str(quant.get("quant_method", "")).lower()
+        if method == "fp8" or (method == "compressed-tensors" and "float" in json.dumps(quant)):
+            weights["dtype"] = "fp8"
+        elif method == "mxfp4":
+            weights["dtype"] = "mxfp4-experts"
+            notes.append("weights: quant_method mxfp4 read as MoE experts in MXFP4, the rest bf16")
+    elif str(data.get("dtype", "")).lower() == "fp8":
+        weights["dtype"] = "fp8"
+    if experts:
+        moe: dict[str, Any] = {
+            "experts": experts,
+            "experts_per_token": _first(
+                reader,
+                "num_experts_per_tok",
+                "experts_per_token",
+                "n_activated_experts",
+                "num_experts_per_token",
+            )
+            or _first(moe_reader, "num_experts_per_tok")
+            or 1,
+        }
+        shared = _first(reader, "n_shared_experts", "num_shared_experts") or _first(
+            moe_reader, "num_shared_experts"
+        )
+        if shared is None and reader.has("shared_expert_intermediate_size"):
+            shared = 1
+        if shared:
+            moe["shared_experts"] = shared
+        inter = _first(reader, "moe_intermediate_size", "moe_inter_dim") or _first(
+            moe_reader, "expert_hidden_dim"
+        )
+        if inter is None:
+            inter = _first(reader, "intermediate_size")
+        if inter is None:
+            return None
+        moe["intermediate_size"] = inter
+        if first_dense:
+            moe["first_dense_layers"] = first_dense
+        weights["moe"] = moe
+    return weights
 
 
 V4_TYPES = {
@@ -585,6 +666,9 @@ def _convert_mistral_params(
             "head_dim": reader.get_int("index_head_dim"),
             "topk": reader.get_int("index_topk", default=2048),
         }
+    weights = _weights(reader, data, data, notes)
+    if weights:
+        out["weights"] = weights
     return out
 
 
@@ -645,7 +729,11 @@ def to_yaml(model: dict[str, Any], notes: list[str], source: str) -> str:
         if isinstance(value, dict):
             lines.append(f"{key}:")
             for sub, item in value.items():
-                lines.append(f"  {sub}: {_scalar(item)}")
+                if isinstance(item, dict):
+                    inner = ", ".join(f"{k}: {_scalar(v)}" for k, v in item.items())
+                    lines.append(f"  {sub}: {{{inner}}}")
+                else:
+                    lines.append(f"  {sub}: {_scalar(item)}")
         elif isinstance(value, list):
             lines.extend(_wrapped_list(key, [_scalar(v) for v in value]))
         else:

@@ -15,6 +15,10 @@ such layer keeps a window of the last `sliding_window` tokens:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .params import Weights
 
 LAYER_KINDS = ("full", "sliding", "linear")
 COMPRESSED_KINDS = ("window", "csa", "hca")
@@ -138,6 +142,7 @@ class ModelSpec:
     params: Params = field(default_factory=Params)
     path: str | None = None
     compress_rates: tuple[tuple[str, int], ...] = ()
+    weights: Weights | None = None
 
     def compress_rate(self, kind: str) -> int:
         """Tokens per compressed entry of a csa/hca layer."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,11 @@ def test_import_matches_the_shipped_yaml(file, builtin, tmp_path):
     assert imported.linear_attention == shipped.linear_attention
     assert imported.sliding_window == shipped.sliding_window
     assert (imported.indexer is None) == (shipped.indexer is None)
+    if imported.weights is not None or "inference-config" not in file:
+        expected = shipped.weights
+        if file.startswith("glm-5-fp8"):
+            expected = replace(expected, dtype="fp8")  # the FP8 release of GLM-5
+        assert imported.weights == expected
     for runtime in ("ideal", "vllm", "transformers@4.57"):
         assert breakdown(imported, runtime=runtime) == breakdown(shipped, runtime=runtime)
     if "inference-config" not in file:

@@ -1,0 +1,242 @@
+"""Parameter counts and weight memory from the model description (the `weights` section of a model file).
+
+Every weight is listed as a tensor group (name, rows x cols, how many, whether it is a routed expert), so the count
+and the bytes under each weight format come from the same list. Shapes follow the models' reference code
+(transformers `modeling_deepseek_v3.py`, `modeling_qwen3_next.py`, `modeling_kimi_linear.py`, Llama/Qwen/Mistral).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import UsageError
+from .spec import CompressedAttention, KVAttention, MLAttention, ModelSpec
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The few dims a parameter count needs (from config.json: hidden_size, vocab_size, intermediate_size, ...)."""
+
+    hidden_size: int
+    vocab_size: int
+    intermediate_size: int  # dense MLP width (dense models, and the first dense layers of MoE models)
+    tie_embeddings: bool = False
+    experts: int = 0
+    experts_per_token: int = 0
+    shared_experts: int = 0
+    expert_intermediate_size: int = 0
+    first_dense_layers: int = 0
+    dtype: str = "bf16"  # the checkpoint's weight format: bf16 | fp16 | fp8 | int4 | mxfp4 | mxfp4-experts
+
+
+@dataclass(frozen=True)
+class Tensor:
+    name: str
+    rows: int
+    cols: int
+    count: int = 1  # how many such tensors in the model
+    kind: str = "linear"  # linear | expert | embedding | head | norm | router | other
+    layers: int = 1  # on how many layers (count already includes it)
+
+    @property
+    def params(self) -> int:
+        return self.rows * self.cols * self.count
+
+
+def tensors(model: ModelSpec, mtp: bool = True) -> list[Tensor]:
+    """Every weight of the model as tensor groups. MTP layers are included when `mtp` is true."""
+    w = model.weights
+    if w is None:
+        raise UsageError(
+            f"{model.name}: the model file has no `weights` section (hidden_size, vocab_size, ...); "
+            "parameter counts and weight memory need it"
+        )
+    if isinstance(model.attention, CompressedAttention):
+        raise UsageError(f"{model.name}: parameter counting for DeepSeek-V4 attention is not modelled")
+    h = w.hidden_size
+    out: list[Tensor] = [Tensor("embed_tokens", w.vocab_size, h, kind="embedding")]
+    if not w.tie_embeddings:
+        out.append(Tensor("lm_head", w.vocab_size, h, kind="head"))
+    out.append(Tensor("final_norm", 1, h, kind="norm"))
+    layer_count = model.layers
+    kinds = list(model.layer_kinds)
+    for index, kind in enumerate(kinds):
+        out.extend(_layer(model, index, kind, h))
+    if mtp and model.mtp_layers:
+        for index in range(model.mtp_layers):
+            # DeepSeek-style MTP module: enorm, hnorm, eh_proj (2h -> h), one decoder layer, its own copies of the
+            # embedding and head in the checkpoint, and a final norm
+            out.append(Tensor(f"mtp{index}.eh_proj", h, 2 * h))
+            out.append(Tensor(f"mtp{index}.norms", 1, 3 * h, kind="norm"))
+            out.extend(
+                Tensor(f"mtp{index}." + t.name, t.rows, t.cols, t.count, t.kind)
+                for t in _layer(model, layer_count + index, "full", h)
+            )
+            out.append(Tensor(f"mtp{index}.embed_tokens", w.vocab_size, h, kind="embedding"))
+            out.append(Tensor(f"mtp{index}.shared_head", w.vocab_size, h, kind="head"))
+    return out
+
+
+def _layer(model: ModelSpec, index: int, kind: str, h: int) -> list[Tensor]:
+    w = model.weights
+    assert w is not None
+    p = f"layers.{index}."
+    out = [Tensor(p + "norms", 1, 2 * h, kind="norm")]
+    attention = model.attention
+    if kind == "linear":
+        linear = model.linear_attention
+        assert linear is not None
+        kh, vh, kd, vd = linear.key_heads, linear.value_heads, linear.key_head_dim, linear.value_head_dim
+        if linear.kind == "gated_deltanet":
+            # modeling_qwen3_next.py Qwen3NextGatedDeltaNet: in_proj_qkvz, in_proj_ba, conv1d, A_log, dt_bias,
+            # norm, out_proj
+            out += [
+                Tensor(p + "in_proj_qkvz", 2 * kh * kd + 2 * vh * vd, h),
+                Tensor(p + "in_proj_ba", 2 * vh, h),
+                Tensor(p + "conv1d", linear.conv_dim, linear.conv_kernel, kind="other"),
+                Tensor(p + "A_log_dt_bias", 1, 2 * vh, kind="norm"),
+                Tensor(p + "norm", 1, vd, kind="norm"),
+                Tensor(p + "out_proj", h, vh * vd),
+            ]
+        else:
+            # modeling_kimi_linear.py KimiDeltaAttention: q/k/v, low-rank f and g gates, beta, short convs, o_proj
+            width = vh * vd
+            out += [
+                Tensor(p + "q_k_v_proj", width, h, count=3),
+                Tensor(p + "f_a_g_a", vd, h, count=2),
+                Tensor(p + "f_b_g_b", width, vd, count=2),
+                Tensor(p + "b_proj", vh, h),
+                Tensor(p + "convs", width, linear.conv_kernel, count=3, kind="other"),
+                Tensor(p + "A_log_dt_bias", 1, vh + width, kind="norm"),
+                Tensor(p + "o_norm", 1, vd, kind="norm"),
+                Tensor(p + "o_proj", h, width),
+            ]
+    elif isinstance(attention, MLAttention):
+        heads, qk = attention.heads, attention.qk_nope_head_dim + attention.qk_rope_head_dim
+        if attention.q_lora_rank:
+            out += [
+                Tensor(p + "q_a_proj", attention.q_lora_rank, h),
+                Tensor(p + "q_a_layernorm", 1, attention.q_lora_rank, kind="norm"),
+                Tensor(p + "q_b_proj", heads * qk, attention.q_lora_rank),
+            ]
+        else:
+            out.append(Tensor(p + "q_proj", heads * qk, h))
+        out += [
+            Tensor(p + "kv_a_proj_with_mqa", attention.latent_dim, h),
+            Tensor(p + "kv_a_layernorm", 1, attention.kv_lora_rank, kind="norm"),
+            Tensor(
+                p + "kv_b_proj",
+                heads * (attention.qk_nope_head_dim + attention.v_head_dim),
+                attention.kv_lora_rank,
+            ),
+            Tensor(p + "o_proj", h, heads * attention.v_head_dim),
+        ]
+        if model.indexer is not None and (index in model.indexer_layers or index >= model.layers):
+            ix = model.indexer
+            q_in = attention.q_lora_rank or h
+            # DeepSeek-V3.2 Indexer: wq_b, wk, k_norm (LayerNorm weight + bias), weights_proj
+            out += [
+                Tensor(p + "indexer.wq_b", ix.heads * ix.head_dim, q_in),
+                Tensor(p + "indexer.wk", ix.head_dim, h),
+                Tensor(p + "indexer.k_norm", 1, 2 * ix.head_dim, kind="norm"),
+                Tensor(p + "indexer.weights_proj", ix.heads, h, kind="router"),
+            ]
+    else:
+        assert isinstance(attention, KVAttention)
+        heads, kv = attention.heads, attention.kv_heads
+        out += [
+            Tensor(p + "q_proj", heads * attention.head_dim, h),
+            Tensor(p + "k_proj", kv * attention.head_dim, h),
+            Tensor(p + "v_proj", kv * attention.v_head_dim, h),
+            Tensor(p + "o_proj", h, heads * attention.v_head_dim),
+        ]
+    moe = w.experts > 0 and (index >= w.first_dense_layers)
+    if moe:
+        inter = w.expert_intermediate_size
+        out += [
+            Tensor(p + "experts", 3 * inter, h, count=w.experts, kind="expert"),
+            Tensor(p + "router", w.experts, h, kind="router"),
+        ]
+        if w.shared_experts:
+            out.append(Tensor(p + "shared_experts", 3 * inter * w.shared_experts, h))
+    else:
+        out.append(Tensor(p + "mlp", 3 * w.intermediate_size, h))
+    return out
+
+
+@dataclass(frozen=True)
+class ParamCount:
+    total: int  # main model, without MTP
+    total_with_mtp: int
+    active: int  # per token: all but the unchosen routed experts (main model)
+    expert: int  # routed-expert parameters (main model)
+
+
+def count_params(model: ModelSpec) -> ParamCount:
+    with_mtp = tensors(model, mtp=True)
+    main = tensors(model, mtp=False)
+    total = sum(t.params for t in main)
+    expert = sum(t.params for t in main if t.kind == "expert")
+    w = model.weights
+    assert w is not None
+    active = total - expert
+    if w.experts:
+        active += expert * w.experts_per_token // w.experts
+    return ParamCount(
+        total=total, total_with_mtp=sum(t.params for t in with_mtp), active=active, expert=expert
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Weight formats
+
+
+WEIGHT_DTYPES = ("bf16", "fp16", "fp32", "fp8", "int4", "mxfp4", "mxfp4-experts")
+
+
+def _tensor_bytes(tensor: Tensor, fmt: str) -> int:
+    """Bytes of one tensor group in `fmt`. Quantised formats apply to linear weights and experts; embeddings, the
+    head, norms, routers and convolutions stay bf16 (as in the DeepSeek, Kimi and gpt-oss checkpoints)."""
+    plain = tensor.params * 2
+    quantizable = tensor.kind in ("linear", "expert")
+    if fmt in ("bf16", "fp16"):
+        return plain
+    if fmt == "fp32":
+        return tensor.params * 4
+    if not quantizable or (fmt == "mxfp4-experts" and tensor.kind != "expert"):
+        return plain
+    if fmt == "fp8":
+        # e4m3 values + one fp32 scale per 128 x 128 block (DeepSeek-V3 weight_block_size [128, 128])
+        blocks = -(-tensor.rows // 128) * -(-tensor.cols // 128)
+        return tensor.count * (tensor.rows * tensor.cols + 4 * blocks)
+    if fmt == "int4":
+        # 4-bit values + one fp16 scale per group of 128 along the input dim (GPTQ / AWQ group size 128)
+        groups = tensor.rows * -(-tensor.cols // 128)
+        return tensor.count * (-(-tensor.rows * tensor.cols // 2) + 2 * groups)
+    if fmt in ("mxfp4", "mxfp4-experts"):
+        # OCP MX: 4-bit values + one e8m0 scale byte per 32 values
+        groups = tensor.rows * -(-tensor.cols // 32)
+        return tensor.count * (-(-tensor.rows * tensor.cols // 2) + groups)
+    raise UsageError(f"--weight-dtype: expected one of {', '.join(WEIGHT_DTYPES)}, got {fmt!r}")
+
+
+@dataclass(frozen=True)
+class WeightBytes:
+    total: int
+    expert: int  # routed experts (sharded by expert parallelism)
+    dense: int  # everything else
+    dtype: str
+
+
+def weight_bytes(model: ModelSpec, dtype: str | None = None, mtp: bool = False) -> WeightBytes:
+    w = model.weights
+    assert w is not None or dtype is not None
+    fmt = (dtype or (w.dtype if w else "bf16")).lower()
+    if fmt == "auto":
+        fmt = w.dtype if w else "bf16"
+    if fmt not in WEIGHT_DTYPES:
+        raise UsageError(f"--weight-dtype: expected auto or one of {', '.join(WEIGHT_DTYPES)}, got {dtype!r}")
+    groups = tensors(model, mtp=mtp)
+    expert = sum(_tensor_bytes(t, fmt) for t in groups if t.kind == "expert")
+    dense = sum(_tensor_bytes(t, fmt) for t in groups if t.kind != "expert")
+    return WeightBytes(total=expert + dense, expert=expert, dense=dense, dtype=fmt)

@@ -1,0 +1,150 @@
+"""The GPU catalogue and the capacity solver, pinned with hand-derived numbers."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import pytest
+
+import mla_mem
+from mla_mem.cache import size
+from mla_mem.cli import main
+from mla_mem.errors import UsageError
+from mla_mem.hardware import find_gpu, fit, gpu_catalogue, search
+from mla_mem.params import weight_bytes
+from mla_mem.runtimes import Options, lower
+
+GIB = 2**30
+
+
+def test_catalogue_covers_the_required_gpus():
+    names = {g.name for g in gpu_catalogue()}
+    for needed in (
+        "A100-40GB",
+        "A100-80GB",
+        "H100",
+        "H200",
+        "B200",
+        "B300",
+        "GB200",
+        "MI300X",
+        "MI325X",
+        "MI355X",
+        "L40S",
+        "L4",
+        "RTX-4090",
+        "RTX-5090",
+    ):
+        assert needed in names
+    assert find_gpu("h100").memory_bytes == 81559 * 2**20
+    assert find_gpu("H200").memory_bytes == 143771 * 2**20
+    assert all(g.source for g in gpu_catalogue())
+    with pytest.raises(UsageError, match="did you mean"):
+        find_gpu("H20O")
+
+
+def test_deepseek_v3_vllm_block_capacity_by_hand():
+    model = mla_mem.load_model("deepseek-v3")
+    gpu = find_gpu("H200")
+    result = fit(model, gpu, tp=8, runtime="vllm", context=163840, batch=1, options=Options(block_size=64))
+    usable = gpu.memory_bytes * 9 // 10
+    weights = weight_bytes(model)
+    per_gpu_weights = -(-weights.dense // 8) + -(-weights.expert // 8)
+    available = usable - per_gpu_weights - 2 * GIB
+    assert result.available_bytes == available
+    blocks = available // (61 * 64 * 1152)
+    assert result.num_blocks == blocks
+    assert result.token_capacity == blocks * 64
+    assert result.concurrency_per_gpu_group == Fraction(
+        blocks, 2560
+    )  # 163,840 / 64 = 2,560 blocks per request
+    assert result.vllm_lines()[1].endswith(f"{blocks / 2560:.2f}x")
+
+
+def test_capacity_fed_back_fits_and_one_more_block_does_not():
+    model = mla_mem.load_model("deepseek-v3")
+    result = fit(model, find_gpu("H200"), tp=8, runtime="vllm", options=Options(block_size=64))
+    plan = lower(model, Options(runtime="vllm", tp=8, block_size=64))
+    assert size(plan, result.token_capacity, 1).total_bytes <= result.available_bytes
+    assert size(plan, result.token_capacity + 64, 1).total_bytes > result.available_bytes
+
+
+def test_tp_versus_dp_for_mla():
+    model = mla_mem.load_model("deepseek-v3")
+    gpu = find_gpu("H200")
+    tp8 = fit(model, gpu, tp=8, runtime="vllm", context=131072)
+    one_rank_room = tp8.available_bytes
+    # at tp 8 each GPU holds the whole latent: the group's capacity is one rank's
+    assert tp8.token_capacity == one_rank_room // (61 * 64 * 1152) * 64
+    assert (
+        tp8.max_concurrency
+        == one_rank_room // size(lower(model, Options(runtime="vllm", tp=8)), 131072).total_bytes
+    )
+    dp8 = fit(model, gpu, dp=8, runtime="vllm", context=131072)
+    per_gpu = dp8.available_bytes // size(lower(model, Options(runtime="vllm", dp=8)), 131072).total_bytes
+    assert dp8.max_concurrency == 8 * per_gpu  # eight independent pools
+    assert dp8.max_concurrency > tp8.max_concurrency
+
+
+def test_longest_context_and_exit_codes(capsys):
+    assert (
+        main(
+            [
+                "fit",
+                "llama-3.1-8b",
+                "--gpu",
+                "H100",
+                "--gpus",
+                "1",
+                "--context",
+                "128K",
+                "--batch",
+                "2",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["fits"] and payload["longest_context"] >= 131072
+    assert main(["fit", "llama-3.1-70b", "--gpu", "RTX-4090", "--gpus", "1"]) == 1  # weights do not fit
+    assert (
+        main(["fit", "llama-3.1-8b", "--gpu", "L4", "--gpus", "1", "--context", "1M", "--batch", "64"]) == 1
+    )
+    capsys.readouterr()
+    assert (
+        main(["fit", "llama-3.1-8b", "--memory", "80GiB", "--gpus", "1", "-c", "8K", "--format", "json"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["memory_bytes"] == 80 * GIB
+
+
+def test_search_finds_the_smallest_layout():
+    model = mla_mem.load_model("llama-3.1-70b")
+    found = search(model, find_gpu("H100"), context=32768, batch=8, runtime="vllm")
+    assert found and found[0].fits
+    smallest = found[0].gpus
+    for gpus in range(1, smallest):
+        for result in search(model, find_gpu("H100"), context=32768, batch=8, runtime="vllm", max_gpus=gpus):
+            assert result.gpus >= smallest
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["fit", "deepseek-v3"], "--gpu"),
+        (["fit", "deepseek-v3", "--gpu", "H100", "--memory", "80GiB"], "one of them"),
+        (["fit", "deepseek-v3", "--gpu", "H100"], "needs --context"),
+        (["fit", "deepseek-v3", "--gpu", "H100", "--gpus", "8", "--tp", "3"], "not --gpus"),
+        (
+            ["fit", "deepseek-v3", "--gpu", "H100", "--gpus", "8", "--gpu-memory-utilization", "1.5"],
+            "between 0 and 1",
+        ),
+        (["fit", "deepseek-v3", "--gpu", "H100", "--gpus", "8", "--reserve", "12XB"], "not a size"),
+        (["fit", "deepseek-v3", "--gpu", "H100", "--gpus", "8", "--weight-dtype", "fp7"], "--weight-dtype"),
+    ],
+)
+def test_fit_bad_input(args, message, capsys):
+    assert main(args) == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,84 @@
+"""Parameter counts and weight memory."""
+
+from __future__ import annotations
+
+import pytest
+
+import mla_mem
+from mla_mem.params import count_params, weight_bytes
+
+# (published total, published active) from the model cards (MODELS.md); totals within 1%, active within 3%
+PUBLISHED = {
+    "deepseek-v3": (671e9, 37e9),
+    "glm-5": (744e9, None),
+    "mistral-large-3": (673e9, None),  # language model
+    "llama-3.1-8b": (8.03e9, None),
+    "llama-3.1-70b": (70.6e9, None),
+    "llama-3.1-405b": (405e9, None),
+    "qwen3-235b-a22b": (235e9, 22e9),
+    "gpt-oss-120b": (117e9, None),
+    "minimax-m2": (230e9, None),
+    "deepseek-v2": (236e9, 21e9),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_counts_match_published_totals(name):
+    total, active = PUBLISHED[name]
+    counted = count_params(mla_mem.load_model(name))
+    assert counted.total == pytest.approx(total, rel=0.01)
+    if active:
+        assert counted.active == pytest.approx(active, rel=0.03)
+
+
+def test_deepseek_v3_with_mtp_is_about_685b():
+    counted = count_params(mla_mem.load_model("deepseek-v3"))
+    assert counted.total_with_mtp == pytest.approx(685e9, rel=0.01)
+
+
+def test_kimi_k2_against_its_rounded_one_trillion():
+    # The model card says "1T"; the structure gives 1.026T (routed experts alone: 60 x 384 x 3 x 7168 x 2048).
+    counted = count_params(mla_mem.load_model("kimi-k2"))
+    assert 60 * 384 * 3 * 7168 * 2048 == 1_014_686_023_680
+    assert counted.total == pytest.approx(1e12, rel=0.03)
+    assert counted.active == pytest.approx(32e9, rel=0.03)
+
+
+def test_llama_8b_term_by_term():
+    h, vocab, inter, layers, kv = 4096, 128256, 14336, 32, 8 * 128
+    embed_and_head = 2 * vocab * h
+    attention = h * h + 2 * h * kv + h * h  # q, k, v, o
+    mlp = 3 * h * inter  # gate, up, down
+    norms = 2 * h
+    expected = embed_and_head + layers * (attention + mlp + norms) + h
+    assert count_params(mla_mem.load_model("llama-3.1-8b")).total == expected == 8_030_261_248
+
+
+def test_weight_formats():
+    model = mla_mem.load_model("llama-3.1-8b")
+    params = count_params(model).total
+    assert weight_bytes(model, "bf16").total == 2 * params
+    fp8 = weight_bytes(model, "fp8").total
+    assert params < fp8 < 1.2 * params  # linear weights at 1 B + block scales; embeddings stay bf16
+    int4 = weight_bytes(model, "int4").total
+    assert int4 < fp8
+
+
+def test_gpt_oss_checkpoint_mix():
+    model = mla_mem.load_model("gpt-oss-120b")
+    mixed = weight_bytes(model)  # the YAML says: experts in MXFP4, the rest bf16
+    assert mixed.dtype == "mxfp4-experts"
+    expert_params = count_params(model).expert
+    # MXFP4: 4 bits per value + 1 scale byte per 32 values
+    assert mixed.expert == expert_params // 2 + expert_params // 32
+    assert mixed.dense == 2 * (count_params(model).total - expert_params)
+    assert 60 * 2**30 < mixed.total < 62 * 2**30  # about 61 GiB, as the released checkpoint
+
+
+def test_deepseek_fp8_block_scales():
+    model = mla_mem.load_model("deepseek-v3")
+    fp8 = weight_bytes(model)
+    assert fp8.dtype == "fp8"
+    # one expert matrix 6144 x 7168: 48 x 56 blocks of 128 x 128, one fp32 scale each
+    assert 6144 * 7168 + 4 * 48 * 56 == 44_050_944
+    assert fp8.total == pytest.approx(671e9, rel=0.01)
