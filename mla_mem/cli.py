@@ -899,6 +899,205 @@ def gpus(fmt: FormatOpt = "table", units: UnitsOpt = "binary") -> None:
     emit(fmt, table, rows)
 
 
+@app.command()
+@_friendly
+def check(
+    budgets: Annotated[list[str], typer.Argument(help="Budget YAML files (docs/budgets.md).")],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="text, json, junit, github or markdown.")
+    ] = "text",
+    units: UnitsOpt = "binary",
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Also write the report to this file.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists.")] = False,
+) -> None:
+    """Check KV-cache budgets: exit 0 when all pass, 1 when any fails, 2 on invalid input.
+
+    Example: mla-mem check examples/budgets.yaml --format github
+    """
+    from .budgets import as_github, as_junit, as_markdown, as_text
+    from .budgets import check as run_check
+
+    kind = fmt.lower()
+    if kind not in ("text", "json", "junit", "github", "markdown"):
+        raise UsageError(f"--format: expected text, json, junit, github or markdown, got {fmt!r}")
+    units = _check_units(units)
+    if output is not None:
+        from .files import check_writable
+
+        check_writable(Path(output), force)
+    verdicts = run_check(budgets)
+    if kind == "json":
+        import json
+
+        text = (
+            json.dumps(
+                {"passed": all(v.passed for v in verdicts), "verdicts": [v.as_dict() for v in verdicts]},
+                indent=2,
+            )
+            + "\n"
+        )
+    else:
+        text = {"text": as_text, "junit": as_junit, "github": as_github, "markdown": as_markdown}[kind](
+            verdicts, units
+        )
+    sys.stdout.write(text)
+    if output is not None:
+        from .files import write_atomic
+
+        write_atomic(output, text, force=force)
+    if not all(v.passed for v in verdicts):
+        raise typer.Exit(1)
+
+
+@app.command()
+@_friendly
+def diff(
+    old: Annotated[str, typer.Argument(help="The old model: a file, a built-in name, or REV:path from git.")],
+    new: Annotated[str, typer.Argument(help="The new model, as OLD.")],
+    context: ContextOpt = None,
+    batch: BatchOpt = "1",
+    max_growth: Annotated[
+        str | None, typer.Option("--max-growth", help="Fail (exit 1) when the cache grows more, e.g. 5%.")
+    ] = None,
+    kv_dtype: DtypeOpt = None,
+    runtime: RuntimeOpt = "ideal",
+    tp: TpOpt = 1,
+    pp: PpOpt = 1,
+    dp: DpOpt = 1,
+    mtp: MtpOpt = False,
+    fmt: FormatOpt = "table",
+    units: UnitsOpt = "binary",
+) -> None:
+    """Compare two model configs component by component; exit 1 when the cache grows past --max-growth.
+
+    Example: mla-mem diff HEAD~1:configs/model.yaml configs/model.yaml --context 128K --max-growth 5%
+    """
+    from .budgets import resolve_revision
+    from .cache import size
+    from .configs import load_model
+    from .runtimes import Options, lower
+
+    fmt, units = _check_format(fmt), _check_units(units)
+    limit = None
+    if max_growth is not None:
+        text = max_growth.strip().rstrip("%")
+        try:
+            limit = Fraction(text)
+        except (ValueError, ZeroDivisionError):
+            raise UsageError(f"--max-growth: expected a percentage such as 5%, got {max_growth!r}") from None
+        if limit < 0 or limit > 10**6:
+            raise UsageError(f"--max-growth: expected a percentage from 0 to 1,000,000, got {max_growth!r}")
+    contexts = _contexts(context, ["128K"])
+    sequences = parse_count(batch, "--batch")
+    options = Options(runtime=runtime, kv_dtype=kv_dtype, tp=tp, pp=pp, dp=dp, mtp=mtp)
+    specs = []
+    temporary = []
+    try:
+        for ref in (old, new):
+            path, label = resolve_revision(ref)
+            if label is not None:
+                temporary.append(path)
+            try:
+                specs.append(load_model(path))
+            except MlaMemError as exc:
+                raise UsageError(str(exc).replace(path, ref)) from None
+    finally:
+        for path in temporary:
+            os.unlink(path)
+    plans = [lower(spec, options) for spec in specs]
+    rows: list[dict[str, Any]] = []
+    worst = Fraction(-(10**9))
+    for n in contexts:
+        before, after = (size(plan, n, sequences) for plan in plans)
+        parts_before = {c.name: c for c in before.components}
+        parts_after = {c.name: c for c in after.components}
+        for name in dict.fromkeys([*parts_before, *parts_after]):
+            a, b = parts_before.get(name), parts_after.get(name)
+            rows.append(
+                _diff_row(
+                    n,
+                    name,
+                    a.total_bytes if a else 0,
+                    b.total_bytes if b else 0,
+                    a.bytes_per_token if a else Fraction(0),
+                    b.bytes_per_token if b else Fraction(0),
+                )
+            )
+        total = _diff_row(
+            n, "total", before.total_bytes, after.total_bytes, before.bytes_per_token, after.bytes_per_token
+        )
+        rows.append(total)
+        if before.total_bytes:
+            worst = max(worst, Fraction(after.total_bytes - before.total_bytes, before.total_bytes) * 100)
+    failed = limit is not None and worst > limit
+    verdict = ("" if limit is None else
+               f"{'FAIL' if failed else 'PASS'}: largest growth {float(worst):+.2f}% against --max-growth "
+               f"{float(limit):g}%")  # fmt: skip
+    table = TableData(
+        [Column("context", "Context", numeric=True, display=lambda v: f"{v:,}"), Column("component", "Component"),
+         _exact_col("old_bytes_per_token", "Old B/token"), _exact_col("new_bytes_per_token", "New B/token"),
+         _bytes_col("old_bytes", "Old", units), _bytes_col("new_bytes", "New", units),
+         _exact_col("change_bytes", "Change (B)"),
+         Column("change_percent", "Change", numeric=True, display=lambda v: f"{float(v):+.2f}%")],
+        rows, title=f"{old} -> {new} ({specs[0].name} -> {specs[1].name})",
+        caption=f"Runtime {plans[0].runtime}, batch {sequences}. {verdict}".strip(),
+    )  # fmt: skip
+    payload = {"old": old, "new": new, "rows": [{**r, "old_bytes_per_token": json_number(r["old_bytes_per_token"]),
+               "new_bytes_per_token": json_number(r["new_bytes_per_token"]), "change_percent": float(r["change_percent"])}
+               for r in rows], "max_growth_percent": float(limit) if limit is not None else None,
+               "largest_growth_percent": float(worst), "passed": not failed}  # fmt: skip
+    emit(fmt, table, payload)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _diff_row(
+    context: int, name: str, old: int, new: int, old_bpt: Fraction, new_bpt: Fraction
+) -> dict[str, Any]:
+    change = new - old
+    percent = Fraction(change * 100, old) if old else (Fraction(100) if new else Fraction(0))
+    return {
+        "context": context,
+        "component": name,
+        "old_bytes_per_token": old_bpt,
+        "new_bytes_per_token": new_bpt,
+        "old_bytes": old,
+        "new_bytes": new,
+        "change_bytes": change,
+        "change_percent": percent,
+    }
+
+
+@app.command()
+@_friendly
+def validate(
+    files: Annotated[
+        list[str], typer.Argument(help="Model files (YAML, config.json, params.json) to check.")
+    ],
+) -> None:
+    """Load model files strictly and report the first error of each (exit 2 if any is invalid).
+
+    Example: mla-mem validate configs/*.yaml
+    """
+    from .configs import load_model
+
+    bad = 0
+    for file in files:
+        try:
+            spec = load_model(
+                file if (os.sep in file or file.endswith((".yaml", ".yml", ".json"))) else f"./{file}"
+            )
+        except MlaMemError as exc:
+            _error(str(exc))
+            bad += 1
+        else:
+            sys.stdout.write(f"ok {file}: {spec.name}, {spec.layers} layers, {spec.attention_kind}\n")
+    if bad:
+        raise typer.Exit(2)
+
+
 @app.command("import")
 @_friendly
 def import_(
