@@ -22,7 +22,15 @@ def timed(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def compile_package() -> None:
+    """Installed packages are byte-compiled; an editable checkout may not be (PYTHONDONTWRITEBYTECODE)."""
+    import mla_mem
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(mla_mem.__file__).parent)], check=True)
+
+
 def main() -> None:
+    compile_package()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()

@@ -1098,6 +1098,136 @@ def validate(
         raise typer.Exit(2)
 
 
+@app.command("plot")
+@_friendly
+def plot_command(
+    model: Annotated[list[str], typer.Argument(help="One or more models (names, YAML, config.json).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Image file: .png, .svg or .pdf.")],
+    as_: Annotated[str | None, typer.Option("--as", help="What-if variants: mha, gqa:G, mqa, mla:R.")] = None,
+    min_context: Annotated[str, typer.Option("--min-context", help="Left end of the x axis.")] = "1K",
+    max_context: Annotated[str, typer.Option("--max-context", help="Right end of the x axis.")] = "1M",
+    batch: BatchOpt = "1",
+    kv_dtype: DtypeOpt = None,
+    gpu: Annotated[
+        str | None, typer.Option("--gpu", help="Draw the memory left for the cache on this GPU.")
+    ] = None,
+    gpus: Annotated[
+        int | None, typer.Option("--gpus", help="GPU count with --gpu (default: --tp x --pp x --dp).")
+    ] = None,
+    memory: Annotated[
+        str | None, typer.Option("--memory", help="Draw a line at this much memory, e.g. 80GiB.")
+    ] = None,
+    breakdown: Annotated[bool, typer.Option("--breakdown", help="Stacked components of one model.")] = False,
+    log_y: Annotated[bool, typer.Option("--log-y", help="Logarithmic memory axis.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists.")] = False,
+    runtime: RuntimeOpt = "ideal",
+    tp: TpOpt = 1,
+    pp: PpOpt = 1,
+    dp: DpOpt = 1,
+    mtp: MtpOpt = False,
+    units: UnitsOpt = "binary",
+) -> None:
+    """Draw KV cache against context length (one line per model and what-if) as PNG, SVG or PDF.
+
+    Example: mla-mem plot deepseek-v3 --as mha,gqa:8 --gpu H200 --gpus 8 --tp 8 -o v3.png
+    """
+    from .files import check_writable, write_atomic
+    from .plots import build, output_format, render
+    from .runtimes import Options
+    from .variants import parse_variants
+
+    units = _check_units(units)
+    fmt = output_format(output)
+    check_writable(Path(output), force)
+    options = Options(runtime=runtime, kv_dtype=kv_dtype, tp=tp, pp=pp, dp=dp, mtp=mtp)
+    line, what = _memory_line(model[0], gpu, gpus, memory, options, parse_count(batch, "--batch"))
+    data = build(
+        model, variants=parse_variants(as_) if as_ else None,
+        min_context=parse_tokens(min_context, "--min-context"), max_context=parse_tokens(max_context, "--max-context"),
+        batch=parse_count(batch, "--batch"), options=options, memory=line, memory_what=what, breakdown=breakdown,
+        log_y=log_y, units=units,
+    )  # fmt: skip
+    write_atomic(output, lambda: render(data, fmt), force=force)
+    _note(f"wrote {output}")
+
+
+def _memory_line(
+    model: str, gpu: str | None, gpus: int | None, memory: str | None, options: Any, batch: int
+) -> tuple[int | None, str]:
+    if gpu is not None and memory is not None:
+        raise UsageError("give --gpu or --memory, not both")
+    if memory is not None:
+        return parse_size(memory, "--memory"), "memory for the cache"
+    if gpu is None:
+        if gpus is not None:
+            raise UsageError("--gpus needs --gpu")
+        return None, ""
+    from . import load_model
+    from .hardware import find_gpu, fit
+
+    count = options.tp * options.pp * options.dp
+    if gpus is not None and gpus != count:
+        raise UsageError(f"--gpus {gpus} must equal --tp x --pp x --dp = {count}")
+    device = find_gpu(gpu)
+    result = fit(
+        load_model(model),
+        device,
+        tp=options.tp,
+        pp=options.pp,
+        dp=options.dp,
+        runtime=options.runtime,
+        kv_dtype=options.kv_dtype,
+        mtp=options.mtp,
+        batch=batch,
+    )
+    if not result.weights_fit:
+        raise UsageError(f"{model}: the weights alone do not fit on {count} x {device.name}")
+    return (
+        result.available_bytes,
+        f"left for the cache on {count} x {device.name} (weights of {result.model})",
+    )
+
+
+@app.command()
+@_friendly
+def gallery(
+    directory: Annotated[
+        str, typer.Argument(help="Where to write the gallery (the repository's plots/).")
+    ] = "plots",
+) -> None:
+    """Regenerate the committed plot gallery (PNG files and their data in gallery.json).
+
+    Example: mla-mem gallery plots
+    """
+    import json
+
+    from .files import write_atomic
+    from .plots import GALLERY, build, render
+    from .runtimes import Options
+
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise UsageError(f"{directory}: no such directory")
+    index = []
+    for item in GALLERY:
+        options = Options(
+            runtime=item.get("runtime", "ideal"), kv_dtype=item.get("kv_dtype"), tp=item.get("tp", 1)
+        )
+        line, what = _memory_line(
+            item["models"][0], item.get("gpu"), None, None, options, item.get("batch", 1)
+        )
+        data = build(item["models"], variants=item.get("variants"), batch=item.get("batch", 1), options=options,
+                     memory=line, memory_what=what, breakdown=item.get("breakdown", False),
+                     log_y=item.get("log_y", False))  # fmt: skip
+        write_atomic(folder / item["file"], render(data, "png"), force=True)
+        index.append({"file": item["file"], "caption": item["caption"], "data": data.as_dict()})
+        _note(f"wrote {folder / item['file']}")
+    import matplotlib
+
+    payload = {"matplotlib": matplotlib.__version__, "plots": index}
+    write_atomic(folder / "gallery.json", json.dumps(payload, indent=1) + "\n", force=True)
+
+
 @app.command("import")
 @_friendly
 def import_(
@@ -1165,6 +1295,28 @@ def _error(message: str) -> None:
     sys.stderr.flush()
 
 
+def _app_for(args: list[str]) -> typer.Typer:
+    """The app with only the invoked command registered: Typer inspects every registered command's signature
+    at start-up, which costs more than the command itself. Help and unknown commands get the full app."""
+    names = [a for a in args if not a.startswith("-")]
+    if not names or any(a in ("-h", "--help") for a in args[: args.index(names[0])] if names):
+        return app
+    wanted = names[0]
+    chosen = [
+        c for c in app.registered_commands if (c.name or c.callback.__name__.replace("_", "-")) == wanted
+    ]
+    if len(chosen) != 1:
+        return app
+    single = typer.Typer(
+        name="mla-mem", no_args_is_help=True, pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )  # fmt: skip
+    single.registered_callback = app.registered_callback
+    single.registered_commands = chosen
+    single.info = app.info
+    return single
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return (and exit with) 0 ok, 1 check failed, 2 bad input, 130 interrupted."""
     try:  # Typer >= 0.29 vendors click
@@ -1180,7 +1332,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("always", category=UserWarning)  # importer assumptions: shown as notes
     code = 0
     try:
-        result = app(args=args, prog_name="mla-mem", standalone_mode=False)
+        result = _app_for(args)(args=args, prog_name="mla-mem", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except MlaMemError as exc:
         if debug:

@@ -591,7 +591,7 @@ def _parse_indexer(section: Section, layers: int, layer_kinds: tuple[str, ...]) 
 
 
 def _parse_weights(section: Section, layers: int) -> Any:
-    from .params import WEIGHT_DTYPES, Weights
+    from .spec import WEIGHT_DTYPES, Weights
 
     section.expect(WEIGHT_KEYS)
     tie = section.raw("tie_embeddings")

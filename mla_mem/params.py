@@ -10,23 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import UsageError
-from .spec import CompressedAttention, KVAttention, MLAttention, ModelSpec
-
-
-@dataclass(frozen=True)
-class Weights:
-    """The few dims a parameter count needs (from config.json: hidden_size, vocab_size, intermediate_size, ...)."""
-
-    hidden_size: int
-    vocab_size: int
-    intermediate_size: int  # dense MLP width (dense models, and the first dense layers of MoE models)
-    tie_embeddings: bool = False
-    experts: int = 0
-    experts_per_token: int = 0
-    shared_experts: int = 0
-    expert_intermediate_size: int = 0
-    first_dense_layers: int = 0
-    dtype: str = "bf16"  # the checkpoint's weight format: bf16 | fp16 | fp8 | int4 | mxfp4 | mxfp4-experts
+from .spec import CompressedAttention, KVAttention, MLAttention, ModelSpec, Weights
 
 
 @dataclass(frozen=True)
@@ -164,6 +148,9 @@ def _layer(model: ModelSpec, index: int, kind: str, h: int) -> list[Tensor]:
     return out
 
 
+__all__ = ["Weights", "count_params", "tensors", "weight_bytes"]
+
+
 @dataclass(frozen=True)
 class ParamCount:
     total: int  # main model, without MTP
@@ -191,7 +178,7 @@ def count_params(model: ModelSpec) -> ParamCount:
 # Weight formats
 
 
-WEIGHT_DTYPES = ("bf16", "fp16", "fp32", "fp8", "int4", "mxfp4", "mxfp4-experts")
+from .spec import WEIGHT_DTYPES  # noqa: E402
 
 
 def _tensor_bytes(tensor: Tensor, fmt: str) -> int:

@@ -15,12 +15,9 @@ such layer keeps a window of the last `sliding_window` tokens:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .params import Weights
 
 LAYER_KINDS = ("full", "sliding", "linear")
+WEIGHT_DTYPES = ("bf16", "fp16", "fp32", "fp8", "int4", "mxfp4", "mxfp4-experts")
 COMPRESSED_KINDS = ("window", "csa", "hca")
 
 
@@ -123,6 +120,22 @@ class Params:
 
     total: int | None = None
     active: int | None = None
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The few dims a parameter count needs (from config.json: hidden_size, vocab_size, intermediate_size, ...)."""
+
+    hidden_size: int
+    vocab_size: int
+    intermediate_size: int  # dense MLP width (dense models, and the first dense layers of MoE models)
+    tie_embeddings: bool = False
+    experts: int = 0
+    experts_per_token: int = 0
+    shared_experts: int = 0
+    expert_intermediate_size: int = 0
+    first_dense_layers: int = 0
+    dtype: str = "bf16"  # the checkpoint's weight format: bf16 | fp16 | fp8 | int4 | mxfp4 | mxfp4-experts
 
 
 @dataclass(frozen=True)

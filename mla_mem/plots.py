@@ -1,0 +1,297 @@
+"""Memory-vs-context figures (matplotlib, imported only here, with the non-interactive Agg backend).
+
+Every curve comes from the exact core (`cache.curve`, numpy over many contexts, equal to `size` at each point),
+so a plot shows the same bytes the tables print. Output is deterministic: no timestamps or software metadata, a
+fixed SVG hash salt, fixed figure size and DPI, and the same point grid for the same command.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cache import Plan, curve, size
+from .errors import UsageError
+from .units import format_bytes, format_number
+
+FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+TICKS = [2**k for k in range(10, 31)]  # 1K ... 1G, labelled 1K, 2K, ..., 1M
+
+
+@dataclass
+class Series:
+    label: str
+    contexts: list[int]
+    total_bytes: list[int]
+    components: dict[str, list[int]] = field(default_factory=dict)
+    bytes_per_token: str = ""
+    crossing: int | None = None  # the longest context that fits under the memory line
+
+
+@dataclass
+class PlotData:
+    title: str
+    units: str
+    series: list[Series]
+    memory_line: int | None = None
+    memory_label: str = ""
+    breakdown: bool = False
+    log_y: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "units": self.units,
+            "memory_line_bytes": self.memory_line,
+            "series": [
+                {
+                    "label": s.label,
+                    "bytes_per_token": s.bytes_per_token,
+                    "contexts": s.contexts,
+                    "total_bytes": s.total_bytes,
+                    "components": s.components,
+                    "crossing_context": s.crossing,
+                }
+                for s in self.series
+            ],  # fmt: skip
+        }
+
+
+def context_grid(low: int, high: int, points: int = 160) -> list[int]:
+    """A geometric grid from low to high with every power-of-two tick in range included exactly."""
+    if low < 1 or high <= low:
+        raise UsageError(f"--min-context {low:,} must be at least 1 and below --max-context {high:,}")
+    ratio = (high / low) ** (1 / (points - 1))
+    grid = {low, high}
+    value = float(low)
+    for _ in range(points):
+        grid.add(min(high, max(low, round(value))))
+        value *= ratio
+    grid.update(t for t in TICKS if low <= t <= high)
+    return sorted(grid)
+
+
+def series_for(
+    plan: Plan, label: str, contexts: list[int], batch: int, memory: int | None, breakdown: bool = False
+) -> Series:
+    from .hardware import longest_context
+
+    data = curve(plan, contexts, batch)
+    total = [int(v) for v in data["total"].tolist()]
+    components = {name: [int(v) for v in values.tolist()] for name, values in data["components"].items()}
+    first = size(plan, contexts[-1], batch)
+    crossing = None
+    if memory is not None:
+        crossing = longest_context(plan, batch, memory)
+    return Series(
+        label=label,
+        contexts=contexts,
+        total_bytes=total,
+        components=components if breakdown else {},
+        bytes_per_token=format_number(first.bytes_per_token),
+        crossing=crossing,
+    )
+
+
+def _tick_label(value: int) -> str:
+    if value >= 2**30:
+        return f"{value // 2**30}G"
+    if value >= 2**20:
+        return f"{value // 2**20}M"
+    return f"{value // 2**10}K"
+
+
+COMPONENT_LABELS = {
+    "mla_latent": "MLA latent", "full_kv": "full K/V", "sliding_kv": "sliding K/V",
+    "sliding_mla_latent": "sliding MLA latent", "indexer": "indexer keys", "linear_state": "linear state",
+    "mtp": "MTP layers", "mtp_indexer": "MTP indexer", "window": "window", "compressed_csa": "csa entries",
+    "compressed_hca": "hca entries", "compressor_state_r4": "compressor state (r4)",
+    "compressor_state_r128": "compressor state (r128)",
+}  # fmt: skip
+
+
+def figure(data: PlotData) -> Any:
+    """The matplotlib Figure for `data`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    scale = 10**9 if data.units == "si" else 2**30
+    unit = "GB" if data.units == "si" else "GiB"
+    fig = Figure(figsize=(9, 5.4), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
+    lowest = min(s.contexts[0] for s in data.series)
+    highest = max(s.contexts[-1] for s in data.series)
+    if data.breakdown:
+        s = data.series[0]
+        names = list(s.components)
+        stacks = [[v / scale for v in s.components[n]] for n in names]
+        ax.stackplot(s.contexts, stacks, labels=[COMPONENT_LABELS.get(n, n) for n in names], alpha=0.85)
+        ax.plot(
+            s.contexts,
+            [v / scale for v in s.total_bytes],
+            color="black",
+            linewidth=1.2,
+            label=f"total ({s.bytes_per_token} B/token)",
+        )
+    else:
+        for s in data.series:
+            ax.plot(
+                s.contexts,
+                [v / scale for v in s.total_bytes],
+                linewidth=2,
+                label=f"{s.label} ({s.bytes_per_token} B/token)",
+            )
+    if data.memory_line is not None:
+        ax.axhline(
+            data.memory_line / scale, color="crimson", linestyle="--", linewidth=1.2, label=data.memory_label
+        )
+        for s in data.series:
+            if s.crossing is not None and lowest <= s.crossing < highest:
+                y = data.memory_line / scale
+                ax.plot([s.crossing], [y], marker="o", color="crimson")
+                ax.annotate(
+                    f"{s.crossing:,}",
+                    (s.crossing, y),
+                    textcoords="offset points",
+                    xytext=(4, 6),
+                    fontsize=8,
+                    color="crimson",
+                )
+    ax.set_xscale("log", base=2)
+    ticks = [t for t in TICKS if lowest <= t <= highest]
+    if len(ticks) > 11:
+        ticks = ticks[:: -(-len(ticks) // 11)]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick_label(int(v))))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(lowest, highest)
+    if data.log_y:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0)
+    ax.set_xlabel("context length (tokens per sequence; K = 1,024)")
+    ax.set_ylabel(f"KV cache ({unit})")
+    ax.set_title(data.title, fontsize=11)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def render(data: PlotData, fmt: str) -> bytes:
+    """The figure as PNG, SVG or PDF bytes, deterministically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "mla-mem"
+    matplotlib.rcParams["pdf.compression"] = 6
+    fig = figure(data)
+    buffer = io.BytesIO()
+    metadata: dict[str, Any] = {
+        "png": {"Software": None},
+        "svg": {"Date": None, "Creator": None},
+        "pdf": {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None},
+    }[fmt]
+    fig.savefig(buffer, format=fmt, metadata=metadata)
+    return buffer.getvalue()
+
+
+def output_format(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise UsageError(f"{path}: unknown image type {suffix or '(none)'!r}; use .png, .svg or .pdf")
+    return FORMATS[suffix]
+
+
+def memory_label(memory: int, units: str, what: str) -> str:
+    return f"{what}: {format_bytes(memory, units)}"
+
+
+def build(
+    models: list[str],
+    *,
+    variants: list[str] | None = None,
+    min_context: int = 1024,
+    max_context: int = 2**20,
+    batch: int = 1,
+    options: Any = None,
+    memory: int | None = None,
+    memory_what: str = "memory for the cache",
+    breakdown: bool = False,
+    log_y: bool = False,
+    units: str = "binary",
+    points: int = 160,
+) -> PlotData:
+    """The data of one memory-vs-context plot: one series per model and per what-if variant."""
+    from .configs import load_model
+    from .runtimes import Options, lower
+    from .variants import make_variant, variant_label
+
+    options = options or Options()
+    if breakdown and (len(models) != 1 or variants):
+        raise UsageError("--breakdown draws one model's components: give exactly one model and no --as")
+    contexts = context_grid(min_context, max_context, points)
+    series = []
+    first_plan = None
+    for name in models:
+        spec = load_model(name)
+        entries = [(spec, spec.name)] + [
+            (make_variant(spec, v), f"{spec.name} as {variant_label(v)}") for v in (variants or [])
+        ]
+        for model, label in entries:
+            plan = lower(model, options)
+            first_plan = first_plan or plan
+            series.append(series_for(plan, label, contexts, batch, memory, breakdown))
+    assert first_plan is not None
+    runtime = first_plan.runtime
+    dtype = options.kv_dtype or first_plan.kv_dtype
+    title = f"KV cache per GPU vs context, batch {batch}, cache {dtype}, runtime {runtime}"
+    if first_plan.gpus > 1:
+        title += f" ({first_plan.layout})"
+    if breakdown:
+        title = f"{series[0].label}: " + title
+    data = PlotData(
+        title=title,
+        units=units,
+        series=series,
+        memory_line=memory,
+        memory_label=memory_label(memory, units, memory_what) if memory is not None else "",
+        breakdown=breakdown,
+        log_y=log_y,
+    )
+    return data
+
+
+def plot(models: list[str], **kwargs: Any) -> tuple[Any, PlotData]:
+    """Python API: (matplotlib Figure, plotted data) for a memory-vs-context plot."""
+    data = build(models, **kwargs)
+    return figure(data), data
+
+
+# The committed gallery (plots/), regenerated by `mla-mem gallery plots/`.
+GALLERY: list[dict[str, Any]] = [
+    {"file": "seed-models.png", "models": ["deepseek-v3", "kimi-k2", "glm-5"],
+     "caption": "DeepSeek-V3, Kimi K2 and GLM-5 as built (ideal runtime, bf16): under 14 GiB per sequence at 128K."},
+    {"file": "deepseek-v3-whatifs.png", "models": ["deepseek-v3"], "variants": ["mha", "gqa:8", "mqa"], "log_y": True,
+     "caption": "DeepSeek-V3's MLA against the same model with MHA, GQA-8 and MQA on its real dims (log scale)."},
+    {"file": "hybrids.png", "models": ["qwen3-next-80b-a3b", "kimi-linear-48b-a3b", "gpt-oss-120b", "gemma-3-27b",
+                                       "llama-3.1-70b"],
+     "log_y": True,
+     "caption": "Hybrid and windowed models against dense Llama-3.1-70B (log scale): linear state and full windows "
+                "are the flat parts at short contexts, and only the full-attention layers keep growing."},
+    {"file": "glm-5-breakdown.png", "models": ["glm-5"], "breakdown": True,
+     "caption": "GLM-5 by component: the MLA latent and the DSA indexer keys (ideal runtime, bf16)."},
+    {"file": "deepseek-v4.png", "models": ["deepseek-v3", "deepseek-v3.2", "deepseek-v4-flash", "deepseek-v4-pro"],
+     "runtime": "vllm", "kv_dtype": "fp8", "log_y": True,
+     "caption": "DeepSeek-V3, V3.2, V4-Flash and V4-Pro on vLLM with fp8 caches to 1M tokens (log scale): V4's window "
+                "and compressor state dominate short requests, its compressed entries long ones."},
+    {"file": "deepseek-v3-on-h200.png", "models": ["deepseek-v3"], "variants": ["gqa:8"], "runtime": "vllm",
+     "batch": 16, "tp": 8, "gpu": "H200",
+     "caption": "DeepSeek-V3 and its GQA-8 what-if, 16 requests on 8 x H200 with tp 8: every GPU holds the whole "
+                "latent, while GQA's 8 heads split to one per GPU, so the what-if fits longer contexts here."},
+]  # fmt: skip

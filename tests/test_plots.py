@@ -1,0 +1,188 @@
+"""Plots: the drawn series equal the calculator, files are valid and written safely, the gallery is current."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import mla_mem
+from mla_mem.cli import main
+from mla_mem.plots import build, context_grid, figure, plot, render
+from mla_mem.runtimes import Options
+
+ROOT = Path(__file__).resolve().parent.parent
+MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".svg": b"<?xml", ".pdf": b"%PDF-"}
+
+
+def test_series_equal_the_calculator_at_every_point():
+    data = build(
+        ["gpt-oss-120b", "qwen3-next-80b-a3b"], variants=["mha"], batch=3, options=Options(runtime="vllm")
+    )
+    assert len(data.series) == 4
+    for series in data.series:
+        model = series.label.split(" as ")[0]
+        spec = mla_mem.load_model(model.lower() if " as " not in series.label else model.lower())
+        if " as " in series.label:
+            spec = mla_mem.variant(spec, "mha")
+        for n, total in zip(series.contexts, series.total_bytes, strict=True):
+            assert total == mla_mem.estimate(spec, n, 3, runtime="vllm").total_bytes
+
+
+def test_grid_contains_the_ticks():
+    grid = context_grid(1024, 2**20)
+    for tick in (1024, 4096, 32768, 131072, 2**20):
+        assert tick in grid
+    assert grid == sorted(set(grid)) and len(grid) > 100
+
+
+def test_labels_and_legends_carry_units():
+    fig, data = plot(["deepseek-v3"], variants=["mha"], memory=80 * 2**30)
+    ax = fig.axes[0]
+    assert "GiB" in ax.get_ylabel() and "tokens" in ax.get_xlabel()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "DeepSeek-V3 (70,272 B/token)" in legend and any("80.00 GiB" in t for t in legend)
+    assert "batch 1" in ax.get_title() and "bf16" in ax.get_title() and "ideal" in ax.get_title()
+    si = figure(build(["deepseek-v3"], units="si"))
+    assert "GB" in si.axes[0].get_ylabel()
+    # the crossing point is the longest context that fits under the line, exactly
+    crossing = data.series[0].crossing
+    assert mla_mem.estimate("deepseek-v3", crossing).total_bytes <= 80 * 2**30
+    assert mla_mem.estimate("deepseek-v3", crossing + 1).total_bytes > 80 * 2**30
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])
+def test_files_are_valid_and_deterministic(tmp_path, suffix, capsys):
+    out = tmp_path / f"plot{suffix}"
+    args = ["plot", "deepseek-v3", "kimi-k2", "--as", "gqa:8", "-o", str(out)]
+    assert main(args) == 0
+    first = out.read_bytes()
+    assert first.startswith(MAGIC[suffix]) and len(first) > 10_000
+    assert main([*args, "--force"]) == 0
+    if suffix != ".pdf":
+        assert out.read_bytes() == first  # byte-identical PNG and SVG
+
+
+def test_existing_file_is_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "keep.png"
+    out.write_bytes(b"mine")
+    assert main(["plot", "deepseek-v3", "-o", str(out)]) == 2
+    assert out.read_bytes() == b"mine" and "--force" in capsys.readouterr().err
+
+
+def test_bad_outputs_leave_nothing_behind(tmp_path, capsys):
+    assert main(["plot", "deepseek-v3", "-o", str(tmp_path / "x.gif")]) == 2
+    assert "unknown image type" in capsys.readouterr().err
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    os.chmod(readonly, 0o500)
+    try:
+        code = main(["plot", "deepseek-v3", "-o", str(readonly / "x.png")])
+        if os.geteuid() != 0:  # root can write anywhere
+            assert code == 2
+    finally:
+        os.chmod(readonly, 0o700)
+    assert main(["plot", "deepseek-v3", "-o", str(tmp_path / "missing" / "x.png")]) == 2
+    leftovers = [p.name for p in tmp_path.rglob("*") if p.is_file()]
+    assert all(not name.endswith(".tmp") for name in leftovers)
+
+
+def test_failed_render_keeps_the_old_file(tmp_path, monkeypatch):
+    from mla_mem import plots
+    from mla_mem.errors import MlaMemError
+
+    out = tmp_path / "old.png"
+    out.write_bytes(b"old")
+
+    def broken(data, fmt):
+        raise RuntimeError("renderer failed midway")
+
+    monkeypatch.setattr(plots, "render", broken)
+    with pytest.raises(RuntimeError):
+        main(["--debug", "plot", "deepseek-v3", "-o", str(out), "--force"])
+    assert out.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["old.png"]
+    assert MlaMemError  # the error path is ours, the file is untouched
+
+
+def test_breakdown_and_memory_options(tmp_path, capsys):
+    out = tmp_path / "b.svg"
+    assert main(["plot", "glm-5", "--breakdown", "--memory", "80GiB", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "MLA latent" in text and "indexer keys" in text
+    assert main(["plot", "glm-5", "deepseek-v3", "--breakdown", "-o", str(tmp_path / "c.png")]) == 2
+    assert (
+        main(
+            [
+                "plot",
+                "deepseek-v3",
+                "--gpu",
+                "H200",
+                "--gpus",
+                "8",
+                "--tp",
+                "8",
+                "--runtime",
+                "vllm",
+                "-o",
+                str(tmp_path / "d.png"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "plot",
+                "deepseek-v3",
+                "--gpu",
+                "H200",
+                "--gpus",
+                "4",
+                "--tp",
+                "8",
+                "-o",
+                str(tmp_path / "e.png"),
+            ]
+        )
+        == 2
+    )
+
+
+def test_table_path_does_not_need_matplotlib():
+    data = build(["deepseek-v3"])
+    assert json.loads(json.dumps(data.as_dict()))["series"][0]["label"] == "DeepSeek-V3"
+
+
+@pytest.mark.slow
+def test_gallery_is_up_to_date(tmp_path, capsys):
+    """Regenerate the gallery into a temporary folder: the plotted data must equal the committed gallery.json,
+    and with the same matplotlib version the PNG files must be byte-identical."""
+    import matplotlib
+
+    assert main(["gallery", str(tmp_path)]) == 0
+    fresh = json.loads((tmp_path / "gallery.json").read_text())
+    committed = json.loads((ROOT / "plots" / "gallery.json").read_text())
+    assert fresh["plots"] == committed["plots"], "run: uv run mla-mem gallery plots"
+    if committed["matplotlib"] == matplotlib.__version__:
+        for item in committed["plots"]:
+            assert (tmp_path / item["file"]).read_bytes() == (ROOT / "plots" / item["file"]).read_bytes(), (
+                item["file"]
+            )
+    for item in committed["plots"]:
+        assert f"plots/{item['file']}" in (ROOT / "README.md").read_text(), (
+            f"README does not show {item['file']}"
+        )
+
+
+@pytest.mark.slow
+def test_gallery_twice_is_stable(tmp_path, capsys):
+    copy = tmp_path / "plots"
+    shutil.copytree(ROOT / "plots", copy)
+    assert main(["gallery", str(copy)]) == 0
+    first = {p.name: p.read_bytes() for p in copy.iterdir()}
+    assert main(["gallery", str(copy)]) == 0
+    assert first == {p.name: p.read_bytes() for p in copy.iterdir()}
