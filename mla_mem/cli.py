@@ -1295,6 +1295,10 @@ def _error(message: str) -> None:
     sys.stderr.flush()
 
 
+def _command_name(info: Any) -> str:
+    return str(info.name or getattr(info.callback, "__name__", "").replace("_", "-"))
+
+
 def _app_for(args: list[str]) -> typer.Typer:
     """The app with only the invoked command registered: Typer inspects every registered command's signature
     at start-up, which costs more than the command itself. Help and unknown commands get the full app."""
@@ -1302,9 +1306,7 @@ def _app_for(args: list[str]) -> typer.Typer:
     if not names or any(a in ("-h", "--help") for a in args[: args.index(names[0])] if names):
         return app
     wanted = names[0]
-    chosen = [
-        c for c in app.registered_commands if (c.name or c.callback.__name__.replace("_", "-")) == wanted
-    ]
+    chosen = [c for c in app.registered_commands if _command_name(c) == wanted]
     if len(chosen) != 1:
         return app
     single = typer.Typer(

@@ -11,7 +11,7 @@ import pytest
 
 import mla_mem
 from mla_mem.cli import main
-from mla_mem.plots import build, context_grid, figure, plot, render
+from mla_mem.plots import build, context_grid, figure, plot
 from mla_mem.runtimes import Options
 
 ROOT = Path(__file__).resolve().parent.parent
