@@ -44,6 +44,11 @@ def _friendly(command: Callable[..., None]) -> Callable[..., None]:
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
             command(*args, **kwargs)
+        except BrokenPipeError:
+            # the reader went away (mla-mem models | head -1): stop quietly, successfully
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except MlaMemError as exc:
             if _STATE["debug"]:
                 raise
@@ -1336,6 +1341,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = _app_for(args)(args=args, prog_name="mla-mem", standalone_mode=False)
         code = result if isinstance(result, int) else 0
+        if code == 130:  # Typer turns Ctrl-C inside a command into exit code 130
+            _error("interrupted")
     except MlaMemError as exc:
         if debug:
             raise
