@@ -85,6 +85,27 @@ def variant(model: ModelSpec | str, what: str) -> ModelSpec:
     return make_variant(load_model(model), what)
 
 
+_LAZY = {
+    "plot": ("plots", "plot"),
+    "fit": ("hardware", "fit"),
+    "find_gpu": ("hardware", "find_gpu"),
+    "gpu_catalogue": ("hardware", "gpu_catalogue"),
+    "count_params": ("params", "count_params"),
+    "weight_bytes": ("params", "weight_bytes"),
+    "check_budgets": ("budgets", "check"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Heavier parts of the API (plots need matplotlib) load on first use."""
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attribute)
+    raise AttributeError(f"module 'mla_mem' has no attribute {name!r}")
+
+
 __all__ = [
     "ComponentEstimate",
     "ConfigError",
@@ -95,10 +116,17 @@ __all__ = [
     "UsageError",
     "builtin_models",
     "builtin_names",
+    "check_budgets",
+    "count_params",
     "curve",
     "equivalent_gqa_groups",
     "estimate",
+    "find_gpu",
+    "fit",
+    "gpu_catalogue",
     "load_model",
     "plan",
+    "plot",
     "variant",
+    "weight_bytes",
 ]

@@ -866,8 +866,13 @@ def _render_fit(results: list[Any], fmt: str, units: str, search_mode: bool) -> 
         }
     )
     caption = f"Runtime {r.runtime}, cache {r.kv_dtype}, block {r.block_size}."
-    if r.runtime.startswith("vllm"):
+    if r.runtime.startswith("vllm") and r.capacity_kind == "blocks":
         caption += " vLLM would log: " + " / ".join(r.vllm_lines()) + "."
+    elif r.runtime.startswith("vllm"):
+        caption += (
+            " Token capacity is the longest single sequence that fits; vLLM counts hybrid models per"
+            " KV-cache group, which mla-mem does not reproduce."
+        )
     caption += "".join(f" Note: {note}." for note in r.notes)
     table = TableData(
         [Column("what", "Per GPU"), Column("value", "Value", numeric=True), _exact_col("bytes", "Bytes")],

@@ -126,7 +126,9 @@ class FitResult:
                 out[key] = list(value)
             else:
                 out[key] = value
-        out["vllm_log"] = self.vllm_lines() if self.runtime.startswith("vllm") else None
+        out["vllm_log"] = (
+            self.vllm_lines() if self.runtime.startswith("vllm") and self.capacity_kind == "blocks" else None
+        )
         return out
 
     def vllm_lines(self) -> list[str]:

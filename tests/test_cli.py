@@ -324,3 +324,16 @@ def test_show_explains_the_runtime(capsys):
     flat = " ".join(result.stdout.split())
     for text in ("vllm 0.11", "fp8_ds_mla", "656 B", "132 B", "block 64", "not split by tp 8", "8 GPUs"):
         assert text in flat, text
+
+
+def test_indexer_dtype_and_public_api():
+    [row] = ok_json(
+        "estimate", "deepseek-v4-pro", "-c", "1M", "--runtime", "vllm", "--indexer-dtype", "mxfp4"
+    )
+    assert row["bytes_per_token"] == 30 * (584 + 68) / 4 + 31 * 584 / 128
+    import mla_mem
+
+    assert mla_mem.count_params(mla_mem.load_model("deepseek-v3")).total == pytest.approx(671e9, rel=0.01)
+    assert callable(mla_mem.plot) and callable(mla_mem.fit)
+    with pytest.raises(AttributeError):
+        mla_mem.no_such_thing  # noqa: B018
