@@ -9,40 +9,21 @@ Runs `mla-mem estimate deepseek-v3 --context 128K` and `python -c "import typer,
 from __future__ import annotations
 
 import argparse
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
 
-def timed(command: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
-def compile_package() -> None:
-    """Installed packages are byte-compiled; an editable checkout may not be (PYTHONDONTWRITEBYTECODE)."""
-    import mla_mem
-
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(mla_mem.__file__).parent)], check=True)
+from _timing import compare  # noqa: E402
 
 
 def main() -> None:
-    compile_package()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     script = Path(sys.executable).parent / "mla-mem"
     tool = [str(script), "estimate", "deepseek-v3", "--context", "128K"]
-    baseline = [sys.executable, "-c", "import typer, yaml"]
-    timed(tool), timed(baseline)  # warm the file cache
-    tool_times, base_times = [], []
-    for _ in range(args.runs):
-        tool_times.append(timed(tool))
-        base_times.append(timed(baseline))
-    tool_median, base_median = statistics.median(tool_times), statistics.median(base_times)
+    tool_median, base_median = compare(tool, [sys.executable, "-c", "import typer, yaml"], args.runs)
     print(
         f"mla-mem estimate deepseek-v3 --context 128K : median {tool_median * 1000:7.1f} ms over {args.runs} runs"
     )

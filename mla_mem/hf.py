@@ -321,12 +321,7 @@ def convert(data: dict[str, Any], file: str, name: str | None = None) -> tuple[d
                 )
             head_dim = hidden // heads
             notes.append(f"no head_dim: hidden_size / num_attention_heads = {head_dim}")
-        kind = "mha" if kv_heads == heads else ("mqa" if kv_heads == 1 else "gqa")
-        attention = {"kind": kind, "heads": heads}
-        if kind == "gqa":
-            attention["kv_heads"] = kv_heads
-        attention["head_dim"] = head_dim
-        out["attention"] = attention
+        out["attention"] = _kv_attention(heads, kv_heads, head_dim)
 
     # Layer kinds: explicit layer_types first, then each family's default pattern.
     types = reader.get_list("layer_types")
@@ -385,15 +380,30 @@ def convert(data: dict[str, Any], file: str, name: str | None = None) -> tuple[d
             "are not understood; describe the model in YAML",
         )
     if reader.has("index_n_heads") or reader.has("index_head_dim"):
-        out["indexer"] = {
-            "heads": reader.get_int("index_n_heads"),
-            "head_dim": reader.get_int("index_head_dim"),
-            "topk": reader.get_int("index_topk", default=2048),
-        }
+        out["indexer"] = _indexer(reader)
     weights = _weights(reader, data, outer, notes)
     if weights:
         out["weights"] = weights
     return out, notes
+
+
+def _kv_attention(heads: int, kv_heads: int, head_dim: int) -> dict[str, Any]:
+    """The attention section of a K/V model: MHA, MQA or GQA by its KV head count."""
+    kind = "mha" if kv_heads == heads else ("mqa" if kv_heads == 1 else "gqa")
+    attention: dict[str, Any] = {"kind": kind, "heads": heads}
+    if kind == "gqa":
+        attention["kv_heads"] = kv_heads
+    attention["head_dim"] = head_dim
+    return attention
+
+
+def _indexer(reader: _Reader) -> dict[str, Any]:
+    """DSA / Lightning Indexer keys: index_n_heads, index_head_dim, index_topk."""
+    return {
+        "heads": reader.get_int("index_n_heads"),
+        "head_dim": reader.get_int("index_head_dim"),
+        "topk": reader.get_int("index_topk", default=2048),
+    }
 
 
 def _first(reader: _Reader, *names: str) -> int | None:
@@ -577,11 +587,7 @@ def _convert_deepseek_v4(
     out["compress_rates"] = {k: v for k, v in rates.items() if k in kinds}
     out.update(_pattern_or_list(kinds) if set(kinds) != {"window"} else {"layer_pattern": ["window"]})
     if reader.has("index_n_heads"):
-        out["indexer"] = {
-            "heads": reader.get_int("index_n_heads"),
-            "head_dim": reader.get_int("index_head_dim"),
-            "topk": reader.get_int("index_topk", default=2048),
-        }
+        out["indexer"] = _indexer(reader)
     return out
 
 
@@ -650,22 +656,13 @@ def _convert_mistral_params(
     else:
         kv_heads = reader.get_int("n_kv_heads", default=heads)
         head_dim = reader.get_int("head_dim") if reader.has("head_dim") else reader.get_int("dim") // heads
-        kind = "mha" if kv_heads == heads else ("mqa" if kv_heads == 1 else "gqa")
-        attention = {"kind": kind, "heads": heads}
-        if kind == "gqa":
-            attention["kv_heads"] = kv_heads
-        attention["head_dim"] = head_dim
-        out["attention"] = attention
+        out["attention"] = _kv_attention(heads, kv_heads, head_dim)
         window = reader.opt_int("sliding_window")
         if window:
             out["layer_pattern"] = ["sliding"]
             out["sliding_window"] = window
     if reader.has("index_n_heads"):
-        out["indexer"] = {
-            "heads": reader.get_int("index_n_heads"),
-            "head_dim": reader.get_int("index_head_dim"),
-            "topk": reader.get_int("index_topk", default=2048),
-        }
+        out["indexer"] = _indexer(reader)
     weights = _weights(reader, data, data, notes)
     if weights:
         out["weights"] = weights
