@@ -10,6 +10,9 @@ bytes per entry, how many entries a sequence holds at context n, and how entries
   stored bytes          e x entry_bytes                           (the records themselves)
   allocated bytes       ceil(e / block) x page_bytes              (paging; + extra_blocks for windows,
                                                                    never more than the unwindowed pages)
+Two rarer shapes, for runtimes that buffer work in progress (transformers' DeepSeek-V4 compressor):
+  remainder_of r        e = t mod r                               (tokens waiting for the next full window)
+  min_tokens m          a constant state held only once t >= m    (state carried between windows)
 
 Everything is a Python int (Fraction for per-token figures of compressed caches). numpy is imported only by
 `curve`, which computes the same numbers for many contexts at once.
@@ -46,6 +49,8 @@ class CacheStream:
     token_shards: int = 1
     description: str = ""
     formula: str = ""
+    remainder_of: int = 0
+    min_tokens: int = 0
 
     @property
     def page(self) -> int:
@@ -57,9 +62,11 @@ class CacheStream:
 
     def entries(self, context: int) -> int:
         """Entries one sequence holds on one rank at `context` tokens (before paging)."""
-        if self.is_state:
-            return 1
         tokens = _ceil_div(context, self.token_shards)
+        if self.is_state:
+            return 1 if tokens >= self.min_tokens else 0
+        if self.remainder_of:
+            return tokens % self.remainder_of
         if self.window is not None:
             tokens = min(tokens, self.window)
         return tokens // self.tokens_per_entry
@@ -78,8 +85,8 @@ class CacheStream:
 
     @property
     def bytes_per_token(self) -> Fraction:
-        """Marginal record bytes per further token, per layer (0 for windows and states)."""
-        if self.is_state or self.window is not None:
+        """Marginal record bytes per further token, per layer (0 for windows, states and remainders)."""
+        if self.is_state or self.window is not None or self.remainder_of:
             return Fraction(0)
         return Fraction(self.entry_bytes, self.tokens_per_entry * self.token_shards)
 
@@ -88,6 +95,8 @@ class CacheStream:
         """Record bytes per layer per sequence that do not grow with context: states and full windows."""
         if self.is_state:
             return self.entry_bytes
+        if self.remainder_of:
+            return 0
         if self.window is not None:
             return (self.window // self.tokens_per_entry) * self.entry_bytes
         return 0
@@ -315,9 +324,11 @@ def curve(plan: Plan, contexts: Sequence[int] | Any, batch: int = 1) -> dict[str
     ctx = np.array(values, dtype=dtype)
 
     def stream_bytes(stream: CacheStream) -> Any:
-        if stream.is_state:
-            return np.full(ctx.shape, stream.page, dtype=dtype)
         tokens = -(-ctx // stream.token_shards)
+        if stream.is_state:
+            return (tokens >= stream.min_tokens).astype(np.int64).astype(dtype) * stream.page
+        if stream.remainder_of:
+            return -(-(tokens % stream.remainder_of) // stream.block) * stream.page
         kept = np.minimum(tokens, stream.window) if stream.window is not None else tokens
         entries = kept // stream.tokens_per_entry
         pages = -(-entries // stream.block)

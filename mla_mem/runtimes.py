@@ -69,6 +69,9 @@ class CompressedRules:
     window_block: int = 1  # tokens per window page
     page_tokens: int = 1  # tokens covered by one compressed page
     page_align: int = 0  # pages padded to a multiple of this many bytes (0: none)
+    in_progress: bool = (
+        False  # transformers: W - 1 windows, buffered tokens and overlap state (see _build_compressed)
+    )
 
     def page(self, entries: int, entry_bytes: int) -> int:
         raw = entries * entry_bytes
@@ -387,6 +390,26 @@ def _rules_sglang(model: ModelSpec, options: Options, version: tuple[int, ...]) 
 
 def _rules_transformers(model: ModelSpec, options: Options, version: tuple[int, ...]) -> Rules:
     kv = _dtype(options.kv_dtype, model)
+    if isinstance(model.attention, CompressedAttention):
+        if version < (5, 24):
+            raise UsageError(
+                "transformers: mla-mem's DeepSeek-V4 rules were read from transformers 5.24; earlier "
+                "versions are not described (use transformers@5.24)"
+            )
+        if options.block_size not in (None, 1):
+            raise UsageError("--block-size: transformers does not page its cache (DynamicCache)")
+        record = kv.row_bytes(model.attention.head_dim)
+        indexer = kv.row_bytes(model.indexer.head_dim) if model.indexer else 0
+        return Rules(
+            runtime="transformers", version=".".join(map(str, version)), kv=kv, v=kv, kv_label=kv.name,
+            supports_tp=False, supports_pp=False,
+            notes=["transformers 5.24 (models/deepseek_v4/modeling_deepseek_v4.py): windows keep the last W - 1 "
+                   "tokens, compressors buffer the tokens of the unfinished window and carry one window of overlap"],
+            compressed=CompressedRules(
+                record=record, record_formula=f"head_dim {model.attention.head_dim} x {kv.name} = {record} B",
+                indexer=indexer, indexer_formula=f"index_head_dim x {kv.name} = {indexer} B", in_progress=True,
+            ),
+        )  # fmt: skip
     if kv.is_block_quantized or kv.name in ("fp8_ds_mla", "nvfp4_ds_mla") or kv.bits not in (8, 16, 32):
         raise UsageError(
             f"transformers: unsupported --kv-dtype {kv.name}; DynamicCache holds torch dtypes "
@@ -401,13 +424,13 @@ def _rules_transformers(model: ModelSpec, options: Options, version: tuple[int, 
     ]
     if isinstance(model.attention, MLAttention) and not latent:
         notes.append("transformers < 5.15 caches MLA keys and values expanded to every head")
-    indexer = None
+    indexer_bytes: int | None = None
     if model.indexer is not None and latent:
-        indexer = kv.row_bytes(model.indexer.head_dim)
+        indexer_bytes = kv.row_bytes(model.indexer.head_dim)
     return Rules(
         runtime="transformers", version=".".join(map(str, version)), kv=kv, v=kv, kv_label=kv.name,
         mla_layout="latent" if latent else "expanded",
-        indexer_bytes=indexer, indexer_formula=f"index_head_dim {model.indexer.head_dim} x {kv.name}"
+        indexer_bytes=indexer_bytes, indexer_formula=f"index_head_dim {model.indexer.head_dim} x {kv.name}"
         if model.indexer else "",
         heads_per_rank=lambda heads, tp: heads, heads_rule="kv_heads",
         sliding="window-1", conv_columns="k", conv_dtype=parse_dtype(options.state_dtype or model.dtype),
@@ -730,18 +753,23 @@ def _build_compressed(model: ModelSpec, options: Options, rules: Rules) -> Plan:
     window = model.sliding_window
     mtp_layers = tuple(range(model.layers, model.layers + model.mtp_layers)) if options.mtp else ()
     all_layers = tuple(range(model.layers)) + mtp_layers
-    streams = [
-        CacheStream(
-            "window", all_layers, v4.record, window=window, block=v4.window_block,
-            page_bytes=v4.page(v4.window_block, v4.record), description="window cache",
-            formula=f"{v4.record_formula} per token, last sliding_window {window} tokens"
-            + (f"; {v4.window_block}-token blocks" if v4.window_block > 1 else "")
-            + (f" padded to {v4.page_align} B multiples" if v4.page_align else ""),
-        )
-    ]  # fmt: skip
+    if v4.in_progress:
+        if mtp_layers:
+            raise UsageError(f"{rules.runtime}: builds no MTP layers for DeepSeek-V4; drop --mtp")
+        streams = _in_progress_streams(model, v4, window)
+    else:
+        streams = [
+            CacheStream(
+                "window", all_layers, v4.record, window=window, block=v4.window_block,
+                page_bytes=v4.page(v4.window_block, v4.record), description="window cache",
+                formula=f"{v4.record_formula} per token, last sliding_window {window} tokens"
+                + (f"; {v4.window_block}-token blocks" if v4.window_block > 1 else "")
+                + (f" padded to {v4.page_align} B multiples" if v4.page_align else ""),
+            )
+        ]  # fmt: skip
     for kind in ("csa", "hca"):
         layers = model.layers_of(kind)
-        if not layers:
+        if not layers or v4.in_progress:
             continue
         ratio = model.compress_rate(kind)
         per_page = max(1, v4.page_tokens // ratio)
@@ -785,3 +813,97 @@ def _build_compressed(model: ModelSpec, options: Options, rules: Rules) -> Plan:
         streams=tuple(streams), stages=stages, tp=options.tp, pp=options.pp, dp=options.dp, dcp=options.dcp,
         mtp=options.mtp, notes=tuple(rules.notes), layout=layout,
     )  # fmt: skip
+
+
+def _in_progress_streams(model: ModelSpec, v4: CompressedRules, window: int) -> list[CacheStream]:
+    """transformers 5.24's DeepSeek-V4 cache (modeling_deepseek_v4.py DeepseekV4CSACache / DeepseekV4HCACache,
+    measured by tests/crosscheck): window-only layers are plain sliding layers (K and V apart, last W - 1 tokens);
+    csa and hca layers keep one shared K=V window of W - 1 tokens, the compressed entries, the tokens of the
+    unfinished window (kv and gate projections; csa projects two overlapping series, so twice the width, for the
+    compressor and the indexer) and, once a window has closed, the previous window's overlap slice (kv in the
+    cache dtype, gate in fp32)."""
+    attention = model.attention
+    assert isinstance(attention, CompressedAttention)
+    d, record, idx = attention.head_dim, v4.record, v4.indexer
+    index_dim = model.indexer.head_dim if model.indexer else 0
+    dt = record // d  # bytes per element of the cache dtype
+    streams = []
+    window_layers = model.layers_of("window")
+    if window_layers:
+        streams.append(
+            CacheStream(
+                "window_kv",
+                window_layers,
+                2 * record,
+                window=window - 1,
+                description="window (keys and values)",
+                formula=f"K and V {d} x {dt} B each = {2 * record:,} B per token, last W - 1 tokens",
+            )
+        )
+    compressed_layers = tuple(i for i, k in enumerate(model.layer_kinds) if k in ("csa", "hca"))
+    if compressed_layers:
+        streams.append(
+            CacheStream(
+                "window",
+                compressed_layers,
+                record,
+                window=window - 1,
+                description="window (shared K=V)",
+                formula=f"{v4.record_formula} per token (K and V share storage), last W - 1 tokens",
+            )
+        )
+    for kind in ("csa", "hca"):
+        layers = model.layers_of(kind)
+        if not layers:
+            continue
+        ratio = model.compress_rate(kind)
+        streams.append(
+            CacheStream(
+                f"compressed_{kind}",
+                layers,
+                record,
+                tokens_per_entry=ratio,
+                description=f"{kind} compressed entries",
+                formula=f"one {record:,} B entry per {ratio} tokens",
+            )
+        )
+        series = 2 if kind == "csa" else 1  # csa compresses two overlapping series (Ca, Cb)
+        width = series * d + (series * index_dim if kind == "csa" else 0)
+        buffer = 2 * width * dt  # kv and gate projections of each waiting token
+        streams.append(
+            CacheStream(
+                f"buffer_{kind}",
+                layers,
+                buffer,
+                remainder_of=ratio,
+                description=f"{kind} tokens waiting for a full window",
+                formula=f"(n mod {ratio}) tokens x kv + gate ({width} each) x {dt} B = "
+                f"{buffer:,} B per waiting token",
+            )
+        )
+        if kind == "csa":
+            if idx:
+                streams.append(
+                    CacheStream(
+                        "indexer",
+                        model.indexer_layers,
+                        idx,
+                        tokens_per_entry=ratio,
+                        description="Lightning Indexer keys",
+                        formula=f"{v4.indexer_formula} per {ratio} tokens",
+                    )
+                )
+            overlap = ratio * (d + index_dim) * (dt + 4)  # kv in the cache dtype, gate in fp32
+            streams.append(
+                CacheStream(
+                    "overlap_csa",
+                    layers,
+                    overlap,
+                    tokens_per_entry=0,
+                    min_tokens=ratio,
+                    description="previous window's overlap slice",
+                    formula=f"{ratio} x ({d} + {index_dim}) x ({dt} B kv + 4 B fp32 gate) = "
+                    f"{overlap:,} B once a window has closed",
+                )
+            )
+    return streams

@@ -195,7 +195,7 @@ def test_trtllm():
 # --- every model on every runtime, versions, layouts -------------------------------------------------
 
 
-V4_RUNTIMES = ("ideal", "vllm")  # DeepSeek-V4 rules exist for these only (docs/runtimes.md)
+V4_RUNTIMES = ("ideal", "vllm", "transformers")  # DeepSeek-V4 rules exist for these only (docs/runtimes.md)
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

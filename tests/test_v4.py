@@ -124,10 +124,34 @@ def test_bf16_records_and_mtp_window_layer():
     assert {c.name: c.layers for c in mtp.components}["window"] == 62  # the MTP layer keeps a window only
 
 
-@pytest.mark.parametrize("runtime", ["sglang", "transformers", "llama.cpp", "trtllm"])
+@pytest.mark.parametrize("runtime", ["sglang", "llama.cpp", "trtllm", "transformers@4.57"])
 def test_runtimes_without_v4_rules_say_so(runtime):
-    with pytest.raises(UsageError, match="no DeepSeek-V4"):
+    with pytest.raises(UsageError, match="DeepSeek-V4"):
         mla_mem.estimate("deepseek-v4-flash", 1024, runtime=runtime)
+
+
+def test_transformers_in_progress_state_by_hand():
+    """transformers 5.24 keeps W - 1 window tokens, the tokens of the unfinished window (kv and gate; csa: two
+    overlapping series for the compressor and the indexer) and an overlap slice once a window has closed
+    (tests/crosscheck measures the same numbers on real caches)."""
+    n = 301
+    result = mla_mem.estimate("deepseek-v4-flash", n, runtime="transformers")
+    parts = {c.name: c.total_bytes for c in result.components}
+    bf16 = 2
+    assert parts["window_kv"] == 2 * 2 * 127 * 512 * bf16  # layers 0 and 1: K and V apart
+    assert parts["window"] == 41 * 127 * 512 * bf16  # csa and hca layers: shared K=V
+    assert parts["compressed_csa"] == 21 * (n // 4) * 512 * bf16
+    assert parts["indexer"] == 21 * (n // 4) * 128 * bf16
+    assert parts["buffer_csa"] == 21 * (n % 4) * 2 * (2 * 512 + 2 * 128) * bf16
+    assert parts["overlap_csa"] == 21 * 4 * (512 + 128) * (bf16 + 4)
+    assert parts["compressed_hca"] == 20 * (n // 128) * 512 * bf16
+    assert parts["buffer_hca"] == 20 * (n % 128) * 2 * 512 * bf16
+    # before the first window closes there is no overlap state yet
+    assert "overlap_csa" not in {
+        c.name
+        for c in mla_mem.estimate("deepseek-v4-flash", 3, runtime="transformers").components
+        if c.total_bytes
+    }
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,9 @@
 """Shrunk but cache-exact versions of the built-in models, as mla-mem specs and as transformers configs.
 
 Every dimension that decides the cache is taken from the shipped YAML: query heads, KV heads, head dims, the MLA
-kv_lora_rank, rope/nope/v dims, sliding windows, linear-attention heads, head dims and conv kernels, and the indexer
-heads and head dim. Only what the cache does not depend on is shrunk: 2 to 4 layers (keeping the layer-kind
+kv_lora_rank, rope/nope/v dims, sliding windows, linear-attention heads, head dims and conv kernels, the indexer
+head dim, and DeepSeek-V4's shared K=V head dim, window and compression rates. (The indexer's and V4's query head
+counts are shrunk: they do not reach the cache.) Only what the cache does not depend on is shrunk: 2 to 4 layers (keeping the layer-kind
 pattern), a hidden size of 256, 4 small experts, q_lora_rank 64, a vocabulary of 512, MLP widths of 128.
 """
 
@@ -154,6 +155,27 @@ def case(name: str) -> tuple[ModelSpec, dict[str, Any]]:
             layer_types=_layer_types(kinds), sliding_window=spec.sliding_window, query_pre_attn_scalar=128
         )
         return spec, config
+    if name == "deepseek-v4-flash":
+        kinds = ("window", "csa", "hca")
+        spec = shrink(name, kinds)
+        a = spec.attention
+        assert spec.indexer is not None and spec.sliding_window is not None
+        names = {
+            "window": "sliding_attention",
+            "csa": "compressed_sparse_attention",
+            "hca": "heavily_compressed_attention",
+        }
+        config = _base(spec, "deepseek_v4")
+        config.update(
+            num_attention_heads=8, num_key_value_heads=1, head_dim=a.head_dim, qk_rope_head_dim=a.qk_rope_head_dim,
+            q_lora_rank=64, o_lora_rank=64, o_groups=2, moe_intermediate_size=SMALL, n_routed_experts=4,
+            n_shared_experts=1, num_experts_per_tok=2, num_hash_layers=1, index_n_heads=8,
+            index_head_dim=spec.indexer.head_dim, index_topk=16, sliding_window=spec.sliding_window,
+            layer_types=[names[k] for k in kinds],
+            compress_rates={"compressed_sparse_attention": spec.compress_rate("csa"),
+                            "heavily_compressed_attention": spec.compress_rate("hca")},
+        )  # fmt: skip
+        return spec, config
     if name == "llama-3.1-8b":
         spec = shrink(name, ("full",) * 2)
         return spec, _gqa(spec, "llama")
@@ -171,10 +193,12 @@ SUITE = [
     "gpt-oss-120b",
     "gemma-3-27b",
     "llama-3.1-8b",
+    "deepseek-v4-flash",
 ]
-# transformers 4.57 has no DeepSeek-V3.2, GLM-5 (glm_moe_dsa) or Kimi Linear model classes
+# transformers 4.57 has no DeepSeek-V3.2, GLM-5 (glm_moe_dsa), Kimi Linear or DeepSeek-V4 model classes
 NOT_IN_457 = {
     "deepseek-v3.2": "no deepseek_v32 model class in transformers 4.57",
     "glm-5": "no glm_moe_dsa model class in transformers 4.57",
     "kimi-linear-48b-a3b": "no kimi_linear model class in transformers 4.57",
+    "deepseek-v4-flash": "no deepseek_v4 model class in transformers 4.57",
 }

@@ -17,7 +17,8 @@ from .models import NOT_IN_457, SUITE, case
 
 VERSION = ".".join(transformers.__version__.split(".")[:2])
 LEGACY = tuple(int(p) for p in VERSION.split(".")) < (5, 15)
-PROMPTS = {"gpt-oss-120b": [20, 200], "gemma-3-27b": [64, 1100]}  # below and above the sliding windows
+# below and above the sliding windows; DeepSeek-V4: before the first window closes, and with tokens waiting
+PROMPTS = {"gpt-oss-120b": [20, 200], "gemma-3-27b": [64, 1100], "deepseek-v4-flash": [2, 130, 300]}
 
 
 def params():
