@@ -283,7 +283,7 @@ def _params_text(value: int) -> str:
 
 
 def _layers_text(model: Any) -> str:
-    counts = {kind: model.count(kind) for kind in ("full", "sliding", "linear")}
+    counts = {kind: model.count(kind) for kind in ("full", "sliding", "linear", "window", "csa", "hca")}
     parts = [f"{n} {kind}" for kind, n in counts.items() if n]
     text = str(model.layers) if len(parts) == 1 else f"{model.layers} = " + " + ".join(parts)
     if model.mtp_layers:
