@@ -151,17 +151,22 @@ def test_ctrl_c_prints_one_line_and_exits_130(monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_sigint_to_a_running_process():
+    # A terminal's Ctrl-C: the child restores Python's SIGINT handler (a CI runner may start us with SIGINT
+    # ignored, which children inherit), says when the command is running, and the test interrupts it then.
     code = (
-        "import time, mla_mem.cli as c\n"
-        "def slow(*a, **k):\n    time.sleep(30)\n"
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "import mla_mem.cli as c\n"
+        "def slow(*a, **k):\n    sys.stdout.write('running\\n'); sys.stdout.flush(); time.sleep(60)\n"
         "c._check_format = slow\nraise SystemExit(c.main(['models']))\n"
     )
     process = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    time.sleep(2)
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "running"
     process.send_signal(2)
-    out, err = process.communicate(timeout=20)
+    out, err = process.communicate(timeout=30)
     assert (
         process.returncode == 130 and err.strip() == "mla-mem: error: interrupted" and "Traceback" not in err
     )
