@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -275,17 +275,10 @@ def evaluate(file: str, name: str, settings: dict[str, Any], line: int | None) -
             result = fit(
                 model,
                 device,
-                tp=options.tp,
-                pp=options.pp,
-                dp=options.dp,
-                dcp=options.dcp,
-                runtime=options.runtime,
-                kv_dtype=options.kv_dtype,
                 weight_dtype=settings.get("weight_dtype"),
                 context=context,
                 batch=batch,
-                mtp=mtp,
-                options=options,
+                **asdict(options),
                 **kwargs,
             )
         except UsageError as exc:

@@ -744,7 +744,6 @@ def fit_command(
     """
     from . import load_model
     from .hardware import find_gpu, fit, memory_gpu, parse_fraction, search
-    from .runtimes import Options
 
     fmt, units = _check_format(fmt), _check_units(units)
     if (gpu is None) == (memory is None):
@@ -756,11 +755,10 @@ def fit_command(
         raise UsageError("--context: fit takes one context")
     n = contexts[0] if contexts else None
     sequences = parse_count(batch, "--batch")
-    base = Options(block_size=block_size)
     kwargs: dict[str, Any] = {
         "runtime": runtime, "kv_dtype": kv_dtype, "weight_dtype": weight_dtype, "dcp": dcp, "mtp": mtp, "ep": ep,
         "gpu_memory_utilization": parse_fraction(utilization, "--gpu-memory-utilization"),
-        "reserve": parse_size(reserve, "--reserve"), "options": base,
+        "reserve": parse_size(reserve, "--reserve"), "block_size": block_size,
     }  # fmt: skip
     if gpus is None:
         if n is None:
@@ -1172,6 +1170,8 @@ def _memory_line(
         if gpus is not None:
             raise UsageError("--gpus needs --gpu")
         return None, ""
+    from dataclasses import asdict
+
     from . import load_model
     from .hardware import find_gpu, fit
 
@@ -1179,17 +1179,7 @@ def _memory_line(
     if gpus is not None and gpus != count:
         raise UsageError(f"--gpus {gpus} must equal --tp x --pp x --dp = {count}")
     device = find_gpu(gpu)
-    result = fit(
-        load_model(model),
-        device,
-        tp=options.tp,
-        pp=options.pp,
-        dp=options.dp,
-        runtime=options.runtime,
-        kv_dtype=options.kv_dtype,
-        mtp=options.mtp,
-        batch=batch,
-    )
+    result = fit(load_model(model), device, batch=batch, **asdict(options))
     if not result.weights_fit:
         raise UsageError(f"{model}: the weights alone do not fit on {count} x {device.name}")
     return (

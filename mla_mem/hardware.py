@@ -10,7 +10,7 @@ The cache must fit in `available` on every GPU; capacity is counted the way the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -189,28 +189,22 @@ def fit(
     model: ModelSpec,
     gpu: GPU,
     *,
-    tp: int = 1,
-    pp: int = 1,
-    dp: int = 1,
-    dcp: int = 1,
-    runtime: str = "vllm",
-    kv_dtype: str | None = None,
     weight_dtype: str | None = None,
     gpu_memory_utilization: Fraction = Fraction(9, 10),
     reserve: int = 2 * 2**30,
     context: int | None = None,
     batch: int = 1,
-    mtp: bool = False,
     ep: bool | None = None,
-    options: Options | None = None,
+    **options: Any,
 ) -> FitResult:
-    """Does `model` fit on tp x pp x dp GPUs of this kind, and how much cache is left for requests?"""
+    """Does `model` fit on tp x pp x dp GPUs of this kind, and how much cache is left for requests?
+
+    `options` are the fields of runtimes.Options (runtime, kv_dtype, tp, pp, dp, dcp, mtp, block_size, ...);
+    the runtime defaults to vllm."""
     from .params import weight_bytes
 
-    base = options or Options()
-    plan = lower(
-        model, replace(base, runtime=runtime, kv_dtype=kv_dtype, tp=tp, pp=pp, dp=dp, dcp=dcp, mtp=mtp)
-    )
+    plan = lower(model, Options(**{"runtime": "vllm", **options}))
+    tp, pp, dp, mtp = plan.tp, plan.pp, plan.dp, plan.mtp
     notes = list(plan.notes)
     usable = int(gpu.memory_bytes * gpu_memory_utilization)
     from .spec import CompressedAttention
@@ -283,49 +277,40 @@ def fit(
 def search(
     model: ModelSpec, gpu: GPU, *, context: int, batch: int, max_gpus: int = 128, **kwargs: Any
 ) -> list[FitResult]:
-    """Layouts that fit, smallest GPU count first, then by how many requests of `context` tokens they hold."""
-    results = []
-    count = 1
-    while count <= max_gpus:
+    """Layouts that fit, smallest GPU count first, then by how many requests of `context` tokens they hold; the
+    layouts of the next GPU count follow as runner-ups, so the trade-off is visible."""
+
+    def fitting(count: int) -> list[FitResult]:
+        found = []
         for tp in (1, 2, 4, 8):
             for pp in (1, 2, 4):
                 if count % (tp * pp):
                     continue
-                dp = count // (tp * pp)
                 try:
-                    result = fit(model, gpu, tp=tp, pp=pp, dp=dp, context=context, batch=batch, **kwargs)
+                    result = fit(
+                        model,
+                        gpu,
+                        tp=tp,
+                        pp=pp,
+                        dp=count // (tp * pp),
+                        context=context,
+                        batch=batch,
+                        **kwargs,
+                    )
                 except UsageError:
                     continue
                 if result.fits:
-                    results.append(result)
+                    found.append(result)
+        return found
+
+    count = 1
+    while count <= max_gpus:
+        results = fitting(count)
         if results:
-            break
+            key = lambda r: (r.gpus, -(r.max_concurrency or 0), r.pp, r.tp)  # noqa: E731
+            return sorted(results, key=key) + sorted(fitting(count * 2), key=key)[:3]
         count *= 2
-    if not results:
-        return []
-    # runner-ups: the next GPU count too, so the trade-off is visible
-    more = []
-    for tp in (1, 2, 4, 8):
-        for pp in (1, 2, 4):
-            if (count * 2) % (tp * pp):
-                continue
-            try:
-                result = fit(
-                    model,
-                    gpu,
-                    tp=tp,
-                    pp=pp,
-                    dp=count * 2 // (tp * pp),
-                    context=context,
-                    batch=batch,
-                    **kwargs,
-                )
-            except UsageError:
-                continue
-            if result.fits:
-                more.append(result)
-    key = lambda r: (r.gpus, -(r.max_concurrency or 0), r.pp, r.tp)  # noqa: E731
-    return sorted(results, key=key) + sorted(more, key=key)[:3]
+    return []
 
 
 def memory_gpu(text: str) -> GPU:

@@ -47,7 +47,7 @@ def test_catalogue_covers_the_required_gpus():
 def test_deepseek_v3_vllm_block_capacity_by_hand():
     model = mla_mem.load_model("deepseek-v3")
     gpu = find_gpu("H200")
-    result = fit(model, gpu, tp=8, runtime="vllm", context=163840, batch=1, options=Options(block_size=64))
+    result = fit(model, gpu, tp=8, runtime="vllm", context=163840, batch=1, block_size=64)
     usable = gpu.memory_bytes * 9 // 10
     weights = weight_bytes(model)
     per_gpu_weights = -(-weights.dense // 8) + -(-weights.expert // 8)
@@ -64,7 +64,7 @@ def test_deepseek_v3_vllm_block_capacity_by_hand():
 
 def test_capacity_fed_back_fits_and_one_more_block_does_not():
     model = mla_mem.load_model("deepseek-v3")
-    result = fit(model, find_gpu("H200"), tp=8, runtime="vllm", options=Options(block_size=64))
+    result = fit(model, find_gpu("H200"), tp=8, runtime="vllm", block_size=64)
     plan = lower(model, Options(runtime="vllm", tp=8, block_size=64))
     assert size(plan, result.token_capacity, 1).total_bytes <= result.available_bytes
     assert size(plan, result.token_capacity + 64, 1).total_bytes > result.available_bytes
