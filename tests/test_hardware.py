@@ -148,3 +148,68 @@ def test_search_finds_the_smallest_layout():
 def test_fit_bad_input(args, message, capsys):
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_fit_options_on_the_command_line(capsys):
+    args = [
+        "fit",
+        "deepseek-v3",
+        "--gpu",
+        "H200",
+        "--gpus",
+        "16",
+        "--tp",
+        "8",
+        "--pp",
+        "2",
+        "--context",
+        "32K",
+        "--batch",
+        "4",
+        "--weight-dtype",
+        "int4",
+        "--gpu-memory-utilization",
+        "0.8",
+        "--reserve",
+        "4GiB",
+        "--runtime",
+        "vllm",
+        "--kv-dtype",
+        "fp8",
+        "--block-size",
+        "64",
+        "--format",
+        "json",
+    ]
+    assert main(args) == 0
+    payload = json.loads(capsys.readouterr().out)
+    gpu = find_gpu("H200").memory_bytes
+    assert payload["usable_bytes"] == gpu * 8 // 10 and payload["reserve_bytes"] == 4 * GIB
+    assert payload["weight_dtype"] == "int4" and payload["kv_dtype"] == "fp8_e4m3"
+    assert (payload["tp"], payload["pp"], payload["dp"]) == (8, 2, 1)
+    assert payload["bytes_per_token"] == 31 * 576  # the larger pipeline stage holds 31 of 61 layers
+    model = mla_mem.load_model("deepseek-v3")
+    for flag, expected_ep in (("--ep", 2), ("--no-ep", 1)):
+        assert (
+            main(
+                [
+                    "fit",
+                    "deepseek-v3",
+                    "--gpu",
+                    "H200",
+                    "--gpus",
+                    "16",
+                    "--tp",
+                    "8",
+                    "--dp",
+                    "2",
+                    flag,
+                    "--format",
+                    "json",
+                ]
+            )
+            == 0
+        )
+        result = json.loads(capsys.readouterr().out)
+        weights = weight_bytes(model)
+        assert result["weight_bytes"] == -(-weights.dense // 8) + -(-weights.expert // (8 * expected_ep))
