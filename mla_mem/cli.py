@@ -507,7 +507,6 @@ def estimate(
             "runtime": r.runtime,
             "bytes_per_token": r.bytes_per_token,
             "fixed_bytes": r.fixed_bytes,
-            "total": r.total_bytes,
             "total_bytes": r.total_bytes,
             "deployment_bytes": r.deployment_bytes,
         }
@@ -520,7 +519,7 @@ def estimate(
         Column("kv_dtype", "Cache dtype"),
         _exact_col("bytes_per_token", "Bytes/token"),
         _bytes_col("fixed_bytes", "Fixed/seq", units),
-        _bytes_col("total", "KV cache per GPU" if multi_gpu else "KV cache", units),
+        _bytes_col("total_bytes", "KV cache per GPU" if multi_gpu else "KV cache", units),
         _exact_col("total_bytes", "Bytes"),
     ]
     if multi_gpu:

@@ -63,11 +63,13 @@ def emit(fmt: str, table: TableData, payload: Any) -> None:
 
 
 def to_csv(table: TableData) -> str:
+    """Raw values, one column per key (a key shown twice in the table, as human text and exact bytes, once)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([c.key for c in table.columns])
+    keys = list(dict.fromkeys(c.key for c in table.columns))
+    writer.writerow(keys)
     for row in table.rows:
-        writer.writerow(["" if row.get(c.key) is None else row.get(c.key) for c in table.columns])
+        writer.writerow(["" if row.get(key) is None else row.get(key) for key in keys])
     return buffer.getvalue()
 
 
