@@ -191,9 +191,7 @@ class Section:
         if key not in self.data or self.data[key] is None:
             if default is not None or not required:
                 return default
-            raise ConfigError(
-                self.file, self.key(key), "is required (a positive integer)", self._line_of_self()
-            )
+            raise ConfigError(self.file, self.key(key), "is required (a positive integer)", None)
         value = self.data[key]
         return self.check_int(key, value, minimum, maximum)
 
@@ -215,7 +213,7 @@ class Section:
         self.used.add(key)
         if key not in self.data or self.data[key] is None:
             if required:
-                raise ConfigError(self.file, self.key(key), "is required (a string)", self._line_of_self())
+                raise ConfigError(self.file, self.key(key), "is required (a string)", None)
             return default
         value = self.data[key]
         if not isinstance(value, str) or not value.strip():
@@ -238,7 +236,7 @@ class Section:
         self.used.add(key)
         if key not in self.data or self.data[key] is None:
             if required:
-                raise ConfigError(self.file, self.key(key), "is required (a mapping)", self._line_of_self())
+                raise ConfigError(self.file, self.key(key), "is required (a mapping)", None)
             return None
         return Section(self.data[key], self.file, self.key(key), self.line(key))
 
@@ -250,9 +248,6 @@ class Section:
         if not isinstance(value, list):
             raise self.error(key, f"expected a list, got {_type_name(value)}")
         return value
-
-    def _line_of_self(self) -> int | None:
-        return None
 
     def expect(self, known: tuple[str, ...]) -> None:
         """Reject unknown keys before anything else, so a typo is reported as a typo (not as a missing key)."""
@@ -685,13 +680,6 @@ def builtin_models() -> list[ModelSpec]:
     return [load_model_file(path) for path in _builtin_files()]
 
 
-def _all_builtin_names() -> list[str]:
-    names = []
-    for path in _builtin_files():
-        names.append(path.stem)
-    return names
-
-
 def load_model(name_or_path: str | os.PathLike[str] | ModelSpec) -> ModelSpec:
     """A built-in name or alias ('deepseek-v3', 'DeepSeek-R1'), a YAML model file, a Hugging Face config.json
     (or the directory holding it) or a Mistral params.json."""
@@ -710,7 +698,7 @@ def load_model(name_or_path: str | os.PathLike[str] | ModelSpec) -> ModelSpec:
         return load_model_file(path)
     found = resolve_builtin(text)
     if found is None:
-        names = _all_builtin_names()
+        names = builtin_names()
         raise UsageError(
             f"unknown model {text!r}{_suggest(_normalise(text), names)}; "
             "run 'mla-mem models' for the built-in names, or give a path to a YAML file"

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 from .cache import Plan, size
 from .configs import Section, builtin_dir, load_yaml, read_text
-from .errors import ConfigError, UsageError
+from .errors import UsageError
 from .runtimes import Options, lower
 from .spec import ModelSpec
-from .units import MAX_CONTEXT, format_bytes, parse_size
+from .units import MAX_CONTEXT, parse_size
 
 
 @dataclass(frozen=True)
@@ -318,12 +317,4 @@ def memory_gpu(text: str) -> GPU:
     return GPU(name=f"custom {text}", memory_bytes=parse_size(text, "--memory"), nominal="user-given memory")
 
 
-def describe_gpu(gpu: GPU) -> str:
-    return f"{gpu.name} ({format_bytes(gpu.memory_bytes)}, {gpu.memory_bytes // 2**20:,} MiB)"
-
-
-def gpu_file() -> Path:
-    return builtin_dir() / "gpus.yaml"
-
-
-__all__ = ["GPU", "FitResult", "ConfigError", "find_gpu", "fit", "gpu_catalogue", "search"]
+__all__ = ["GPU", "FitResult", "find_gpu", "fit", "gpu_catalogue", "search"]
