@@ -158,14 +158,12 @@ class Section:
 
     def __init__(self, data: Any, file: str, path: str = "", line: int | None = None):
         if not isinstance(data, dict):
-            where = path or "the file"
             raise ConfigError(file, path, f"expected a mapping of keys, got {_type_name(data)}", line)
         self.data = data
         self.file = file
         self.path = path
         self.lines: dict[str, int] = getattr(data, "lines", {})
         self.used: set[str] = set()
-        self._where = where if (where := path) else ""
 
     def key(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
