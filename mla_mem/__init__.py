@@ -1,83 +1,71 @@
-"""mla-mem: exact KV-cache memory for MLA, GQA, sliding-window and linear-attention models.
+"""mla-mem: exact KV-cache memory for MLA, GQA, sliding-window, linear-attention and state-space models.
 
 >>> import mla_mem
 >>> model = mla_mem.load_model("deepseek-v3")
 >>> mla_mem.estimate(model, context=131072).total_bytes
 9210691584
+
+Every function that sizes a cache takes the same deployment options, as keywords or as one `Deployment`
+(`mla_mem.deployment(runtime="vllm", tp=8)`): runtime ("vllm@0.33", "transformers@4.57", ...), kv_dtype, v_dtype,
+indexer_dtype, state_dtype, tp, pp, dp, dcp, pp_layers, ep, mtp, block_size, max_batched_tokens, hybrid_allocator.
+A model is a ModelSpec, a built-in name or alias, a YAML file, a config.json (or its directory) or a params.json.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cache import ComponentEstimate, Estimate, Plan, size
 from .cache import curve as _curve
-from .configs import builtin_models, builtin_names, load_model
+from .configs import builtin_models, builtin_names
 from .errors import ConfigError, MlaMemError, UsageError
-from .runtimes import Options, lower
+from .models import load_model
+from .options import Deployment, OptionError, RuntimeRef, deployment, resolve
 from .spec import ModelSpec
 from .variants import equivalent_gqa_groups, make_variant
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .compare import Comparison, Diff
+    from .hardware import GPU, FitResult
+    from .options import DeploymentOptions
+    from .params import ParamCount, WeightBytes
+    from .plots import PlotData
+
+__version__ = "0.2.0"
 
 
 def plan(
-    model: ModelSpec | str,
-    *,
-    kv_dtype: str | None = None,
-    runtime: str = "ideal",
-    tp: int = 1,
-    pp: int = 1,
-    dp: int = 1,
-    dcp: int = 1,
-    mtp: bool = False,
-    block_size: int | None = None,
-    state_dtype: str | None = None,
-    max_batched_tokens: int | None = None,
-    hybrid_allocator: bool = True,
-    v_dtype: str | None = None,
-    indexer_dtype: str | None = None,
+    model: ModelSpec | str, deployment: Deployment | None = None, **options: Unpack[DeploymentOptions]
 ) -> Plan:
-    """Lower a model for a runtime and parallel layout: the cache streams one GPU holds."""
-    spec = load_model(model)
-    options = Options(
-        runtime=runtime,
-        kv_dtype=kv_dtype,
-        tp=tp,
-        pp=pp,
-        dp=dp,
-        dcp=dcp,
-        mtp=mtp,
-        block_size=block_size,
-        state_dtype=state_dtype,
-        max_batched_tokens=max_batched_tokens,
-        hybrid_allocator=hybrid_allocator,
-        v_dtype=v_dtype,
-        indexer_dtype=indexer_dtype,
-    )
-    return lower(spec, options)
+    """Lower a model for a runtime and deployment: the cache streams one GPU of each pipeline stage holds."""
+    from .runtimes import lower
+
+    return lower(load_model(model), resolve(deployment, dict(options)))
 
 
 def estimate(
-    model: ModelSpec | str, context: int, batch: int = 1, kv_dtype: str | None = None, **options: Any
+    model: ModelSpec | str,
+    context: int,
+    batch: int = 1,
+    deployment: Deployment | None = None,
+    **options: Unpack[DeploymentOptions],
 ) -> Estimate:
-    """Exact KV-cache bytes of `model` at `context` tokens for `batch` sequences.
-
-    `kv_dtype` defaults to the model's dtype; further keyword options (runtime such as "vllm@0.11", tp, pp,
-    dp, dcp, mtp, block_size, state_dtype, max_batched_tokens, hybrid_allocator, v_dtype) are those of `plan`."""
-    return size(plan(model, kv_dtype=kv_dtype, **options), context, batch)
+    """Exact KV-cache bytes of `model` at `context` tokens for `batch` sequences, per GPU (see Estimate)."""
+    return size(plan(model, deployment, **options), context, batch)
 
 
 def curve(
     model: ModelSpec | str,
     contexts: Sequence[int] | Any,
     batch: int = 1,
-    kv_dtype: str | None = None,
-    **options: Any,
+    deployment: Deployment | None = None,
+    **options: Unpack[DeploymentOptions],
 ) -> dict[str, Any]:
     """Allocated bytes per GPU for many contexts at once (numpy arrays), equal to `estimate` at each."""
-    return _curve(plan(model, kv_dtype=kv_dtype, **options), contexts, batch)
+    return _curve(plan(model, deployment, **options), contexts, batch)
 
 
 def variant(model: ModelSpec | str, what: str) -> ModelSpec:
@@ -85,40 +73,120 @@ def variant(model: ModelSpec | str, what: str) -> ModelSpec:
     return make_variant(load_model(model), what)
 
 
-_LAZY = {
-    "plot": ("plots", "plot"),
-    "fit": ("hardware", "fit"),
-    "find_gpu": ("hardware", "find_gpu"),
-    "gpu_catalogue": ("hardware", "gpu_catalogue"),
-    "count_params": ("params", "count_params"),
-    "weight_bytes": ("params", "weight_bytes"),
-    "check_budgets": ("budgets", "check"),
-}
+def compare(
+    models: Sequence[ModelSpec | str],
+    variants: Sequence[str] = ("mha", "gqa:8"),
+    contexts: Sequence[int] = (4096, 32768, 131072, 1 << 20),
+    batch: int = 1,
+    deployment: Deployment | None = None,
+    **options: Unpack[DeploymentOptions],
+) -> Comparison:
+    """Each model as built against its what-if variants, at several contexts (see compare.Comparison)."""
+    from .compare import compare as run
+
+    return run(models, variants, contexts, batch, resolve(deployment, dict(options)))
 
 
-def __getattr__(name: str) -> Any:
-    """Heavier parts of the API (plots need matplotlib) load on first use."""
-    if name in _LAZY:
-        import importlib
+def diff(
+    old: ModelSpec | str,
+    new: ModelSpec | str,
+    contexts: Sequence[int] = (131072,),
+    batch: int = 1,
+    deployment: Deployment | None = None,
+    max_growth_percent: float | None = None,
+    **options: Unpack[DeploymentOptions],
+) -> Diff:
+    """Two models component by component (see compare.Diff); `passed` is false when the cache grows more than
+    `max_growth_percent`."""
+    from .compare import diff as run
 
-        module, attribute = _LAZY[name]
-        return getattr(importlib.import_module(f".{module}", __name__), attribute)
-    raise AttributeError(f"module 'mla_mem' has no attribute {name!r}")
+    return run(old, new, contexts, batch, resolve(deployment, dict(options)), max_growth_percent)
+
+
+def fit(
+    model: ModelSpec | str,
+    gpu: GPU | str,
+    *,
+    gpus: int | None = None,
+    context: int | None = None,
+    batch: int = 1,
+    weight_dtype: str | None = None,
+    gpu_memory_utilization: float | str = "0.9",
+    reserve: int | str = "2GiB",
+    deployment: Deployment | None = None,
+    **options: Unpack[DeploymentOptions],
+) -> FitResult:
+    """Does `model` fit on these GPUs: weights, cache room, token capacity, concurrency, longest context. `gpu` is a
+    catalogue name ("H200") or a hardware.GPU; the runtime defaults to vLLM."""
+    from .hardware import fit_model
+
+    return fit_model(
+        model, gpu, gpus=gpus, context=context, batch=batch, weight_dtype=weight_dtype,
+        gpu_memory_utilization=gpu_memory_utilization, reserve=reserve, deployment=deployment, options=dict(options),
+    )  # fmt: skip
+
+
+def plot(models: Sequence[ModelSpec | str], **kwargs: Any) -> tuple[Any, PlotData]:  # noqa: ANN401
+    """(matplotlib Figure, plotted data) of KV cache against context; see plots.build for the options."""
+    from .plots import plot as run
+
+    return run(list(models), **kwargs)  # type: ignore[arg-type]
+
+
+def gpu_catalogue() -> list[GPU]:
+    """The GPUs mla-mem knows, with their memory as the device reports it."""
+    from .hardware import gpu_catalogue as run
+
+    return run()
+
+
+def find_gpu(name: str) -> GPU:
+    """A GPU of the catalogue by name or alias ("H200", "h100-sxm")."""
+    from .hardware import find_gpu as run
+
+    return run(name)
+
+
+def count_params(model: ModelSpec | str) -> ParamCount:
+    """Total and active parameters counted from the model's dims (its `weights` section)."""
+    from .params import count_params as run
+
+    return run(load_model(model))
+
+
+def weight_bytes(model: ModelSpec | str, dtype: str | None = None, mtp: bool = False) -> WeightBytes:
+    """Weight memory in the checkpoint's format (or `dtype`), experts and the rest apart."""
+    from .params import weight_bytes as run
+
+    return run(load_model(model), dtype, mtp)
+
+
+def check_budgets(paths: Sequence[str]) -> list[Any]:
+    """Verdicts of budget files (docs/budgets.md), one per limit; bad entries give error verdicts."""
+    from .budgets import check
+
+    return check(list(paths))
 
 
 __all__ = [
     "ComponentEstimate",
     "ConfigError",
+    "Deployment",
     "Estimate",
     "MlaMemError",
     "ModelSpec",
+    "OptionError",
     "Plan",
+    "RuntimeRef",
     "UsageError",
     "builtin_models",
     "builtin_names",
     "check_budgets",
+    "compare",
     "count_params",
     "curve",
+    "deployment",
+    "diff",
     "equivalent_gqa_groups",
     "estimate",
     "find_gpu",
@@ -127,6 +195,7 @@ __all__ = [
     "load_model",
     "plan",
     "plot",
+    "size",
     "variant",
     "weight_bytes",
 ]

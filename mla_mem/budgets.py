@@ -1,23 +1,24 @@
-"""Budget files -> verdicts: the CI gate (`mla-mem check`) and the pull-request comparison (`mla-mem diff`).
+"""Budget files -> typed budgets -> verdicts: the CI gate (`mla-mem check`).
 
 A budget names a model and a scenario and sets limits; each limit becomes a verdict with the measured value, the
-limit and the headroom (negative: overshoot) in bytes (or tokens, requests) and in percent of the limit, computed
-from exact integers. Passing at the limit exactly passes; one unit over fails.
+limit and the headroom (negative: overshoot or shortfall) in bytes (or tokens, requests) and in percent of the
+limit, from exact integers. Passing at the limit exactly passes; one unit over fails. A budget that states a GPU
+also gets a verdict that the deployment fits there. An entry that cannot be read or checked is an ERROR verdict
+for that entry; the other entries are still checked.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .configs import Section, load_model, load_yaml, read_text
 from .errors import ConfigError, MlaMemError, UsageError
+from .options import Deployment, OptionError
 from .units import format_bytes, format_number, parse_count, parse_size, parse_tokens
+from .yamlio import Section, load_yaml, read_text
 
 LIMITS = {
     # key: (what is measured, unit, direction)
@@ -27,27 +28,36 @@ LIMITS = {
     "min_context_that_fits": ("longest context that fits", "tokens", "min"),
     "min_concurrency": ("requests that fit", "requests", "min"),
 }
-SCENARIO_KEYS = (
-    "model",
-    "context",
-    "batch",
-    "runtime",
-    "kv_dtype",
-    "tp",
-    "pp",
-    "dp",
-    "dcp",
-    "mtp",
-    "block_size",
-    "gpu",
-    "gpus",
-    "memory",
-    "weight_dtype",
-    "gpu_memory_utilization",
-    "reserve",
-)
+DEPLOYMENT_KEYS = tuple(f.name for f in fields(Deployment))
+HARDWARE_KEYS = ("gpu", "gpus", "memory", "weight_dtype", "gpu_memory_utilization", "reserve")
+SCENARIO_KEYS = ("model", "context", "batch") + DEPLOYMENT_KEYS + HARDWARE_KEYS
 BUDGET_KEYS = ("name",) + SCENARIO_KEYS + tuple(LIMITS)
 MAX_BUDGET_FILE = 1 << 20
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One entry of a budget file, its defaults merged, every value parsed."""
+
+    name: str
+    file: str
+    key: str  # budgets[i]
+    line: int | None
+    lines: tuple[tuple[str, int], ...]
+    model: str
+    deployment: Deployment
+    context: int | None = None
+    batch: int = 1
+    gpu: str | None = None
+    gpus: int | None = None
+    memory: int | None = None
+    weight_dtype: str | None = None
+    gpu_memory_utilization: Fraction | None = None
+    reserve: int | None = None
+    limits: tuple[tuple[str, int], ...] = ()
+
+    def line_of(self, key: str) -> int | None:
+        return dict(self.lines).get(key, self.line)
 
 
 @dataclass(frozen=True)
@@ -58,25 +68,42 @@ class Verdict:
     unit: str
     measured: int
     limit: int
-    passed: bool
-    headroom: int  # limit - measured for max limits, measured - limit for min limits (negative: overshoot)
+    status: str  # PASS | FAIL | ERROR
+    headroom: int  # limit - measured for max limits, measured - limit for min limits (negative: a miss)
     percent: Fraction  # headroom / limit x 100
     file: str
     line: int | None
     model: str
+    error: str | None = field(default=None)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "PASS"
 
     def measured_text(self, units: str = "binary") -> str:
-        return _value_text(self.measured, self.unit, units)
+        return "" if self.error else _value_text(self.measured, self.unit, units)
 
     def limit_text(self, units: str = "binary") -> str:
-        return _value_text(self.limit, self.unit, units)
+        return "" if self.error else _value_text(self.limit, self.unit, units)
 
     def headroom_text(self, units: str = "binary") -> str:
-        word = "headroom" if self.headroom >= 0 else "over by"
+        minimum = self.limit_key.startswith("min")
+        word = "headroom" if self.headroom >= 0 else ("short by" if minimum else "over by")
         return f"{word} {_value_text(abs(self.headroom), self.unit, units)} ({float(abs(self.percent)):.2f}%)"
 
+    def headroom_cell(self, units: str = "binary") -> str:
+        """Signed, for tables: '+1.00 GiB (+1,073,741,824 B) (+5.00%)' or '-...'."""
+        if self.error:
+            return ""
+        sign = "+" if self.headroom >= 0 else "-"
+        return f"{_value_text(abs(self.headroom), self.unit, units, sign)} ({float(self.percent):+.2f}%)"
+
     def message(self, units: str = "binary") -> str:
-        sign = "<=" if self.unit == "bytes" or self.limit_key.startswith("max") else ">="
+        if self.error:
+            return f"{self.budget}: {self.error}"
+        if self.limit_key == "fits":
+            return f"{self.budget}: {self.what}" + ("" if self.passed else f" ({self.headroom_text(units)})")
+        sign = "<=" if self.limit_key.startswith("max") else ">="
         if not self.passed:
             sign = ">" if self.limit_key.startswith("max") else "<"
         return (
@@ -87,8 +114,8 @@ class Verdict:
     def as_dict(self) -> dict[str, Any]:
         return {"budget": self.budget, "model": self.model, "limit": self.limit_key, "what": self.what,
                 "unit": self.unit, "measured": self.measured, "limit_value": self.limit, "passed": self.passed,
-                "headroom": self.headroom, "headroom_percent": float(self.percent), "file": self.file,
-                "line": self.line}  # fmt: skip
+                "status": self.status, "headroom": self.headroom, "headroom_percent": float(self.percent),
+                "file": self.file, "line": self.line, "error": self.error}  # fmt: skip
 
 
 def _value_text(value: int, unit: str, units: str, sign: str = "") -> str:
@@ -104,320 +131,261 @@ def _line_of(entry: Any) -> int | None:
     return min(lines.values()) if lines else None
 
 
-def load_budgets(path: str) -> tuple[str, list[tuple[str, dict[str, Any], int | None]]]:
-    """(file, [(budget name, merged settings, line)]) with strict validation."""
+# ---------------------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass(frozen=True)
+class BadEntry:
+    """A budget entry that cannot be read: its name (or its key when it has none) and the error."""
+
+    name: str
+    error: ConfigError
+
+
+def load_budgets(path: str) -> tuple[str, list[Budget | BadEntry]]:
+    """(file, entries): each entry a Budget, or a BadEntry naming what is wrong with it."""
     file = str(path)
     data = load_yaml(read_text(Path(path), MAX_BUDGET_FILE), file)
     if data is None:
         raise ConfigError(file, "", "the file is empty; expected `budgets:` (a list)")
     top = Section(data, file)
+    if "layers" in top.data and "budgets" not in top.data:
+        raise ConfigError(file, "", "this is a model file (it has `layers:`), not a budget file")
     top.expect(("defaults", "budgets"))
     defaults: dict[str, Any] = {}
+    default_lines: dict[str, int] = {}
     defaults_section = top.section("defaults", required=False)
     if defaults_section is not None:
         defaults_section.expect(SCENARIO_KEYS + tuple(LIMITS))
         defaults = dict(defaults_section.data)
+        default_lines = dict(defaults_section.lines)
     entries = top.get_list("budgets")
     if not entries:
         raise ConfigError(file, "budgets", "is required: a non-empty list of budgets", top.line("budgets"))
-    out = []
-    names = set()
+    out: list[Budget | BadEntry] = []
+    names: set[str] = set()
     for index, entry in enumerate(entries):
         key = f"budgets[{index}]"
-        section = Section(entry, file, key, top.line("budgets"))
-        section.expect(BUDGET_KEYS)
-        name = section.get_str("name", required=True)
-        assert name is not None
-        if name in names:
-            raise section.error("name", f"duplicate budget name {name!r}")
-        names.add(name)
-        merged = {**defaults, **{k: v for k, v in section.data.items() if k != "name"}}
-        if "model" not in merged:
-            raise ConfigError(
-                file,
-                f"{key}.model",
-                "is required (a built-in name, YAML path or config.json)",
-                _line_of(entry),
-            )
-        if not any(k in merged for k in LIMITS):
-            raise ConfigError(
-                file, key, f"sets no limit; expected one of {', '.join(LIMITS)}", _line_of(entry)
-            )
-        merged["_lines"] = getattr(entry, "lines", {})
-        merged["_key"] = key
-        out.append((name, merged, _line_of(entry)))
+        try:
+            budget = parse_budget(entry, file, key, defaults, default_lines, top.line("budgets"))
+            if budget.name in names:
+                raise ConfigError(
+                    file, f"{key}.name", f"duplicate budget name {budget.name!r}", budget.line_of("name")
+                )
+            names.add(budget.name)
+            out.append(budget)
+        except ConfigError as exc:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            out.append(BadEntry(name if isinstance(name, str) and name.strip() else key, exc))
     return file, out
 
 
-def _int_option(
-    settings: dict[str, Any], key: str, file: str, where: str, default: int, maximum: int = 4096
-) -> int:
-    value = settings.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise ConfigError(
-            file,
-            f"{where}.{key}",
-            f"expected an integer from 1 to {maximum:,}, got {value!r}",
-            settings["_lines"].get(key),
-        )
-    return value
+def parse_budget(
+    entry: Any, file: str, key: str, defaults: dict[str, Any], default_lines: dict[str, int], line: int | None
+) -> Budget:
+    section = Section(entry, file, key, line)
+    section.expect(BUDGET_KEYS)
+    name = section.get_str("name", required=True)
+    assert name is not None
+    lines = {**default_lines, **section.lines}
+    merged = {**defaults, **{k: v for k, v in section.data.items() if k != "name"}}
+    where = _line_of(entry) or line
 
+    def fail(field_name: str, message: str) -> ConfigError:
+        return ConfigError(file, f"{key}.{field_name}", message, lines.get(field_name, where))
 
-def evaluate(file: str, name: str, settings: dict[str, Any], line: int | None) -> list[Verdict]:
-    from .cache import size
-    from .hardware import find_gpu, fit, memory_gpu, parse_fraction
-    from .runtimes import Options, lower
-
-    where = settings["_key"]
-    lines = settings["_lines"]
-
-    def fail(key: str, message: str) -> ConfigError:
-        return ConfigError(file, f"{where}.{key}", message, lines.get(key, line))
-
-    model_ref = settings["model"]
-    if not isinstance(model_ref, str):
-        raise fail("model", f"expected a model name or path, got {model_ref!r}")
-    base = Path(file).parent
-    candidate = base / model_ref
-    try:
-        model = load_model(
-            str(candidate)
-            if (os.sep in model_ref or model_ref.endswith((".yaml", ".yml", ".json")))
-            else model_ref
-        )
-    except MlaMemError as exc:
-        raise fail("model", str(exc)) from None
-
-    def parse(key: str, parser: Any, *args: Any) -> Any:
+    def parse(field_name: str, parser: Any, *args: Any) -> Any:
         try:
-            return parser(settings[key], *args)
+            return parser(merged[field_name], *args)
         except UsageError as exc:
-            raise fail(key, str(exc).split(": ", 1)[-1]) from None
+            raise fail(field_name, str(exc).split(": ", 1)[-1]) from None
 
-    context = parse("context", parse_tokens, f"{where}.context") if "context" in settings else None
-    batch = parse("batch", parse_count, f"{where}.batch") if "batch" in settings else 1
-    mtp = settings.get("mtp", False)
-    if not isinstance(mtp, bool):
-        raise fail("mtp", f"expected true or false, got {mtp!r}")
-    options = Options(
-        runtime=str(settings.get("runtime", "ideal")), kv_dtype=settings.get("kv_dtype"),
-        tp=_int_option(settings, "tp", file, where, 1), pp=_int_option(settings, "pp", file, where, 1),
-        dp=_int_option(settings, "dp", file, where, 1), dcp=_int_option(settings, "dcp", file, where, 1), mtp=mtp,
-        block_size=settings.get("block_size"),
+    model = merged.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise fail("model", "is required (a built-in name, YAML path or config.json)")
+    limits = []
+    for limit_key, (_, unit, _) in LIMITS.items():
+        if limit_key in merged:
+            parser = {"bytes": parse_size, "tokens": parse_tokens}.get(
+                unit, lambda v, w: parse_count(v, w, 1 << 40)
+            )
+            limits.append((limit_key, parse(limit_key, parser, f"{key}.{limit_key}")))
+    values = {k: merged[k] for k in DEPLOYMENT_KEYS if k in merged}
+    try:
+        from .options import deployment
+
+        chosen = deployment(**values)
+    except OptionError as exc:
+        raise fail(exc.field, exc.detail) from None
+    budget = Budget(
+        name=name, file=file, key=key, line=where, lines=tuple(lines.items()), model=model.strip(), deployment=chosen,
+        context=parse("context", parse_tokens, f"{key}.context") if "context" in merged else None,
+        batch=parse("batch", parse_count, f"{key}.batch") if "batch" in merged else 1,
+        gpu=str(merged["gpu"]) if "gpu" in merged else None,
+        gpus=parse("gpus", parse_count, f"{key}.gpus", 4096) if "gpus" in merged else None,
+        memory=parse("memory", parse_size, f"{key}.memory") if "memory" in merged else None,
+        weight_dtype=str(merged["weight_dtype"]) if "weight_dtype" in merged else None,
+        gpu_memory_utilization=_utilization(parse, merged), limits=tuple(limits),
+        reserve=parse("reserve", parse_size, f"{key}.reserve") if "reserve" in merged else None,
     )  # fmt: skip
-    try:
-        plan = lower(model, options)
-    except UsageError as exc:
-        raise fail("runtime", str(exc)) from None
-    verdicts = []
+    _check_budget(budget, fail)
+    return budget
 
-    def verdict(key: str, measured: int, limit: int) -> None:
-        what, unit, direction = LIMITS[key]
-        headroom = limit - measured if direction == "max" else measured - limit
-        percent = Fraction(headroom * 100, limit) if limit else Fraction(0)
-        verdicts.append(
-            Verdict(
-                name,
-                key,
-                what,
-                unit,
-                measured,
-                limit,
-                headroom >= 0,
-                headroom,
-                percent,
-                file,
-                lines.get(key, line),
-                model.name,
-            )
+
+def _utilization(parse: Any, merged: dict[str, Any]) -> Fraction | None:
+    from .hardware import parse_fraction
+
+    if "gpu_memory_utilization" not in merged:
+        return None
+    return parse("gpu_memory_utilization", parse_fraction, "gpu_memory_utilization")  # type: ignore[no-any-return]
+
+
+def _check_budget(budget: Budget, fail: Any) -> None:
+    keys = dict(budget.limits)
+    if not keys and budget.gpu is None and budget.memory is None:
+        raise fail("name", f"sets no limit; expected one of {', '.join(LIMITS)} (or a gpu to fit on)")
+    for limit_key in ("max_cache_per_gpu", "max_total_cache", "min_concurrency"):
+        if limit_key in keys and budget.context is None:
+            raise fail(limit_key, "needs `context` in the budget (or its defaults)")
+    for limit_key in ("min_context_that_fits", "min_concurrency"):
+        if limit_key in keys and budget.gpu is None and budget.memory is None:
+            raise fail(limit_key, "needs `gpu` (a GPU from the catalogue) or `memory` in the budget")
+    if budget.gpus is not None and budget.gpus != budget.deployment.gpus:
+        d = budget.deployment
+        raise fail("gpus", f"{budget.gpus} GPUs but tp x pp x dp = {d.tp} x {d.pp} x {d.dp} = {d.gpus}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checking
+
+
+def evaluate(budget: Budget) -> list[Verdict]:
+    """The verdicts of one budget: one per limit, plus `fits` when the budget names a GPU."""
+    from .cache import size
+    from .hardware import find_gpu, fit, memory_gpu
+    from .models import load_model
+    from .runtimes import lower
+
+    reference = budget.model
+    if os.sep in reference or reference.endswith((".yaml", ".yml", ".json")):
+        reference = str(Path(budget.file).parent / reference)
+    model = load_model(reference)
+    plan = lower(model, budget.deployment)
+    limits = dict(budget.limits)
+    estimate = size(plan, budget.context or 1, budget.batch)
+    measured: dict[str, int] = {}
+    if "max_bytes_per_token" in limits:
+        per_token = estimate.bytes_per_token
+        measured["max_bytes_per_token"] = -(-per_token.numerator // per_token.denominator)
+    if "max_cache_per_gpu" in limits:
+        measured["max_cache_per_gpu"] = estimate.total_bytes
+    if "max_total_cache" in limits:
+        measured["max_total_cache"] = estimate.deployment_bytes
+    verdicts = [
+        _verdict(budget, key, measured[key], limits[key], model.name) for key in limits if key in measured
+    ]
+    if budget.gpu is not None or budget.memory is not None:
+        device = find_gpu(budget.gpu) if budget.gpu is not None else memory_gpu(f"{budget.memory}B")
+        settings: dict[str, Any] = {"weight_dtype": budget.weight_dtype}
+        if budget.gpu_memory_utilization is not None:
+            settings["gpu_memory_utilization"] = budget.gpu_memory_utilization
+        if budget.reserve is not None:
+            settings["reserve"] = budget.reserve
+        result = fit(
+            model,
+            device,
+            budget.deployment,
+            context=budget.context,
+            batch=budget.batch,
+            plan=plan,
+            **settings,
         )
-
-    needs_context = ("max_cache_per_gpu", "max_total_cache", "min_concurrency")
-    for key in LIMITS:
-        if key not in settings:
-            continue
-        if key in needs_context and context is None:
-            raise fail(key, "needs `context` in the budget (or its defaults)")
-        if (
-            key in ("min_context_that_fits", "min_concurrency")
-            and "gpu" not in settings
-            and "memory" not in settings
-        ):
-            raise fail(key, "needs `gpu` (a GPU from the catalogue) or `memory` in the budget")
-    for key in ("max_bytes_per_token",):
-        if key in settings:
-            limit = parse(key, parse_size, f"{where}.{key}")
-            estimate = size(plan, context or 1, batch)
-            measured = estimate.bytes_per_token
-            verdict(key, int(-(-measured.numerator // measured.denominator)), limit)
-    if context is not None and ("max_cache_per_gpu" in settings or "max_total_cache" in settings):
-        estimate = size(plan, context, batch)
-        if "max_cache_per_gpu" in settings:
-            verdict("max_cache_per_gpu", estimate.total_bytes, parse("max_cache_per_gpu", parse_size, where))
-        if "max_total_cache" in settings:
-            verdict("max_total_cache", estimate.deployment_bytes, parse("max_total_cache", parse_size, where))
-    if "min_context_that_fits" in settings or "min_concurrency" in settings:
-        try:
-            device = (
-                find_gpu(str(settings["gpu"])) if "gpu" in settings else memory_gpu(str(settings["memory"]))
-            )
-        except UsageError as exc:
-            raise fail("gpu" if "gpu" in settings else "memory", str(exc)) from None
-        gpus = settings.get("gpus")
-        if gpus is not None and gpus != options.tp * options.pp * options.dp:
-            raise fail("gpus", f"{gpus} GPUs but tp x pp x dp = {options.tp * options.pp * options.dp}")
-        kwargs: dict[str, Any] = {}
-        if "gpu_memory_utilization" in settings:
-            kwargs["gpu_memory_utilization"] = parse("gpu_memory_utilization", parse_fraction, where)
-        if "reserve" in settings:
-            kwargs["reserve"] = parse("reserve", parse_size, where)
-        try:
-            result = fit(
-                model,
-                device,
-                weight_dtype=settings.get("weight_dtype"),
-                context=context,
-                batch=batch,
-                **asdict(options),
-                **kwargs,
-            )
-        except UsageError as exc:
-            raise fail("gpu", str(exc)) from None
-        if "min_context_that_fits" in settings:
-            limit = parse("min_context_that_fits", parse_tokens, f"{where}.min_context_that_fits")
-            verdict("min_context_that_fits", result.longest_context or 0, limit)
-        if "min_concurrency" in settings:
-            limit = parse("min_concurrency", parse_count, f"{where}.min_concurrency", 1 << 40)
-            verdict("min_concurrency", result.max_concurrency or 0, limit)
+        if "min_context_that_fits" in limits:
+            verdicts.append(_verdict(budget, "min_context_that_fits", result.longest_context or 0,
+                                     limits["min_context_that_fits"], model.name))  # fmt: skip
+        if "min_concurrency" in limits:
+            verdicts.append(_verdict(budget, "min_concurrency", result.max_concurrency or 0, limits["min_concurrency"],
+                                     model.name))  # fmt: skip
+        verdicts.append(_fits_verdict(budget, result, device.name, model.name))
     return verdicts
+
+
+def _verdict(budget: Budget, key: str, measured: int, limit: int, model: str) -> Verdict:
+    what, unit, direction = LIMITS[key]
+    headroom = limit - measured if direction == "max" else measured - limit
+    percent = Fraction(headroom * 100, limit) if limit else Fraction(0)
+    status = "PASS" if headroom >= 0 else "FAIL"
+    return Verdict(budget.name, key, what, unit, measured, limit, status, headroom, percent, budget.file,
+                   budget.line_of(key), model)  # fmt: skip
+
+
+def _fits_verdict(budget: Budget, result: Any, gpu: str, model: str) -> Verdict:
+    """The deployment the budget describes fits on the GPUs it names: weights plus context x batch of cache."""
+    d = budget.deployment
+    scenario = f" with {budget.context:,} tokens x {budget.batch}" if budget.context else ""
+    what = f"fits on {d.gpus} x {gpu} ({d.layout}){scenario}"
+    need = result.weight_bytes + (result.cache_bytes or 0) + result.reserve_bytes
+    headroom = result.usable_bytes - need
+    status = "PASS" if result.fits else "FAIL"
+    if not result.fits:
+        what = f"does not fit on {d.gpus} x {gpu} ({d.layout}){scenario}"
+    percent = Fraction(headroom * 100, result.usable_bytes) if result.usable_bytes else Fraction(0)
+    return Verdict(budget.name, "fits", what, "bytes", need, result.usable_bytes, status, headroom, percent,
+                   budget.file, budget.line_of("gpu"), model)  # fmt: skip
+
+
+def _error_verdict(error: MlaMemError, file: str, budget: str, line: int | None) -> Verdict:
+    return Verdict(budget, "error", "could not be checked", "", 0, 0, "ERROR", 0, Fraction(0), file, line, "",
+                   error=str(error))  # fmt: skip
+
+
+def _as_config_error(exc: MlaMemError, budget: Budget) -> MlaMemError:
+    """An error raised while checking, named after the budget key that caused it."""
+    if isinstance(exc, OptionError):
+        return ConfigError(budget.file, f"{budget.key}.{exc.field}", exc.detail, budget.line_of(exc.field))
+    if isinstance(exc, ConfigError):
+        return exc
+    return ConfigError(budget.file, f"{budget.key}.model", str(exc), budget.line_of("model"))
 
 
 def check(paths: list[str]) -> list[Verdict]:
+    """Every budget of every file: its verdicts, or an ERROR verdict when it cannot be read or checked."""
     verdicts = []
     for path in paths:
-        file, budgets = load_budgets(path)
-        for name, settings, line in budgets:
-            verdicts.extend(evaluate(file, name, settings, line))
+        try:
+            file, entries = load_budgets(path)
+        except MlaMemError as exc:
+            verdicts.append(_error_verdict(exc, str(path), str(path), getattr(exc, "line", None)))
+            continue
+        for entry in entries:
+            if isinstance(entry, BadEntry):
+                verdicts.append(_error_verdict(entry.error, file, entry.name, entry.error.line))
+                continue
+            try:
+                verdicts.extend(evaluate(entry))
+            except MlaMemError as exc:
+                verdicts.append(_error_verdict(_as_config_error(exc, entry), file, entry.name, entry.line))
     return verdicts
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Output formats
+def validate_file(path: str) -> str:
+    """What a file is, once read strictly: a model, a budget file or the GPU catalogue (raises on any error)."""
+    from .models import load_model
+    from .spec import attention_label
 
+    if path.endswith((".yaml", ".yml")) and Path(path).is_file():
+        data = load_yaml(read_text(Path(path), MAX_BUDGET_FILE), path)
+        if isinstance(data, dict) and "budgets" in data and "layers" not in data:
+            file, entries = load_budgets(path)
+            for entry in entries:
+                if isinstance(entry, BadEntry):
+                    raise entry.error
+            return f"budget file, {len(entries)} budgets"
+        if isinstance(data, dict) and "gpus" in data and "layers" not in data:
+            from .hardware import gpu_catalogue
 
-def as_junit(verdicts: list[Verdict], units: str = "binary") -> str:
-    """JUnit XML: one testsuite per budget file, one testcase per budget (failing if any of its limits fails)."""
-    from xml.sax.saxutils import quoteattr
-
-    by_file: dict[str, dict[str, list[Verdict]]] = {}
-    for v in verdicts:
-        by_file.setdefault(v.file, {}).setdefault(v.budget, []).append(v)
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>']
-    total = sum(len(b) for b in by_file.values())
-    failed = sum(1 for b in by_file.values() for vs in b.values() if not all(v.passed for v in vs))
-    lines.append(f'<testsuites name="mla-mem check" tests="{total}" failures="{failed}" errors="0">')
-    for file, budgets in by_file.items():
-        suite_failed = sum(1 for vs in budgets.values() if not all(v.passed for v in vs))
-        lines.append(
-            f'  <testsuite name={quoteattr(file)} tests="{len(budgets)}" failures="{suite_failed}" '
-            'errors="0" skipped="0">'
-        )
-        for budget, vs in budgets.items():
-            lines.append(f"    <testcase classname={quoteattr(file)} name={quoteattr(budget)}>")
-            for v in vs:
-                if not v.passed:
-                    lines.append(
-                        f"      <failure type={quoteattr(v.limit_key)} message={quoteattr(v.message(units))}/>"
-                    )
-            out = "\n".join(v.message(units) for v in vs)
-            from xml.sax.saxutils import escape
-
-            lines.append(f"      <system-out>{escape(out)}</system-out>")
-            lines.append("    </testcase>")
-        lines.append("  </testsuite>")
-    lines.append("</testsuites>")
-    return "\n".join(lines) + "\n"
-
-
-def _gh_escape(text: str, property_value: bool = False) -> str:
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    if property_value:
-        text = text.replace(":", "%3A").replace(",", "%2C")
-    return text
-
-
-def as_github(verdicts: list[Verdict], units: str = "binary") -> str:
-    """GitHub Actions workflow commands: ::error for failures, ::notice for passes, at the budget's line."""
-    lines = []
-    for v in verdicts:
-        level = "notice" if v.passed else "error"
-        props = f"file={_gh_escape(v.file, True)}"
-        if v.line:
-            props += f",line={v.line}"
-        props += f",title={_gh_escape('mla-mem ' + ('PASS' if v.passed else 'FAIL') + ' ' + v.budget, True)}"
-        lines.append(f"::{level} {props}::{_gh_escape(v.message(units))}")
-    return "\n".join(lines) + "\n"
-
-
-def as_markdown(verdicts: list[Verdict], units: str = "binary") -> str:
-    failed = sum(1 for v in verdicts if not v.passed)
-    head = "### mla-mem budget check: " + (
-        "all passed" if not failed else f"{failed} of {len(verdicts)} failed"
-    )
-    rows = [
-        "| | Budget | Model | Limit | Measured | Limit value | Headroom |",
-        "|---|---|---|---|---:|---:|---:|",
-    ]
-    for v in verdicts:
-        headroom = (
-            ("" if v.headroom >= 0 else "-")
-            + _value_text(abs(v.headroom), v.unit, units)
-            + f" ({float(v.percent):+.2f}%)"
-        )
-        cells = [
-            "PASS" if v.passed else "**FAIL**",
-            v.budget,
-            v.model,
-            v.limit_key,
-            v.measured_text(units),
-            v.limit_text(units),
-            headroom,
-        ]
-        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return head + "\n\n" + "\n".join(rows) + "\n"
-
-
-def as_text(verdicts: list[Verdict], units: str = "binary") -> str:
-    lines = [("PASS " if v.passed else "FAIL ") + v.message(units) for v in verdicts]
-    failed = sum(1 for v in verdicts if not v.passed)
-    lines.append(f"{len(verdicts) - failed} passed, {failed} failed")
-    return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------------------------------------------
-# diff
-
-
-def resolve_revision(ref: str) -> tuple[str, str | None]:
-    """'REV:path' -> (temporary file holding that revision's content, label); a plain path -> (path, None)."""
-    if os.path.exists(ref) or ":" not in ref or (len(ref) > 1 and ref[1] == ":" and ref[0].isalpha()):
-        return ref, None
-    revision, _, path = ref.partition(":")
-    if not revision or not path:
-        raise UsageError(f"{ref}: expected REV:path, e.g. HEAD~1:configs/model.yaml")
-    try:
-        result = subprocess.run(
-            ["git", "show", f"{revision}:{path}"], capture_output=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise UsageError(f"{ref}: cannot run git ({exc})") from None
-    if result.returncode != 0:
-        reason = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise UsageError(f"{ref}: git show failed: {reason[-1] if reason else 'unknown error'}")
-    if len(result.stdout) > MAX_BUDGET_FILE * 4:
-        raise UsageError(f"{ref}: file is too large")
-    suffix = Path(path).suffix or ".yaml"
-    handle = tempfile.NamedTemporaryFile("wb", suffix=suffix, delete=False)
-    with handle:
-        handle.write(result.stdout)
-    return handle.name, ref
+            return f"GPU catalogue, {len(gpu_catalogue(Path(path)))} GPUs"
+    reference = path if (os.sep in path or path.endswith((".yaml", ".yml", ".json"))) else f"./{path}"
+    spec = load_model(reference)
+    return f"model {spec.name}, {spec.layers} layers, {attention_label(spec)}"

@@ -29,6 +29,7 @@ from .errors import UsageError
 from .units import MAX_BATCH, MAX_CONTEXT
 
 if TYPE_CHECKING:
+    from .options import Deployment, RuntimeRef
     from .spec import ModelSpec
 
 
@@ -51,6 +52,8 @@ class CacheStream:
     formula: str = ""
     remainder_of: int = 0
     min_tokens: int = 0
+    kind: str = ""  # the layer kind it was lowered from
+    order: int = 0  # display order: 0 attention, 1 indexer keys, 2 constant state
 
     @property
     def page(self) -> int:
@@ -104,25 +107,44 @@ class CacheStream:
 
 @dataclass(frozen=True)
 class Plan:
-    """A model lowered for one runtime and parallel layout: the streams every GPU of a stage holds."""
+    """A model lowered for one runtime and deployment: the streams every GPU of a pipeline stage holds."""
 
     model: ModelSpec
-    runtime: str
+    runtime: RuntimeRef
+    deployment: Deployment
     kv_dtype: str
     block_size: int
     streams: tuple[CacheStream, ...]
     stages: tuple[tuple[int, int], ...]  # pipeline stages as [first, last) layer ranges
-    tp: int = 1
-    pp: int = 1
-    dp: int = 1
-    dcp: int = 1
-    mtp: bool = False
     notes: tuple[str, ...] = ()
-    layout: str = ""
+
+    @property
+    def tp(self) -> int:
+        return self.deployment.tp
+
+    @property
+    def pp(self) -> int:
+        return self.deployment.pp
+
+    @property
+    def dp(self) -> int:
+        return self.deployment.dp
+
+    @property
+    def dcp(self) -> int:
+        return self.deployment.dcp
+
+    @property
+    def mtp(self) -> bool:
+        return self.deployment.mtp
+
+    @property
+    def layout(self) -> str:
+        return self.deployment.layout
 
     @property
     def gpus(self) -> int:
-        return self.tp * self.pp * self.dp
+        return self.deployment.gpus
 
     def stage_streams(self, stage: int) -> list[tuple[CacheStream, int]]:
         """(stream, number of its layers in this stage) for the streams present in `stage`."""
@@ -279,7 +301,7 @@ def size(plan: Plan, context: int, batch: int = 1) -> Estimate:
         context=context,
         batch=batch,
         kv_dtype=plan.kv_dtype,
-        runtime=plan.runtime,
+        runtime=str(plan.runtime),
         bytes_per_token=sum((c.bytes_per_token for c in components), Fraction(0)),
         fixed_bytes=sum(c.fixed_bytes for c in components),
         stored_bytes=sum(c.stored_bytes for c in components),

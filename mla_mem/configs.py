@@ -1,299 +1,89 @@
-"""YAML model files -> ModelSpec, with strict validation, and the registry of built-in models.
+"""The YAML model schema -> ModelSpec, and the registry of built-in models.
 
-Strict means: `yaml` safe loading only, a size cap before parsing, no anchors/aliases, no duplicate keys,
-unknown keys rejected with a did-you-mean, integers that are really integers (not 61.0, not "61", not true),
-and every error naming the file, the key path and what was expected (errors.ConfigError).
+Two spellings of a model (docs/config-format.md):
+- layer kinds with their own dims: `kinds: {name: {attention: ..., window: ..., indexer: ..., state: ...}}` and a
+  `layer_pattern` / `layer_types` of kind names;
+- the short form for models whose layers share one attention: `attention`, `layer_pattern` of full / sliding /
+  linear (or window / csa / hca for DeepSeek-V4), `sliding_window`, `linear_attention`, `indexer`,
+  `compress_rates`. It is read into the same kinds.
+
+Reading is strict (yamlio.py): every error names the file, the line and the key path.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .errors import ConfigError, MlaMemError, UsageError
+from .errors import ConfigError, UsageError
 from .spec import (
-    COMPRESSED_KINDS,
-    LAYER_KINDS,
-    CompressedAttention,
+    MLA,
+    WEIGHT_DTYPES,
+    AnyAttention,
+    Attention,
+    Compressed,
+    GatedDeltaNet,
     Indexer,
-    KVAttention,
-    LinearAttention,
-    MLAttention,
+    LayerKind,
+    Lightning,
+    Mamba1,
+    Mamba2,
     ModelSpec,
     Params,
+    ShortConv,
+    State,
+    Weights,
 )
 from .units import parse_dtype, parse_params
-
-MAX_FILE_BYTES = 1 << 20  # a model file is a few hundred bytes; 1 MiB leaves room and stops huge inputs
-MAX_LAYERS = 100_000
-MAX_DIM = 1 << 20  # heads, head dims, ranks: real models stay below 2^16
-MAX_CONTEXT_FIELD = 1 << 40
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Reading YAML safely
-
-
-class _Marked(dict):  # type: ignore[type-arg]
-    """A mapping that remembers the line of each key (1-based)."""
-
-    lines: dict[str, int]
-
-
-def _make_loader() -> type:
-    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-    class StrictLoader(base):  # type: ignore[misc, valid-type]
-        def construct_object(self, node: Any, deep: bool = False) -> Any:
-            if node in self.constructed_objects or node in self.recursive_objects:
-                raise yaml.constructor.ConstructorError(
-                    None, None, "anchors and aliases (&name / *name) are not supported", node.start_mark
-                )
-            return super().construct_object(node, deep=deep)
-
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            if not isinstance(node, yaml.MappingNode):
-                return super().construct_mapping(node, deep=deep)
-            result = _Marked()
-            result.lines = {}
-            for key_node, value_node in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    raise yaml.constructor.ConstructorError(
-                        None, None, "merge keys (<<) are not supported", key_node.start_mark
-                    )
-                key = self.construct_object(key_node, deep=True)
-                if not isinstance(key, str):
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"keys must be strings, got {key!r}", key_node.start_mark
-                    )
-                if key in result:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r}", key_node.start_mark
-                    )
-                result[key] = self.construct_object(value_node, deep=True)
-                result.lines[key] = key_node.start_mark.line + 1
-            return result
-
-    StrictLoader.add_constructor("tag:yaml.org,2002:map", StrictLoader.construct_mapping)
-    return StrictLoader
-
-
-_LOADER: type | None = None
-
-
-def read_text(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
-    """Read a small UTF-8 text file, refusing directories, huge files and undecodable bytes."""
-    name = str(path)
-    try:
-        if path.is_dir():
-            raise ConfigError(name, "", "is a directory, expected a file")
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise ConfigError(name, "", f"file is {size:,} bytes; model files are limited to {max_bytes:,}")
-        with path.open("rb") as handle:
-            data = handle.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise ConfigError(name, "", "no such file") from None
-    except PermissionError:
-        raise ConfigError(name, "", "permission denied") from None
-    except OSError as exc:
-        raise ConfigError(name, "", f"cannot read file ({exc.strerror or exc})") from None
-    if len(data) > max_bytes:
-        raise ConfigError(name, "", f"file is larger than {max_bytes:,} bytes")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(name, "", f"not UTF-8 text (bad byte at offset {exc.start})") from None
-    if "\x00" in text:
-        raise ConfigError(name, "", "contains NUL bytes; not a text file")
-    return text
-
-
-def load_yaml(text: str, name: str) -> Any:
-    """Parse YAML text with the strict loader; syntax errors become ConfigError with a line number."""
-    global _LOADER
-    if _LOADER is None:
-        _LOADER = _make_loader()
-    try:
-        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(name, "", f"invalid YAML: {problem}", line=line) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(name, "", f"invalid YAML: {exc}") from None
-    except RecursionError:
-        raise ConfigError(name, "", "invalid YAML: nesting is too deep") from None
-
-
-# ---------------------------------------------------------------------------------------------------------
-# A strict reader for one mapping
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, int):
-        return f"the integer {value}"
-    if isinstance(value, float):
-        return f"the number {value!r}"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
-class Section:
-    """Reads keys of one YAML mapping; `done()` rejects keys nobody asked for."""
-
-    def __init__(self, data: Any, file: str, path: str = "", line: int | None = None):
-        if not isinstance(data, dict):
-            raise ConfigError(file, path, f"expected a mapping of keys, got {_type_name(data)}", line)
-        self.data = data
-        self.file = file
-        self.path = path
-        self.lines: dict[str, int] = getattr(data, "lines", {})
-        self.used: set[str] = set()
-
-    def key(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def line(self, key: str) -> int | None:
-        return self.lines.get(key)
-
-    def error(self, key: str, message: str) -> ConfigError:
-        return ConfigError(self.file, self.key(key), message, self.line(key))
-
-    def has(self, key: str) -> bool:
-        return key in self.data
-
-    def raw(self, key: str) -> Any:
-        self.used.add(key)
-        return self.data.get(key)
-
-    def get_int(
-        self, key: str, *, default: int | None = None, required: bool = True, minimum: int = 1,
-        maximum: int = MAX_DIM,
-    ) -> int | None:  # fmt: skip
-        self.used.add(key)
-        if key not in self.data or self.data[key] is None:
-            if default is not None or not required:
-                return default
-            raise ConfigError(self.file, self.key(key), "is required (a positive integer)", None)
-        value = self.data[key]
-        return self.check_int(key, value, minimum, maximum)
-
-    def check_int(self, key: str, value: Any, minimum: int, maximum: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(key, f"expected an integer >= {minimum}, got {_type_name(value)}")
-        if value < minimum:
-            raise self.error(key, f"expected an integer >= {minimum}, got {value}")
-        if value > maximum:
-            raise self.error(key, f"{value:,} is larger than any real model allows (at most {maximum:,})")
-        return value
-
-    def req_int(self, key: str, minimum: int = 1, maximum: int = MAX_DIM) -> int:
-        value = self.get_int(key, minimum=minimum, maximum=maximum)
-        assert value is not None
-        return value
-
-    def get_str(self, key: str, *, required: bool = False, default: str | None = None) -> str | None:
-        self.used.add(key)
-        if key not in self.data or self.data[key] is None:
-            if required:
-                raise ConfigError(self.file, self.key(key), "is required (a string)", None)
-            return default
-        value = self.data[key]
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(key, f"expected a non-empty string, got {_type_name(value)}")
-        if len(value) > 500:
-            raise self.error(key, "string is too long (more than 500 characters)")
-        return value.strip()
-
-    def choice(self, key: str, choices: tuple[str, ...], *, required: bool = True) -> str | None:
-        value = self.get_str(key, required=required)
-        if value is None:
-            return None
-        if value.lower() not in choices:
-            raise self.error(
-                key, f"expected one of {', '.join(choices)}, got {value!r}{_suggest(value, choices)}"
-            )
-        return value.lower()
-
-    def section(self, key: str, *, required: bool = True) -> Section | None:
-        self.used.add(key)
-        if key not in self.data or self.data[key] is None:
-            if required:
-                raise ConfigError(self.file, self.key(key), "is required (a mapping)", None)
-            return None
-        return Section(self.data[key], self.file, self.key(key), self.line(key))
-
-    def get_list(self, key: str) -> list[Any] | None:
-        self.used.add(key)
-        if key not in self.data or self.data[key] is None:
-            return None
-        value = self.data[key]
-        if not isinstance(value, list):
-            raise self.error(key, f"expected a list, got {_type_name(value)}")
-        return value
-
-    def expect(self, known: tuple[str, ...]) -> None:
-        """Reject unknown keys before anything else, so a typo is reported as a typo (not as a missing key)."""
-        for key in self.data:
-            if key not in known:
-                raise self.error(key, f"unknown key{_suggest(key, known)}")
-
-    def done(self, also_known: tuple[str, ...] = ()) -> None:
-        known = tuple(self.used) + also_known
-        for key in self.data:
-            if key not in self.used:
-                raise self.error(key, f"unknown key{_suggest(key, known)}")
-
-
-def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
-    import difflib  # only on the error path: keeps start-up fast
-
-    match = difflib.get_close_matches(str(word).lower(), [c.lower() for c in choices], n=1, cutoff=0.6)
-    if not match:
-        return ""
-    original = next(c for c in choices if c.lower() == match[0])
-    return f" (did you mean {original!r}?)"
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Model files
+from .yamlio import (
+    MAX_CONTEXT_FIELD,
+    MAX_DIM,
+    MAX_LAYERS,
+    Section,
+    load_yaml,
+    read_text,
+    suggest,
+    type_name,
+)
 
 MODEL_KEYS = (
-    "name",
-    "source",
-    "aliases",
-    "params",
-    "dtype",
-    "max_context",
-    "layers",
-    "mtp_layers",
+    "name", "source", "aliases", "params", "dtype", "max_context", "layers", "mtp_layers", "mtp_kind", "kinds",
+    "attention", "layer_pattern", "layer_types", "sliding_window", "linear_attention", "indexer", "notes",
+    "compress_rates", "weights",
+)  # fmt: skip
+SHORT_FORM_KEYS = ("attention", "sliding_window", "linear_attention", "indexer", "compress_rates")
+KIND_KEYS = (
     "attention",
-    "layer_pattern",
-    "layer_types",
-    "sliding_window",
-    "linear_attention",
+    "window",
+    "chunk",
+    "compress_ratio",
+    "attention_blocks",
     "indexer",
-    "notes",
-    "compress_rates",
-    "weights",
+    "state",
+    "description",
 )
+ATTENTION_KEYS = (
+    "kind", "heads", "kv_heads", "head_dim", "v_head_dim", "k_eq_v", "kv_lora_rank", "qk_rope_head_dim",
+    "qk_nope_head_dim", "q_lora_rank",
+)  # fmt: skip
+STATE_FIELDS: dict[str, tuple[str, ...]] = {
+    "gated_deltanet": ("key_heads", "value_heads", "key_head_dim", "value_head_dim", "conv_kernel"),
+    "kda": ("heads", "head_dim", "conv_kernel"),
+    "mamba1": ("d_inner", "d_state", "conv_kernel"),
+    "mamba2": ("heads", "head_dim", "groups", "d_state", "conv_kernel"),
+    "lightning": ("heads", "head_dim"),
+    "short_conv": ("channels", "conv_kernel"),
+}
+INDEXER_KEYS = ("heads", "head_dim", "topk", "layers")
 WEIGHT_KEYS = ("hidden_size", "vocab_size", "intermediate_size", "tie_embeddings", "moe", "dtype")
-MOE_KEYS = ("experts", "experts_per_token", "shared_experts", "intermediate_size", "first_dense_layers")  # fmt: skip
+MOE_KEYS = ("experts", "experts_per_token", "shared_experts", "intermediate_size", "first_dense_layers")
+SHORT_KINDS = ("full", "sliding", "linear")
+COMPRESSED_KINDS = ("window", "csa", "hca")
+KIND_NAME = re.compile(r"[a-z][a-z0-9_\-]{0,39}")
 
 
 def parse_model(data: Any, file: str) -> ModelSpec:
@@ -308,26 +98,12 @@ def parse_model(data: Any, file: str) -> ModelSpec:
     assert name is not None
     source = top.get_str("source")
     top.get_str("notes")
-    aliases_raw = top.get_list("aliases") or []
     aliases = []
-    for index, alias in enumerate(aliases_raw):
+    for index, alias in enumerate(top.get_list("aliases") or []):
         if not isinstance(alias, str) or not alias.strip():
-            raise top.error("aliases", f"item {index}: expected a name, got {_type_name(alias)}")
+            raise top.error("aliases", f"item {index}: expected a name, got {type_name(alias)}")
         aliases.append(alias.strip())
-    params = Params()
-    params_section = top.section("params", required=False)
-    if params_section is not None:
-        params_section.expect(("total", "active"))
-        values = {}
-        for key in ("total", "active"):
-            raw = params_section.raw(key)
-            if raw is not None:
-                try:
-                    values[key] = parse_params(raw, params_section.key(key))
-                except UsageError as exc:
-                    raise params_section.error(key, str(exc).split(": ", 1)[-1]) from None
-        params_section.done()
-        params = Params(**values)
+    params = _parse_params(top.section("params", required=False))
     dtype = top.get_str("dtype", default="bf16")
     assert dtype is not None
     try:
@@ -339,138 +115,128 @@ def parse_model(data: Any, file: str) -> ModelSpec:
     mtp_layers = top.get_int("mtp_layers", default=0, minimum=0, maximum=1000)
     assert mtp_layers is not None
 
-    attention_section = top.section("attention")
-    assert attention_section is not None
-    attention = _parse_attention(attention_section)
-
-    compressed = isinstance(attention, CompressedAttention)
-    layer_kinds = _parse_layer_kinds(top, layers, COMPRESSED_KINDS if compressed else LAYER_KINDS)
-    sliding_window = top.get_int("sliding_window", required=False, maximum=MAX_CONTEXT_FIELD)
-    compress_rates: tuple[tuple[str, int], ...] = ()
-    if compressed:
-        if sliding_window is None:
-            raise ConfigError(
-                file, "sliding_window", "is required for kind compressed (every layer keeps a window)"
-            )
-        rates = top.section("compress_rates", required=any(k in ("csa", "hca") for k in layer_kinds))
-        if rates is not None:
-            rates.expect(("csa", "hca"))
-            pairs = []
-            for kind in ("csa", "hca"):
-                value = rates.get_int(kind, required=kind in layer_kinds, maximum=1 << 20)
-                if value is not None:
-                    pairs.append((kind, value))
-            compress_rates = tuple(pairs)
-    elif top.has("compress_rates"):
-        top.used.add("compress_rates")
-        raise top.error("compress_rates", "only applies to attention kind compressed (DeepSeek-V4)")
-    if "sliding" in layer_kinds and sliding_window is None:
-        raise ConfigError(file, "sliding_window", "is required: the model has sliding layers")
-    if sliding_window is not None and "sliding" not in layer_kinds and not compressed:
-        raise top.error(
-            "sliding_window",
-            "is set but no layer is 'sliding'; add a layer_pattern such as [sliding, full] or remove the window",
-        )
-
-    linear = None
-    linear_section = top.section("linear_attention", required=False)
-    if linear_section is not None:
-        linear = _parse_linear(linear_section)
-    if "linear" in layer_kinds and linear is None:
-        raise ConfigError(file, "linear_attention", "is required: the model has linear layers")
-    if linear is not None and "linear" not in layer_kinds:
-        raise top.error("linear_attention", "is set but no layer is 'linear' in layer_pattern / layer_types")
-    if all(kind == "linear" for kind in layer_kinds) and mtp_layers:
-        raise top.error("mtp_layers", "a model with only linear layers has no attention for MTP layers")
-
-    indexer = None
-    indexer_section = top.section("indexer", required=False)
-    if indexer_section is not None:
-        indexer = _parse_indexer(indexer_section, layers, layer_kinds)
-    weights = None
+    if top.has("kinds"):
+        for key in SHORT_FORM_KEYS:
+            if top.has(key):
+                top.used.add(key)
+                raise top.error(
+                    key, "give it inside a kind: with `kinds`, each kind carries its own attention"
+                )
+        kinds = _parse_kinds(top)
+        layer_kinds = _parse_layer_kinds(top, layers, tuple(k.name for k in kinds), default=None)
+        mtp_kind = top.get_str("mtp_kind")
+    else:
+        kinds, layer_kinds, mtp_kind = _short_form(top, layers)
+    if mtp_kind is not None and mtp_kind not in {k.name for k in kinds}:
+        raise top.error("mtp_kind", f"unknown kind {mtp_kind!r}{suggest(mtp_kind, [k.name for k in kinds])}")
     weights_section = top.section("weights", required=False)
-    if weights_section is not None:
-        weights = _parse_weights(weights_section, layers)
+    weights = _parse_weights(weights_section, layers) if weights_section is not None else None
     top.done()
-    return ModelSpec(
-        name=name,
-        layers=layers,
-        attention=attention,
-        layer_kinds=layer_kinds,
-        sliding_window=sliding_window,
-        linear_attention=linear,
-        indexer=indexer,
-        mtp_layers=mtp_layers,
-        dtype=dtype,
-        max_context=max_context,
-        source=source,
-        aliases=tuple(aliases),
-        params=params,
-        path=file,
-        compress_rates=compress_rates,
-        weights=weights,
-    )
+    spec = ModelSpec(
+        name=name, layers=layers, kinds=tuple(kinds), layer_kinds=layer_kinds, mtp_layers=mtp_layers,
+        mtp_kind=mtp_kind, dtype=dtype, max_context=max_context, source=source, aliases=tuple(aliases),
+        params=params, path=file, weights=weights,
+    )  # fmt: skip
+    if mtp_layers and spec.mtp_layer_kind is None:
+        raise top.error("mtp_layers", "no layer kind with full attention for the MTP layers; set mtp_kind")
+    return spec
 
 
-ATTENTION_KEYS = (
-    "kind",
-    "heads",
-    "kv_heads",
-    "head_dim",
-    "v_head_dim",
-    "kv_lora_rank",
-    "qk_rope_head_dim",
-    "qk_nope_head_dim",
-    "q_lora_rank",
-)
-LINEAR_KEYS = (
-    "kind",
-    "heads",
-    "head_dim",
-    "key_heads",
-    "value_heads",
-    "key_head_dim",
-    "value_head_dim",
-    "conv_kernel",
-)
-INDEXER_KEYS = ("heads", "head_dim", "topk", "layers")
+def _parse_params(section: Section | None) -> Params:
+    if section is None:
+        return Params()
+    section.expect(("total", "active"))
+    values = {}
+    for key in ("total", "active"):
+        raw = section.raw(key)
+        if raw is not None:
+            try:
+                values[key] = parse_params(raw, section.key(key))
+            except UsageError as exc:
+                raise section.error(key, str(exc).split(": ", 1)[-1]) from None
+    section.done()
+    return Params(**values)
 
 
-def _parse_attention(section: Section) -> KVAttention | MLAttention | CompressedAttention:
+# ---------------------------------------------------------------------------------------------------------
+# Kinds
+
+
+def _parse_kinds(top: Section) -> list[LayerKind]:
+    section = top.section("kinds")
+    assert section is not None
+    if not section.data:
+        raise top.error("kinds", "must name at least one kind")
+    kinds = []
+    for name in section.data:
+        if not KIND_NAME.fullmatch(name):
+            raise section.error(name, "a kind name is lower-case letters, digits, _ and - (at most 40)")
+        value = section.data[name]
+        if value is None:
+            value = {}
+        section.used.add(name)
+        kinds.append(_parse_kind(Section(value, section.file, section.key(name), section.line(name)), name))
+    return kinds
+
+
+def _parse_kind(section: Section, name: str) -> LayerKind:
+    section.expect(KIND_KEYS)
+    attention_section = section.section("attention", required=False)
+    attention = _parse_attention(attention_section) if attention_section is not None else None
+    window = section.get_int("window", required=False, maximum=MAX_CONTEXT_FIELD)
+    chunk = section.get_int("chunk", required=False, maximum=MAX_CONTEXT_FIELD)
+    ratio = section.get_int("compress_ratio", default=0, minimum=0, maximum=1 << 20)
+    blocks = section.get_int("attention_blocks", default=1, maximum=64)
+    assert ratio is not None and blocks is not None
+    for key, value in (("window", window), ("chunk", chunk), ("attention_blocks", blocks > 1 or None)):
+        if value is not None and attention is None:
+            raise section.error(key, "needs an `attention` in the same kind")
+    if window is not None and chunk is not None:
+        raise section.error("chunk", "a kind has a window or a chunk, not both")
+    compressed = isinstance(attention, Compressed)
+    if ratio and not compressed:
+        raise section.error("compress_ratio", "only applies to attention kind compressed (DeepSeek-V4)")
+    if compressed and window is None:
+        raise section.error(
+            "window", "is required for attention kind compressed (every layer keeps a window)"
+        )
+    indexer_section = section.section("indexer", required=False)
+    indexer = None
+    if indexer_section is not None:
+        if attention is None:
+            raise section.error("indexer", "needs an `attention` in the same kind")
+        indexer = _parse_indexer(indexer_section, allow_layers=False)
+    state_section = section.section("state", required=False)
+    state = _parse_state(state_section) if state_section is not None else None
+    description = section.get_str("description") or ""
+    section.done()
+    return LayerKind(
+        name=name, attention=attention, window=window, chunk=chunk, compress_ratio=ratio, attention_blocks=blocks,
+        indexer=indexer, state=state, description=description,
+    )  # fmt: skip
+
+
+def _parse_attention(section: Section) -> AnyAttention:
     section.expect(ATTENTION_KEYS)
     kind = section.choice("kind", ("mha", "gqa", "mqa", "mla", "compressed"))
     heads = section.req_int("heads")
     if kind == "compressed":
-        for wrong in ("kv_heads", "kv_lora_rank", "qk_nope_head_dim", "v_head_dim", "q_lora_rank"):
-            if section.has(wrong):
-                section.used.add(wrong)
-                raise section.error(
-                    wrong,
-                    "does not apply to kind compressed (one shared key-value vector of head_dim per entry)",
-                )
-        compressed = CompressedAttention(
-            heads=heads,
-            head_dim=section.req_int("head_dim"),
-            qk_rope_head_dim=section.req_int("qk_rope_head_dim"),
-        )
+        _forbid(section, ("kv_heads", "kv_lora_rank", "qk_nope_head_dim", "v_head_dim", "q_lora_rank", "k_eq_v"),
+                "does not apply to kind compressed (one shared key-value vector of head_dim per entry)")  # fmt: skip
+        compressed = Compressed(heads, section.req_int("head_dim"), section.req_int("qk_rope_head_dim"))
         section.done()
         return compressed
     if kind == "mla":
-        for wrong in ("kv_heads", "head_dim"):
-            if section.has(wrong):
-                section.used.add(wrong)
-                raise section.error(
-                    wrong,
-                    "does not apply to MLA: an MLA layer caches one latent of kv_lora_rank + qk_rope_head_dim, "
-                    "not per-head keys (remove it)",
-                )
+        _forbid(section, ("kv_heads", "head_dim", "k_eq_v"),
+                "does not apply to MLA: an MLA layer caches one latent of kv_lora_rank + qk_rope_head_dim, "
+                "not per-head keys (remove it)")  # fmt: skip
         if not section.has("kv_lora_rank"):
             raise ConfigError(
                 section.file,
                 section.key("kv_lora_rank"),
                 "is required for kind mla (the latent width, e.g. 512)",
             )
-        attention = MLAttention(
+        mla = MLA(
             heads=heads,
             kv_lora_rank=section.req_int("kv_lora_rank"),
             qk_rope_head_dim=section.req_int("qk_rope_head_dim"),
@@ -479,11 +245,9 @@ def _parse_attention(section: Section) -> KVAttention | MLAttention | Compressed
             q_lora_rank=section.get_int("q_lora_rank", required=False),
         )
         section.done()
-        return attention
-    for wrong in ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "q_lora_rank"):
-        if section.has(wrong):
-            section.used.add(wrong)
-            raise section.error(wrong, f"only applies to kind mla, not {kind}")
+        return mla
+    _forbid(section, ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "q_lora_rank"),
+            f"only applies to kind mla, not {kind}")  # fmt: skip
     if kind == "mha":
         kv_heads = section.get_int("kv_heads", default=heads)
         if kv_heads != heads:
@@ -500,13 +264,63 @@ def _parse_attention(section: Section) -> KVAttention | MLAttention | Compressed
     if heads % kv_heads:
         raise section.error("kv_heads", f"query heads ({heads}) must be a multiple of kv_heads ({kv_heads})")
     head_dim = section.req_int("head_dim")
+    k_eq_v = section.get_bool("k_eq_v")
     v_head_dim = section.get_int("v_head_dim", default=head_dim)
-    assert kind is not None and v_head_dim is not None
+    assert v_head_dim is not None
+    if k_eq_v and v_head_dim != head_dim:
+        raise section.error("v_head_dim", "with k_eq_v the value is the key: v_head_dim must equal head_dim")
     section.done()
-    return KVAttention(kind=kind, heads=heads, kv_heads=kv_heads, head_dim=head_dim, v_head_dim=v_head_dim)
+    return Attention(heads=heads, kv_heads=kv_heads, head_dim=head_dim, v_head_dim=v_head_dim, k_eq_v=k_eq_v)
 
 
-def _parse_layer_kinds(top: Section, layers: int, allowed: tuple[str, ...] = LAYER_KINDS) -> tuple[str, ...]:
+def _forbid(section: Section, keys: tuple[str, ...], message: str) -> None:
+    for key in keys:
+        if section.has(key):
+            section.used.add(key)
+            raise section.error(key, message)
+
+
+def _parse_state(section: Section) -> State:
+    kind = section.choice("kind", tuple(STATE_FIELDS))
+    assert kind is not None
+    fields = STATE_FIELDS[kind]
+    section.expect(("kind",) + fields)
+    values = {key: section.req_int(key, maximum=1024 if key == "conv_kernel" else MAX_DIM) for key in fields}
+    section.done()
+    return state_from(kind, values)
+
+
+def state_from(kind: str, values: dict[str, Any]) -> State:
+    """A state description from its kind and the fields of STATE_FIELDS[kind]."""
+    if kind == "gated_deltanet":
+        return GatedDeltaNet(**values)
+    if kind == "kda":
+        heads, dim = values["heads"], values["head_dim"]
+        return GatedDeltaNet(heads, heads, dim, dim, values["conv_kernel"], kind="kda")
+    if kind == "mamba1":
+        return Mamba1(**values)
+    if kind == "mamba2":
+        return Mamba2(**values)
+    if kind == "lightning":
+        return Lightning(**values)
+    return ShortConv(**values)
+
+
+def _parse_indexer(section: Section, allow_layers: bool) -> Indexer:
+    section.expect(INDEXER_KEYS if allow_layers else INDEXER_KEYS[:3])
+    indexer = Indexer(
+        heads=section.req_int("heads"),
+        head_dim=section.req_int("head_dim"),
+        topk=section.req_int("topk", maximum=MAX_CONTEXT_FIELD),
+    )
+    if not allow_layers:
+        section.done()
+    return indexer
+
+
+def _parse_layer_kinds(
+    top: Section, layers: int, allowed: tuple[str, ...], default: str | None
+) -> tuple[str, ...]:
     pattern = top.get_list("layer_pattern")
     explicit = top.get_list("layer_types")
     if pattern is not None and explicit is not None:
@@ -514,18 +328,24 @@ def _parse_layer_kinds(top: Section, layers: int, allowed: tuple[str, ...] = LAY
     items = pattern if pattern is not None else explicit
     key = "layer_pattern" if pattern is not None else "layer_types"
     if items is None:
-        return (allowed[0],) * layers
+        if default is not None:
+            return (default,) * layers
+        if len(allowed) == 1:
+            return (allowed[0],) * layers
+        raise top.error(
+            "kinds", "several kinds: give layer_pattern or layer_types to say which layer is which"
+        )
     if not items:
         raise top.error(key, "must not be empty")
     kinds = []
+    lowered = {name.lower(): name for name in allowed}
     for index, item in enumerate(items):
-        if not isinstance(item, str) or item.lower() not in allowed:
+        if not isinstance(item, str) or item.lower() not in lowered:
+            hint = suggest(str(item), allowed) if isinstance(item, str) else ""
             raise top.error(
-                key,
-                f"item {index}: expected one of {', '.join(allowed)}, got {_type_name(item)}"
-                f"{_suggest(str(item), allowed) if isinstance(item, str) else ''}",
+                key, f"item {index}: expected one of {', '.join(allowed)}, got {type_name(item)}{hint}"
             )
-        kinds.append(item.lower())
+        kinds.append(lowered[item.lower()])
     if explicit is not None:
         if len(kinds) != layers:
             raise top.error("layer_types", f"has {len(kinds)} entries but the model has {layers} layers")
@@ -536,60 +356,140 @@ def _parse_layer_kinds(top: Section, layers: int, allowed: tuple[str, ...] = LAY
     return tuple(kinds[i % len(kinds)] for i in range(layers))
 
 
-def _parse_linear(section: Section) -> LinearAttention:
-    section.expect(LINEAR_KEYS)
-    kind = section.choice("kind", ("gated_deltanet", "kda"))
-    if kind == "kda":
-        heads = section.req_int("heads")
-        head_dim = section.req_int("head_dim")
-        kernel = section.req_int("conv_kernel", maximum=1024)
-        section.done()
-        return LinearAttention("kda", heads, heads, head_dim, head_dim, kernel)
-    linear = LinearAttention(
-        kind="gated_deltanet",
-        key_heads=section.req_int("key_heads"),
-        value_heads=section.req_int("value_heads"),
-        key_head_dim=section.req_int("key_head_dim"),
-        value_head_dim=section.req_int("value_head_dim"),
-        conv_kernel=section.req_int("conv_kernel", maximum=1024),
-    )
-    section.done()
-    return linear
+# ---------------------------------------------------------------------------------------------------------
+# The short form: one attention for every layer
 
 
-def _parse_indexer(section: Section, layers: int, layer_kinds: tuple[str, ...]) -> Indexer:
-    section.expect(INDEXER_KEYS)
-    heads = section.req_int("heads")
-    head_dim = section.req_int("head_dim")
-    topk = section.req_int("topk", maximum=MAX_CONTEXT_FIELD)
+def _short_form(top: Section, layers: int) -> tuple[list[LayerKind], tuple[str, ...], str | None]:
+    if top.has("mtp_kind"):
+        top.used.add("mtp_kind")
+        raise top.error("mtp_kind", "only applies with `kinds`")
+    attention_section = top.section("attention")
+    assert attention_section is not None
+    attention = _parse_attention(attention_section)
+    if isinstance(attention, Compressed):
+        return _short_compressed(top, layers, attention)
+    layer_kinds = _parse_layer_kinds(top, layers, SHORT_KINDS, default="full")
+    if top.has("compress_rates"):
+        top.used.add("compress_rates")
+        raise top.error("compress_rates", "only applies to attention kind compressed (DeepSeek-V4)")
+    window = top.get_int("sliding_window", required=False, maximum=MAX_CONTEXT_FIELD)
+    if "sliding" in layer_kinds and window is None:
+        raise ConfigError(top.file, "sliding_window", "is required: the model has sliding layers")
+    if window is not None and "sliding" not in layer_kinds:
+        raise top.error(
+            "sliding_window",
+            "is set but no layer is 'sliding'; add a layer_pattern such as [sliding, full] or remove the window",
+        )
+    linear_section = top.section("linear_attention", required=False)
+    state = _parse_linear(linear_section) if linear_section is not None else None
+    if "linear" in layer_kinds and state is None:
+        raise ConfigError(top.file, "linear_attention", "is required: the model has linear layers")
+    if state is not None and "linear" not in layer_kinds:
+        raise top.error("linear_attention", "is set but no layer is 'linear' in layer_pattern / layer_types")
+    indexer, indexer_layers = _short_indexer(top, layers, layer_kinds)
+    kinds = [
+        LayerKind("full", attention, indexer=indexer),
+        LayerKind("sliding", attention, window=window, indexer=indexer),
+    ]
+    if state is not None:
+        kinds.append(LayerKind("linear", state=state))
+    if indexer_layers is not None:
+        # indexer keys on the listed layers only; the other attention layers reuse another layer's selection
+        kinds += [
+            replace(kinds[0], name="shared", indexer=None),
+            replace(kinds[1], name="sliding_shared", indexer=None),
+        ]
+        layer_kinds = tuple(
+            kind
+            if i in indexer_layers or kind == "linear"
+            else ("shared" if kind == "full" else "sliding_shared")
+            for i, kind in enumerate(layer_kinds)
+        )
+    present = set(layer_kinds) | {"full"}  # MTP layers are full attention layers
+    return [k for k in kinds if k.name in present], layer_kinds, None
+
+
+def _short_indexer(
+    top: Section, layers: int, layer_kinds: tuple[str, ...]
+) -> tuple[Indexer | None, set[int] | None]:
+    section = top.section("indexer", required=False)
+    if section is None:
+        return None, None
+    indexer = _parse_indexer(section, allow_layers=True)
     raw_layers = section.get_list("layers")
-    indexer_layers = None
-    if raw_layers is not None:
-        seen = []
-        for index, item in enumerate(raw_layers):
-            if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < layers:
-                raise section.error(
-                    "layers", f"item {index}: expected a layer index 0..{layers - 1}, got {item!r}"
-                )
-            if layer_kinds[item] == "linear":
-                raise section.error(
-                    "layers", f"item {index}: layer {item} is a linear layer, it has no indexer"
-                )
-            seen.append(item)
-        if len(set(seen)) != len(seen):
-            raise section.error("layers", "lists a layer twice")
-        indexer_layers = tuple(sorted(seen))
     section.done()
-    return Indexer(heads=heads, head_dim=head_dim, topk=topk, layers=indexer_layers)
+    if raw_layers is None:
+        return indexer, None
+    seen = []
+    for index, item in enumerate(raw_layers):
+        if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < layers:
+            raise section.error(
+                "layers", f"item {index}: expected a layer index 0..{layers - 1}, got {item!r}"
+            )
+        if layer_kinds[item] == "linear":
+            raise section.error("layers", f"item {index}: layer {item} is a linear layer, it has no indexer")
+        seen.append(item)
+    if len(set(seen)) != len(seen):
+        raise section.error("layers", "lists a layer twice")
+    return indexer, set(seen)
 
 
-def _parse_weights(section: Section, layers: int) -> Any:
-    from .spec import WEIGHT_DTYPES, Weights
+def _parse_linear(section: Section) -> State:
+    kind = section.choice("kind", ("gated_deltanet", "kda"))
+    assert kind is not None
+    section.expect(("kind",) + STATE_FIELDS[kind])
+    values = {
+        key: section.req_int(key, maximum=1024 if key == "conv_kernel" else MAX_DIM)
+        for key in STATE_FIELDS[kind]
+    }
+    section.done()
+    return state_from(kind, values)
 
+
+def _short_compressed(
+    top: Section, layers: int, attention: Compressed
+) -> tuple[list[LayerKind], tuple[str, ...], str | None]:
+    layer_kinds = _parse_layer_kinds(top, layers, COMPRESSED_KINDS, default="window")
+    window = top.get_int("sliding_window", required=False, maximum=MAX_CONTEXT_FIELD)
+    if window is None:
+        raise ConfigError(
+            top.file, "sliding_window", "is required for kind compressed (every layer keeps a window)"
+        )
+    rates = top.section("compress_rates", required=any(k in ("csa", "hca") for k in layer_kinds))
+    ratio = {}
+    if rates is not None:
+        rates.expect(("csa", "hca"))
+        for kind in ("csa", "hca"):
+            value = rates.get_int(kind, required=kind in layer_kinds, maximum=1 << 20)
+            if value is not None:
+                ratio[kind] = value
+        rates.done()
+    for key in ("linear_attention",):
+        if top.has(key):
+            top.used.add(key)
+            raise top.error(key, "does not apply to attention kind compressed")
+    indexer_section = top.section("indexer", required=False)
+    indexer = _parse_indexer(indexer_section, allow_layers=False) if indexer_section is not None else None
+    kinds = [
+        LayerKind("window", attention, window=window),
+        LayerKind("csa", attention, window=window, compress_ratio=ratio.get("csa", 4), indexer=indexer),
+        LayerKind("hca", attention, window=window, compress_ratio=ratio.get("hca", 128)),
+    ]
+    # DeepSeek-V4's MTP layer keeps the window only (its compress_ratios entry is 0)
+    present = set(layer_kinds) | {"window"}
+    return [k for k in kinds if k.name in present], layer_kinds, "window"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Weights
+
+
+def _parse_weights(section: Section, layers: int) -> Weights:
     section.expect(WEIGHT_KEYS)
     tie = section.raw("tie_embeddings")
     if tie is not None and not isinstance(tie, bool):
-        raise section.error("tie_embeddings", f"expected true or false, got {_type_name(tie)}")
+        raise section.error("tie_embeddings", f"expected true or false, got {type_name(tie)}")
     dtype = section.get_str("dtype", default="bf16")
     assert dtype is not None
     if dtype.lower() not in WEIGHT_DTYPES:
@@ -616,9 +516,24 @@ def _parse_weights(section: Section, layers: int) -> Any:
     return Weights(**values)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Files and the built-in registry
+
+_FILE_CACHE: dict[str, tuple[int, int, ModelSpec]] = {}
+
+
 def load_model_file(path: str | os.PathLike[str]) -> ModelSpec:
+    """A YAML model file, parsed strictly; the result is cached by path, size and modification time."""
     file = Path(path)
     name = str(path)
+    try:
+        stat = file.stat()
+        key = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = None
+    cached = _FILE_CACHE.get(name)
+    if key is not None and cached is not None and cached[:2] == key:
+        return cached[2]
     text = read_text(file)
     if not text.strip():
         raise ConfigError(
@@ -627,13 +542,18 @@ def load_model_file(path: str | os.PathLike[str]) -> ModelSpec:
     data = load_yaml(text, name)
     if not isinstance(data, dict):
         raise ConfigError(
-            name, "", f"expected a YAML mapping (name:, layers:, attention:), got {_type_name(data)}"
+            name, "", f"expected a YAML mapping (name:, layers:, attention:), got {type_name(data)}"
         )
-    return parse_model(data, name)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Built-in models
+    if "budgets" in data and "layers" not in data:
+        raise ConfigError(
+            name, "", "this is a budget file (it has `budgets:`), not a model; use mla-mem check"
+        )
+    if "gpus" in data and "layers" not in data:
+        raise ConfigError(name, "", "this is a GPU catalogue (it has `gpus:`), not a model")
+    spec = parse_model(data, name)
+    if key is not None:
+        _FILE_CACHE[name] = (key[0], key[1], spec)
+    return spec
 
 
 def builtin_dir() -> Path:
@@ -655,21 +575,20 @@ def builtin_names() -> list[str]:
     return [p.stem for p in _builtin_files()]
 
 
-def _normalise(name: str) -> str:
+def normalise(name: str) -> str:
     return name.strip().lower().replace("_", "-").replace(" ", "-")
 
 
 def resolve_builtin(name: str) -> Path | None:
     """File of a built-in model by its name (the file stem, case-insensitive) or any of its aliases."""
-    wanted = _normalise(name)
+    wanted = normalise(name)
     files = list(_builtin_files())
     for path in files:
         if path.stem == wanted:
             return path
     for path in files:
         spec = load_model_file(path)
-        names = {_normalise(spec.name), *(_normalise(a) for a in spec.aliases)}
-        if wanted in names:
+        if wanted in {normalise(spec.name), *(normalise(a) for a in spec.aliases)}:
             return path
     return None
 
@@ -678,37 +597,4 @@ def builtin_models() -> list[ModelSpec]:
     return [load_model_file(path) for path in _builtin_files()]
 
 
-def load_model(name_or_path: str | os.PathLike[str] | ModelSpec) -> ModelSpec:
-    """A built-in name or alias ('deepseek-v3', 'DeepSeek-R1'), a YAML model file, a Hugging Face config.json
-    (or the directory holding it) or a Mistral params.json."""
-    if isinstance(name_or_path, ModelSpec):
-        return name_or_path
-    text = str(name_or_path)
-    path = Path(text)
-    looks_like_path = os.sep in text or text.endswith((".yaml", ".yml", ".json")) or path.exists()
-    if looks_like_path:
-        from .hf import is_config_path, load_config
-
-        if is_config_path(text):
-            return load_config(text)
-        if path.is_dir():
-            raise ConfigError(text, "", "is a directory without config.json or params.json")
-        return load_model_file(path)
-    found = resolve_builtin(text)
-    if found is None:
-        names = builtin_names()
-        raise UsageError(
-            f"unknown model {text!r}{_suggest(_normalise(text), names)}; "
-            "run 'mla-mem models' for the built-in names, or give a path to a YAML file"
-        )
-    return load_model_file(found)
-
-
-__all__ = [
-    "MlaMemError",
-    "builtin_models",
-    "builtin_names",
-    "load_model",
-    "load_model_file",
-    "parse_model",
-]
+__all__ = ["builtin_models", "builtin_names", "load_model_file", "parse_model", "resolve_builtin"]

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 from .cache import Plan, size
-from .configs import Section, builtin_dir, load_yaml, read_text
+from .configs import builtin_dir
 from .errors import UsageError
-from .runtimes import Options, lower
+from .options import Deployment, resolve
+from .runtimes import lower
 from .spec import ModelSpec
 from .units import MAX_CONTEXT, parse_size
+from .yamlio import Section, load_yaml, read_text
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,8 @@ def _norm(text: str) -> str:
     return text.strip().lower().replace("_", "-").replace(" ", "-")
 
 
-def gpu_catalogue() -> list[GPU]:
-    path = builtin_dir() / "gpus.yaml"
+def gpu_catalogue(path: Path | None = None) -> list[GPU]:
+    path = path or builtin_dir() / "gpus.yaml"
     data = load_yaml(read_text(path), str(path))
     top = Section(data, str(path))
     entries = top.get_list("gpus") or []
@@ -73,7 +76,7 @@ def find_gpu(name: str) -> GPU:
     raise UsageError(f"--gpu: unknown GPU {name!r}{hint}; known: {', '.join(names)}; or give --memory 80GiB")
 
 
-def parse_fraction(text: str | float, what: str) -> Fraction:
+def parse_fraction(text: str | float | Fraction, what: str) -> Fraction:
     try:
         value = Fraction(str(text))
     except (ValueError, ZeroDivisionError):
@@ -184,56 +187,67 @@ def longest_context(plan: Plan, batch: int, available: int, limit: int = MAX_CON
     return low
 
 
+def _weights_per_gpu(
+    model: ModelSpec, plan: Plan, weight_dtype: str | None, notes: list[str]
+) -> tuple[int, str]:
+    """(weight bytes on the most loaded GPU, weight format): dense weights split over tp x pp, routed experts also
+    over dp when experts are sharded (expert parallelism)."""
+    from .params import weight_bytes
+
+    tp, pp, dp = plan.tp, plan.pp, plan.dp
+    counted = None
+    if model.weights is not None:
+        try:
+            counted = weight_bytes(model, weight_dtype, mtp=plan.mtp)
+        except UsageError as exc:
+            if "not modelled" not in str(exc):
+                raise
+            notes.append(f"weights: {exc}; used the published parameter count")
+    if counted is not None:
+        assert model.weights is not None
+        use_ep = (
+            plan.deployment.ep if plan.deployment.ep is not None else (dp > 1 and model.weights.experts > 0)
+        )
+        if use_ep:
+            notes.append(f"routed experts sharded over tp x pp x dp = {tp * pp * dp} GPUs (expert parallel)")
+        return weights_per_gpu(counted.dense, counted.expert, tp, pp, dp if use_ep else 1), counted.dtype
+    # no per-tensor count: the published total at the given width
+    if model.params.total is None:
+        raise UsageError(
+            f"{model.name}: no `weights` section and no published params.total; cannot size weights"
+        )
+    name = (weight_dtype or "auto").lower()
+    widths = {"bf16": Fraction(2), "fp16": Fraction(2), "auto": Fraction(1), "fp8": Fraction(1)}
+    if name not in widths:
+        raise UsageError(
+            f"weight_dtype: only bf16 or fp8 when weights come from params.total, got {weight_dtype!r}"
+        )
+    width = widths[name]
+    notes.append(
+        f"weights from the published parameter count {model.params.total:,} x {width} B per parameter"
+    )
+    return int(-(-model.params.total * width // (tp * pp))), ("fp8" if width == 1 else "bf16")
+
+
 def fit(
     model: ModelSpec,
     gpu: GPU,
+    deployment: Deployment,
     *,
     weight_dtype: str | None = None,
     gpu_memory_utilization: Fraction = Fraction(9, 10),
     reserve: int = 2 * 2**30,
     context: int | None = None,
     batch: int = 1,
-    ep: bool | None = None,
-    **options: Any,
+    plan: Plan | None = None,
 ) -> FitResult:
-    """Does `model` fit on tp x pp x dp GPUs of this kind, and how much cache is left for requests?
-
-    `options` are the fields of runtimes.Options (runtime, kv_dtype, tp, pp, dp, dcp, mtp, block_size, ...);
-    the runtime defaults to vllm."""
-    from .params import weight_bytes
-
-    plan = lower(model, Options(**{"runtime": "vllm", **options}))
-    tp, pp, dp, mtp = plan.tp, plan.pp, plan.dp, plan.mtp
+    """Does `model` fit on tp x pp x dp GPUs of this kind, and how much cache is left for requests? `plan` is the
+    model already lowered for `deployment`, when the caller has it."""
+    plan = plan or lower(model, deployment)
+    tp, pp, dp = plan.tp, plan.pp, plan.dp
     notes = list(plan.notes)
     usable = int(gpu.memory_bytes * gpu_memory_utilization)
-    from .spec import CompressedAttention
-
-    if model.weights is not None and not isinstance(model.attention, CompressedAttention):
-        weights = weight_bytes(model, weight_dtype, mtp=mtp)
-        use_ep = ep if ep is not None else (dp > 1 and model.weights.experts > 0)
-        per_gpu = weights_per_gpu(weights.dense, weights.expert, tp, pp, dp if use_ep else 1)
-        dtype_name = weights.dtype
-        if use_ep:
-            notes.append(f"routed experts sharded over tp x pp x dp = {tp * pp * dp} GPUs (expert parallel)")
-    else:
-        # no per-tensor count (no weights section, or DeepSeek-V4 whose projections are not modelled):
-        # the published total at the given width
-        if model.params.total is None:
-            raise UsageError(
-                f"{model.name}: no `weights` section and no published params.total; cannot size weights"
-            )
-        name = (weight_dtype or "auto").lower()
-        widths = {"bf16": Fraction(2), "fp16": Fraction(2), "auto": Fraction(1), "fp8": Fraction(1)}
-        if name not in widths:
-            raise UsageError(
-                f"--weight-dtype {weight_dtype}: only bf16 or fp8 when weights come from params.total"
-            )
-        width = widths[name]
-        per_gpu = int(-(-model.params.total * width // (tp * pp)))
-        dtype_name = "fp8" if width == 1 else "bf16"
-        notes.append(
-            f"weights from the published parameter count {model.params.total:,} x {width} B per parameter"
-        )
+    per_gpu, dtype_name = _weights_per_gpu(model, plan, weight_dtype, notes)
     available = usable - per_gpu - reserve
     weights_fit = available > 0
     probe = size(plan, 1, 1)
@@ -263,7 +277,7 @@ def fit(
     if weights_fit:
         longest = longest_context(plan, batch, available)
     return FitResult(
-        model=model.name, gpu=gpu.name, gpus=tp * pp * dp, tp=tp, pp=pp, dp=dp, runtime=plan.runtime,
+        model=model.name, gpu=gpu.name, gpus=tp * pp * dp, tp=tp, pp=pp, dp=dp, runtime=str(plan.runtime),
         kv_dtype=plan.kv_dtype, weight_dtype=dtype_name, memory_bytes=gpu.memory_bytes, usable_bytes=usable,
         weight_bytes=per_gpu, reserve_bytes=reserve, available_bytes=available, bytes_per_token=probe.bytes_per_token,
         block_size=plan.block_size, token_capacity=capacity, capacity_kind=kind, num_blocks=num_blocks,
@@ -273,8 +287,50 @@ def fit(
     )  # fmt: skip
 
 
+def fit_model(
+    model: ModelSpec | str,
+    gpu: GPU | str,
+    *,
+    gpus: int | None = None,
+    context: int | None = None,
+    batch: int = 1,
+    weight_dtype: str | None = None,
+    gpu_memory_utilization: float | str | Fraction = "0.9",
+    reserve: int | str = "2GiB",
+    deployment: Deployment | None = None,
+    options: dict[str, Any] | None = None,
+) -> FitResult:
+    """The API form of `fit`: names for the model and the GPU, loose values for the settings; the runtime defaults
+    to vLLM and tp to every GPU."""
+    from .models import load_model
+
+    values = dict(options or {})
+    if deployment is None:
+        values.setdefault("runtime", "vllm")
+    if gpus is not None:
+        pp = int(values.get("pp", 1) or 1)
+        dp = int(values.get("dp", 1) or 1)
+        values.setdefault("tp", max(1, gpus // (pp * dp)))
+    chosen = resolve(deployment, values)
+    if gpus is not None and chosen.gpus != gpus:
+        raise UsageError(f"tp {chosen.tp} x pp {chosen.pp} x dp {chosen.dp} = {chosen.gpus}, not gpus {gpus}")
+    device = gpu if isinstance(gpu, GPU) else find_gpu(gpu)
+    return fit(
+        load_model(model), device, chosen, weight_dtype=weight_dtype,
+        gpu_memory_utilization=parse_fraction(gpu_memory_utilization, "gpu_memory_utilization"),
+        reserve=parse_size(reserve, "reserve"), context=context, batch=batch,
+    )  # fmt: skip
+
+
 def search(
-    model: ModelSpec, gpu: GPU, *, context: int, batch: int, max_gpus: int = 128, **kwargs: Any
+    model: ModelSpec,
+    gpu: GPU,
+    deployment: Deployment,
+    *,
+    context: int,
+    batch: int,
+    max_gpus: int = 128,
+    **kwargs: Any,
 ) -> list[FitResult]:
     """Layouts that fit, smallest GPU count first, then by how many requests of `context` tokens they hold; the
     layouts of the next GPU count follow as runner-ups, so the trade-off is visible."""
@@ -286,16 +342,8 @@ def search(
                 if count % (tp * pp):
                     continue
                 try:
-                    result = fit(
-                        model,
-                        gpu,
-                        tp=tp,
-                        pp=pp,
-                        dp=count // (tp * pp),
-                        context=context,
-                        batch=batch,
-                        **kwargs,
-                    )
+                    layout = deployment.with_(tp=tp, pp=pp, dp=count // (tp * pp), pp_layers=None)
+                    result = fit(model, gpu, layout, context=context, batch=batch, **kwargs)
                 except UsageError:
                     continue
                 if result.fits:
@@ -312,9 +360,9 @@ def search(
     return []
 
 
-def memory_gpu(text: str) -> GPU:
+def memory_gpu(text: str, what: str = "memory") -> GPU:
     """A GPU of `--memory 80GiB` for anything not in the catalogue."""
-    return GPU(name=f"custom {text}", memory_bytes=parse_size(text, "--memory"), nominal="user-given memory")
+    return GPU(name=f"custom {text}", memory_bytes=parse_size(text, what), nominal="user-given memory")
 
 
-__all__ = ["GPU", "FitResult", "find_gpu", "fit", "gpu_catalogue", "search"]
+__all__ = ["GPU", "FitResult", "find_gpu", "fit", "fit_model", "gpu_catalogue", "search"]

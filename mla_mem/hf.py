@@ -88,6 +88,11 @@ def read_json(path: Path) -> Any:
         raise ConfigError(name, "", f"not UTF-8 text (bad byte at offset {exc.start})") from None
     except OSError as exc:
         raise ConfigError(name, "", f"cannot read file ({exc.strerror or exc})") from None
+    return parse_json_text(text, name)
+
+
+def parse_json_text(text: str, name: str) -> dict[str, Any]:
+    """A config's JSON text -> the object, with errors naming the file and line."""
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
@@ -690,6 +695,16 @@ def import_config(path_text: str, name: str | None = None) -> tuple[dict[str, An
 def load_config(path_text: str, name: str | None = None) -> ModelSpec:
     """A ModelSpec straight from a config.json / params.json; assumptions are issued as warnings."""
     model, notes, file = import_config(path_text, name)
+    return _spec_with_notes(model, notes, file)
+
+
+def load_config_text(text: str, file: str, name: str) -> ModelSpec:
+    """A ModelSpec from a config's JSON text (e.g. a file at a git revision)."""
+    model, notes = convert(parse_json_text(text, file), file, name)
+    return _spec_with_notes(model, notes, file)
+
+
+def _spec_with_notes(model: dict[str, Any], notes: list[str], file: str) -> ModelSpec:
     for note in notes:
         warnings.warn(f"{file}: {note}", AssumptionWarning, stacklevel=2)
     return parse_model(model, file)

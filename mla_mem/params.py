@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import UsageError
-from .spec import CompressedAttention, KVAttention, MLAttention, ModelSpec, Weights
+from .spec import MLA, Attention, Compressed, GatedDeltaNet, LayerKind, ModelSpec, Weights
 
 
 @dataclass(frozen=True)
@@ -35,18 +35,21 @@ def tensors(model: ModelSpec, mtp: bool = True) -> list[Tensor]:
             f"{model.name}: the model file has no `weights` section (hidden_size, vocab_size, ...); "
             "parameter counts and weight memory need it"
         )
-    if isinstance(model.attention, CompressedAttention):
-        raise UsageError(f"{model.name}: parameter counting for DeepSeek-V4 attention is not modelled")
+    for kind in model.used_kinds():
+        if isinstance(kind.attention, Compressed):
+            raise UsageError(f"{model.name}: parameter counting for DeepSeek-V4 attention is not modelled")
+        if kind.state is not None and not isinstance(kind.state, GatedDeltaNet):
+            raise UsageError(f"{model.name}: parameter counting for {kind.state.kind} layers is not modelled")
     h = w.hidden_size
     out: list[Tensor] = [Tensor("embed_tokens", w.vocab_size, h, kind="embedding")]
     if not w.tie_embeddings:
         out.append(Tensor("lm_head", w.vocab_size, h, kind="head"))
     out.append(Tensor("final_norm", 1, h, kind="norm"))
     layer_count = model.layers
-    kinds = list(model.layer_kinds)
-    for index, kind in enumerate(kinds):
-        out.extend(_layer(model, index, kind, h))
-    if mtp and model.mtp_layers:
+    for index in range(layer_count):
+        out.extend(_layer(model, index, model.kind_of(index), h))
+    mtp_kind = model.mtp_layer_kind
+    if mtp and model.mtp_layers and mtp_kind is not None:
         for index in range(model.mtp_layers):
             # DeepSeek-style MTP module: enorm, hnorm, eh_proj (2h -> h), one decoder layer, its own copies of the
             # embedding and head in the checkpoint, and a final norm
@@ -54,48 +57,44 @@ def tensors(model: ModelSpec, mtp: bool = True) -> list[Tensor]:
             out.append(Tensor(f"mtp{index}.norms", 1, 3 * h, kind="norm"))
             out.extend(
                 Tensor(f"mtp{index}." + t.name, t.rows, t.cols, t.count, t.kind)
-                for t in _layer(model, layer_count + index, "full", h)
+                for t in _layer(model, layer_count + index, mtp_kind, h)
             )
             out.append(Tensor(f"mtp{index}.embed_tokens", w.vocab_size, h, kind="embedding"))
             out.append(Tensor(f"mtp{index}.shared_head", w.vocab_size, h, kind="head"))
     return out
 
 
-def _layer(model: ModelSpec, index: int, kind: str, h: int) -> list[Tensor]:
-    w = model.weights
-    assert w is not None
-    p = f"layers.{index}."
-    out = [Tensor(p + "norms", 1, 2 * h, kind="norm")]
-    attention = model.attention
-    if kind == "linear":
-        linear = model.linear_attention
-        assert linear is not None
-        kh, vh, kd, vd = linear.key_heads, linear.value_heads, linear.key_head_dim, linear.value_head_dim
-        if linear.kind == "gated_deltanet":
-            # modeling_qwen3_next.py Qwen3NextGatedDeltaNet: in_proj_qkvz, in_proj_ba, conv1d, A_log, dt_bias,
-            # norm, out_proj
-            out += [
-                Tensor(p + "in_proj_qkvz", 2 * kh * kd + 2 * vh * vd, h),
-                Tensor(p + "in_proj_ba", 2 * vh, h),
-                Tensor(p + "conv1d", linear.conv_dim, linear.conv_kernel, kind="other"),
-                Tensor(p + "A_log_dt_bias", 1, 2 * vh, kind="norm"),
-                Tensor(p + "norm", 1, vd, kind="norm"),
-                Tensor(p + "out_proj", h, vh * vd),
-            ]
-        else:
-            # modeling_kimi_linear.py KimiDeltaAttention: q/k/v, low-rank f and g gates, beta, short convs, o_proj
-            width = vh * vd
-            out += [
-                Tensor(p + "q_k_v_proj", width, h, count=3),
-                Tensor(p + "f_a_g_a", vd, h, count=2),
-                Tensor(p + "f_b_g_b", width, vd, count=2),
-                Tensor(p + "b_proj", vh, h),
-                Tensor(p + "convs", width, linear.conv_kernel, count=3, kind="other"),
-                Tensor(p + "A_log_dt_bias", 1, vh + width, kind="norm"),
-                Tensor(p + "o_norm", 1, vd, kind="norm"),
-                Tensor(p + "o_proj", h, width),
-            ]
-    elif isinstance(attention, MLAttention):
+def _linear_tensors(linear: GatedDeltaNet, p: str, h: int) -> list[Tensor]:
+    kh, vh, kd, vd = linear.key_heads, linear.value_heads, linear.key_head_dim, linear.value_head_dim
+    if linear.kind == "gated_deltanet":
+        # modeling_qwen3_next.py Qwen3NextGatedDeltaNet: in_proj_qkvz, in_proj_ba, conv1d, A_log, dt_bias,
+        # norm, out_proj
+        return [
+            Tensor(p + "in_proj_qkvz", 2 * kh * kd + 2 * vh * vd, h),
+            Tensor(p + "in_proj_ba", 2 * vh, h),
+            Tensor(p + "conv1d", linear.conv_channels, linear.conv_kernel, kind="other"),
+            Tensor(p + "A_log_dt_bias", 1, 2 * vh, kind="norm"),
+            Tensor(p + "norm", 1, vd, kind="norm"),
+            Tensor(p + "out_proj", h, vh * vd),
+        ]
+    # modeling_kimi_linear.py KimiDeltaAttention: q/k/v, low-rank f and g gates, beta, short convs, o_proj
+    width = vh * vd
+    return [
+        Tensor(p + "q_k_v_proj", width, h, count=3),
+        Tensor(p + "f_a_g_a", vd, h, count=2),
+        Tensor(p + "f_b_g_b", width, vd, count=2),
+        Tensor(p + "b_proj", vh, h),
+        Tensor(p + "convs", width, linear.conv_kernel, count=3, kind="other"),
+        Tensor(p + "A_log_dt_bias", 1, vh + width, kind="norm"),
+        Tensor(p + "o_norm", 1, vd, kind="norm"),
+        Tensor(p + "o_proj", h, width),
+    ]
+
+
+def _attention_tensors(kind: LayerKind, p: str, h: int) -> list[Tensor]:
+    attention = kind.attention
+    out: list[Tensor] = []
+    if isinstance(attention, MLA):
         heads, qk = attention.heads, attention.qk_nope_head_dim + attention.qk_rope_head_dim
         if attention.q_lora_rank:
             out += [
@@ -115,8 +114,8 @@ def _layer(model: ModelSpec, index: int, kind: str, h: int) -> list[Tensor]:
             ),
             Tensor(p + "o_proj", h, heads * attention.v_head_dim),
         ]
-        if model.indexer is not None and (index in model.indexer_layers or index >= model.layers):
-            ix = model.indexer
+        if kind.indexer is not None:
+            ix = kind.indexer
             q_in = attention.q_lora_rank or h
             # DeepSeek-V3.2 Indexer: wq_b, wk, k_norm (LayerNorm weight + bias), weights_proj
             out += [
@@ -125,8 +124,7 @@ def _layer(model: ModelSpec, index: int, kind: str, h: int) -> list[Tensor]:
                 Tensor(p + "indexer.k_norm", 1, 2 * ix.head_dim, kind="norm"),
                 Tensor(p + "indexer.weights_proj", ix.heads, h, kind="router"),
             ]
-    else:
-        assert isinstance(attention, KVAttention)
+    elif isinstance(attention, Attention):
         heads, kv = attention.heads, attention.kv_heads
         out += [
             Tensor(p + "q_proj", heads * attention.head_dim, h),
@@ -134,6 +132,18 @@ def _layer(model: ModelSpec, index: int, kind: str, h: int) -> list[Tensor]:
             Tensor(p + "v_proj", kv * attention.v_head_dim, h),
             Tensor(p + "o_proj", h, heads * attention.v_head_dim),
         ]
+    return out
+
+
+def _layer(model: ModelSpec, index: int, kind: LayerKind, h: int) -> list[Tensor]:
+    w = model.weights
+    assert w is not None
+    p = f"layers.{index}."
+    out = [Tensor(p + "norms", 1, 2 * h, kind="norm")]
+    if isinstance(kind.state, GatedDeltaNet):
+        out += _linear_tensors(kind.state, p, h)
+    if kind.attention is not None:
+        out += _attention_tensors(kind, p, h)
     moe = w.experts > 0 and (index >= w.first_dense_layers)
     if moe:
         inter = w.expert_intermediate_size

@@ -10,10 +10,15 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cache import Plan, curve, size
 from .errors import UsageError
+from .options import Deployment
+from .spec import ModelSpec
+
+if TYPE_CHECKING:
+    from .hardware import GPU
 from .units import format_bytes, format_number
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
@@ -27,7 +32,8 @@ class Series:
     total_bytes: list[int]
     components: dict[str, list[int]] = field(default_factory=dict)
     bytes_per_token: str = ""
-    crossing: int | None = None  # the longest context that fits under the memory line
+    memory: int | None = None  # the memory line this series is held against (per model: its weights differ)
+    crossing: int | None = None  # the longest context that fits under that line
 
 
 @dataclass
@@ -35,16 +41,20 @@ class PlotData:
     title: str
     units: str
     series: list[Series]
-    memory_line: int | None = None
     memory_label: str = ""
     breakdown: bool = False
     log_y: bool = False
+
+    @property
+    def memory_lines(self) -> list[int]:
+        """The distinct memory lines, in series order."""
+        return list(dict.fromkeys(s.memory for s in self.series if s.memory is not None))
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "title": self.title,
             "units": self.units,
-            "memory_line_bytes": self.memory_line,
+            "memory_lines_bytes": self.memory_lines,
             "series": [
                 {
                     "label": s.label,
@@ -52,6 +62,7 @@ class PlotData:
                     "contexts": s.contexts,
                     "total_bytes": s.total_bytes,
                     "components": s.components,
+                    "memory_line_bytes": s.memory,
                     "crossing_context": s.crossing,
                 }
                 for s in self.series
@@ -91,6 +102,7 @@ def series_for(
         total_bytes=total,
         components=components if breakdown else {},
         bytes_per_token=format_number(first.bytes_per_token),
+        memory=memory,
         crossing=crossing,
     )
 
@@ -146,22 +158,23 @@ def figure(data: PlotData) -> Any:
                 linewidth=2,
                 label=f"{s.label} ({s.bytes_per_token} B/token)",
             )
-    if data.memory_line is not None:
+    lines = data.memory_lines
+    for index, line in enumerate(lines):
+        label = data.memory_label + f": {format_bytes(line, data.units)}"
+        if len(lines) > 1:
+            owners = [s.label for s in data.series if s.memory == line]
+            label += f" ({', '.join(owners)})"
         ax.axhline(
-            data.memory_line / scale, color="crimson", linestyle="--", linewidth=1.2, label=data.memory_label
+            line / scale, color="crimson", linestyle=("--", ":", "-.")[index % 3], linewidth=1.2, label=label
         )
-        for s in data.series:
-            if s.crossing is not None and lowest <= s.crossing < highest:
-                y = data.memory_line / scale
-                ax.plot([s.crossing], [y], marker="o", color="crimson")
-                ax.annotate(
-                    f"{s.crossing:,}",
-                    (s.crossing, y),
-                    textcoords="offset points",
-                    xytext=(4, 6),
-                    fontsize=8,
-                    color="crimson",
-                )
+    for s in data.series:
+        if s.memory is not None and s.crossing is not None and lowest <= s.crossing < highest:
+            y = s.memory / scale
+            ax.plot([s.crossing], [y], marker="o", color="crimson")
+            ax.annotate(
+                f"{s.crossing:,}", (s.crossing, y), textcoords="offset points", xytext=(4, 6), fontsize=8,
+                color="crimson",
+            )  # fmt: skip
     ax.set_xscale("log", base=2)
     ticks = [t for t in TICKS if lowest <= t <= highest]
     if len(ticks) > 11:
@@ -208,63 +221,76 @@ def output_format(path: str) -> str:
     return FORMATS[suffix]
 
 
-def memory_label(memory: int, units: str, what: str) -> str:
-    return f"{what}: {format_bytes(memory, units)}"
+def memory_for(
+    model: ModelSpec, deployment: Deployment, gpu: str | GPU, gpus: int | None, batch: int
+) -> tuple[int, str]:
+    """(bytes left for the cache per GPU, label) for `model` on `gpu` under `deployment` (fit's arithmetic)."""
+    from .hardware import GPU, find_gpu, fit
+
+    if gpus is not None and gpus != deployment.gpus:
+        raise UsageError(f"--gpus {gpus} must equal --tp x --pp x --dp = {deployment.gpus}")
+    device = gpu if isinstance(gpu, GPU) else find_gpu(gpu)
+    result = fit(model, device, deployment, batch=batch)
+    if not result.weights_fit:
+        raise UsageError(f"{model.name}: the weights alone do not fit on {deployment.gpus} x {device.name}")
+    return result.available_bytes, f"left for the cache on {deployment.gpus} x {device.name}"
 
 
 def build(
-    models: list[str],
+    models: list[str] | list[ModelSpec | str],
     *,
     variants: list[str] | None = None,
     min_context: int = 1024,
     max_context: int = 2**20,
     batch: int = 1,
-    options: Any = None,
+    deployment: Deployment | None = None,
+    gpu: str | GPU | None = None,
+    gpus: int | None = None,
     memory: int | None = None,
-    memory_what: str = "memory for the cache",
     breakdown: bool = False,
     log_y: bool = False,
     units: str = "binary",
     points: int = 160,
 ) -> PlotData:
-    """The data of one memory-vs-context plot: one series per model and per what-if variant."""
-    from .configs import load_model
-    from .runtimes import Options, lower
+    """The data of one memory-vs-context plot: one series per model and per what-if variant. `memory` draws one
+    line of cache memory per GPU; `gpu` draws, for each model, what its weights leave for the cache on that GPU."""
+    from .models import load_model
+    from .runtimes import lower
     from .variants import make_variant, variant_label
 
-    options = options or Options()
+    deployment = deployment or Deployment()
     if breakdown and (len(models) != 1 or variants):
         raise UsageError("--breakdown draws one model's components: give exactly one model and no --as")
+    if gpu is not None and memory is not None:
+        raise UsageError("give a GPU or a cache memory line, not both")
     contexts = context_grid(min_context, max_context, points)
     series = []
     first_plan = None
+    labels: list[str] = []
+    memory_label_text = "cache memory per GPU" if memory is not None else ""
     for name in models:
         spec = load_model(name)
+        line = memory
+        if gpu is not None:
+            line, memory_label_text = memory_for(spec, deployment, gpu, gpus, batch)
         entries = [(spec, spec.name)] + [
             (make_variant(spec, v), f"{spec.name} as {variant_label(v)}") for v in (variants or [])
         ]
         for model, label in entries:
-            plan = lower(model, options)
+            plan = lower(model, deployment)
             first_plan = first_plan or plan
-            series.append(series_for(plan, label, contexts, batch, memory, breakdown))
+            labels.append(plan.kv_dtype)
+            series.append(series_for(plan, label, contexts, batch, line, breakdown))
     assert first_plan is not None
-    runtime = first_plan.runtime
-    dtype = options.kv_dtype or first_plan.kv_dtype
-    title = f"KV cache per GPU vs context, batch {batch}, cache {dtype}, runtime {runtime}"
+    dtype = labels[0] if len(set(labels)) == 1 else (deployment.kv_dtype or "per model")
+    title = f"KV cache per GPU vs context, batch {batch}, cache {dtype}, runtime {first_plan.runtime}"
     if first_plan.gpus > 1:
         title += f" ({first_plan.layout})"
     if breakdown:
         title = f"{series[0].label}: " + title
-    data = PlotData(
-        title=title,
-        units=units,
-        series=series,
-        memory_line=memory,
-        memory_label=memory_label(memory, units, memory_what) if memory is not None else "",
-        breakdown=breakdown,
-        log_y=log_y,
-    )
-    return data
+    return PlotData(
+        title=title, units=units, series=series, memory_label=memory_label_text, breakdown=breakdown, log_y=log_y,
+    )  # fmt: skip
 
 
 def plot(models: list[str], **kwargs: Any) -> tuple[Any, PlotData]:
@@ -295,3 +321,31 @@ GALLERY: list[dict[str, Any]] = [
      "caption": "DeepSeek-V3 and its GQA-8 what-if, 16 requests on 8 x H200 with tp 8: every GPU holds the whole "
                 "latent, while GQA's 8 heads split to one per GPU, so the what-if fits longer contexts here."},
 ]  # fmt: skip
+
+
+def write_gallery(folder: Path) -> list[Path]:
+    """Regenerate the committed gallery in `folder`: every picture of GALLERY and gallery.json with its data."""
+    import json
+
+    import matplotlib
+
+    from .files import write_atomic
+    from .options import deployment
+
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such directory")
+    written = []
+    index = []
+    for item in GALLERY:
+        chosen = deployment(
+            runtime=item.get("runtime", "ideal"), kv_dtype=item.get("kv_dtype"), tp=item.get("tp", 1)
+        )
+        data = build(
+            item["models"], variants=item.get("variants"), batch=item.get("batch", 1), deployment=chosen,
+            gpu=item.get("gpu"), breakdown=item.get("breakdown", False), log_y=item.get("log_y", False),
+        )  # fmt: skip
+        written.append(write_atomic(folder / item["file"], render(data, "png"), force=True))
+        index.append({"file": item["file"], "caption": item["caption"], "data": data.as_dict()})
+    payload = {"matplotlib": matplotlib.__version__, "plots": index}
+    written.append(write_atomic(folder / "gallery.json", json.dumps(payload, indent=1) + "\n", force=True))
+    return written

@@ -1,18 +1,34 @@
-"""One data structure, several views: Rich tables, JSON, CSV and Markdown.
+"""Every output format: one data structure (TableData: raw values + how a human reads them), several views.
 
-JSON goes straight to stdout through `json.dumps` (never through Rich, which wraps long lines). CSV carries
-exact raw values; table and Markdown carry the human text. Rich is imported only for the table view.
+- table: a terminal table (Rich when stdout is a terminal), human text: sizes in GiB/GB, exact numbers with
+  thousands separators, fractions as exact decimals;
+- csv: raw values only, one column per key: integers as digits, fractions as exact decimals (never "88183/16"),
+  never a unit inside a number;
+- markdown: the table's human text;
+- json: the result's own `as_dict()`, through json.dumps (never through Rich, which would wrap lines).
+
+The functions at the end turn each result type (estimates, a comparison, a diff, a fit, budget verdicts) into
+TableData, so the command line only chooses the view.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from .units import exact_decimal, format_bytes, format_number, format_tokens, json_number
+
+if TYPE_CHECKING:
+    from .budgets import Verdict
+    from .cache import Estimate
+    from .compare import Comparison, Diff
+    from .hardware import GPU, FitResult
+    from .spec import ModelSpec
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -33,6 +49,7 @@ class TableData:
     rows: list[dict[str, Any]] = field(default_factory=list)
     title: str = ""
     caption: str = ""
+    csv_keys: list[str] | None = None  # CSV columns when they differ from the table's (raw values and units)
 
     def text(self, column: Column, row: dict[str, Any]) -> str:
         value = row.get(column.key)
@@ -42,6 +59,8 @@ class TableData:
             return column.display(value)
         if isinstance(value, int) and not isinstance(value, bool):
             return f"{value:,}"
+        if isinstance(value, Fraction):
+            return format_number(value)
         return str(value)
 
 
@@ -62,14 +81,29 @@ def emit(fmt: str, table: TableData, payload: Any) -> None:
         print_table(table)
 
 
+def csv_value(value: Any) -> Any:
+    """A raw CSV cell: exact decimals for fractions, digits for integers, '' for nothing."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Fraction):
+        if value.denominator == 1:
+            return value.numerator
+        return exact_decimal(value) or repr(float(value))
+    return value
+
+
 def to_csv(table: TableData) -> str:
     """Raw values, one column per key (a key shown twice in the table, as human text and exact bytes, once)."""
+    import csv
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    keys = list(dict.fromkeys(c.key for c in table.columns))
+    keys = table.csv_keys or list(dict.fromkeys(c.key for c in table.columns))
     writer.writerow(keys)
     for row in table.rows:
-        writer.writerow(["" if row.get(key) is None else row.get(key) for key in keys])
+        writer.writerow([csv_value(row.get(key)) for key in keys])
     return buffer.getvalue()
 
 
@@ -92,17 +126,12 @@ def to_markdown(table: TableData) -> str:
     return "\n".join(lines) + "\n"
 
 
-def console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
-
-
 def print_table(table: TableData) -> None:
     """A Rich table; when stdout is not a terminal it is printed at its natural width (never folded)."""
     import textwrap
 
     from rich import box
+    from rich.console import Console
     from rich.table import Table
 
     out = Table(title=table.title or None, box=box.SIMPLE_HEAVY, title_justify="left", pad_edge=False)
@@ -110,7 +139,7 @@ def print_table(table: TableData) -> None:
         out.add_column(column.header, justify="right" if column.numeric else "left", no_wrap=column.numeric)
     for row in table.rows:
         out.add_row(*(table.text(c, row) for c in table.columns))
-    screen = console()
+    screen = Console(highlight=False, soft_wrap=False)
     if not screen.is_terminal:
         natural = screen.measure(out, options=screen.options.update_width(1000)).maximum
         screen.width = max(80, min(natural, 1000))
@@ -118,3 +147,386 @@ def print_table(table: TableData) -> None:
     if table.caption:
         width = min(screen.width, 110)
         sys.stdout.write("\n".join(textwrap.wrap(table.caption, width=width)) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Columns
+
+
+def bytes_column(key: str, header: str, units: str) -> Column:
+    return Column(key, header, numeric=True, display=lambda v: format_bytes(v, units))
+
+
+def exact_column(key: str, header: str) -> Column:
+    return Column(key, header, numeric=True, display=lambda v: format_number(Fraction(v)))
+
+
+def count_column(key: str, header: str) -> Column:
+    return Column(key, header, numeric=True, display=lambda v: f"{v:,}")
+
+
+def notes_text(notes: Sequence[str]) -> str:
+    return "".join(f" Note: {note}." for note in dict.fromkeys(notes))
+
+
+def assumptions(result: Estimate, with_context: bool = True) -> str:
+    """One sentence of what an estimate assumed: runtime, version, cache dtype, block, layout, notes."""
+    parts = [
+        f"Runtime {result.runtime}",
+        f"cache {result.kv_dtype}",
+        f"block {result.block_size} tokens" if result.block_size > 1 else "no paging",
+    ]
+    if with_context:
+        parts.append(f"context {result.context:,} tokens x batch {result.batch}")
+    if result.gpus > 1:
+        parts.append(f"{result.layout} = {result.gpus} GPUs, bytes per GPU")
+    if result.mtp:
+        parts.append("MTP layers on")
+    return ", ".join(parts) + "." + notes_text(result.notes)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Views
+
+
+def _params_text(value: int) -> str:
+    if value >= 10**12:
+        return f"{value / 10**12:g}T"
+    return f"{value / 10**9:g}B"
+
+
+def models_view(
+    specs: Sequence[ModelSpec], estimates: Sequence[Estimate], units: str
+) -> tuple[TableData, Any]:
+    import os
+
+    from .spec import attention_label, layers_text
+
+    rows = []
+    for spec, result in zip(specs, estimates, strict=True):
+        rows.append({
+            "name": os.path.splitext(os.path.basename(spec.path or ""))[0], "model": spec.name,
+            "attention": attention_label(spec), "layers": layers_text(spec), "layer_count": spec.layers,
+            "mtp_layers": spec.mtp_layers, "bytes_per_token": result.bytes_per_token, "fixed_bytes": result.fixed_bytes,
+            "max_context": spec.max_context, "params_total": spec.params.total, "params_active": spec.params.active,
+            "source": spec.source,
+        })  # fmt: skip
+    table = TableData(
+        [Column("name", "Name"), Column("attention", "Attention"), Column("layers", "Layers"),
+         exact_column("bytes_per_token", "Bytes/token"), bytes_column("fixed_bytes", "Fixed/sequence", units),
+         count_column("max_context", "Max context"), Column("params_total", "Params", numeric=True, display=_params_text)],
+        rows,
+        title="Built-in models (ideal runtime, bf16 cache, MTP off)",
+        caption="Bytes/token: what each further token costs once windows are full. "
+        "Fixed/sequence: linear state and full windows.",
+    )  # fmt: skip
+    payload = [
+        {**row, "bytes_per_token": json_number(r.bytes_per_token)}
+        for row, r in zip(rows, estimates, strict=True)
+    ]
+    return table, payload
+
+
+def show_view(spec: ModelSpec, result: Estimate, units: str) -> tuple[TableData, Any]:
+    from .spec import architecture, describe
+
+    rows: list[dict[str, Any]] = [
+        {"component": c.name, "layers": c.layers, "bytes_per_token": c.bytes_per_token, "fixed_bytes": c.fixed_bytes,
+         "total_bytes": c.total_bytes, "formula": c.formula}
+        for c in result.components
+    ]  # fmt: skip
+    rows.append({"component": "total", "layers": result.layers, "bytes_per_token": result.bytes_per_token,
+                 "fixed_bytes": result.fixed_bytes, "total_bytes": result.total_bytes, "formula": ""})  # fmt: skip
+    table = TableData(
+        [Column("component", "Component"), Column("layers", "Layers", numeric=True),
+         exact_column("bytes_per_token", "Bytes/token"), exact_column("fixed_bytes", "Fixed bytes"),
+         bytes_column("total_bytes", f"At {format_tokens(result.context)} x {result.batch}", units),
+         Column("formula", "Formula (per GPU)")],
+        rows,
+        title=f"{spec.name}: {describe(spec)}",
+        caption=assumptions(result) + (f" Source: {spec.source}" if spec.source else ""),
+    )  # fmt: skip
+    payload = result.as_dict()
+    payload["architecture"] = architecture(spec)
+    return table, payload
+
+
+def estimates_view(results: Sequence[Estimate], units: str) -> tuple[TableData, Any]:
+    multi_gpu = any(r.gpus > 1 for r in results)
+    paged = any(r.block_size > 1 for r in results)
+    rows = [
+        {"model": r.model, "context": r.context, "batch": r.batch, "kv_dtype": r.kv_dtype, "runtime": r.runtime,
+         "block_size": r.block_size, "bytes_per_token": r.bytes_per_token, "fixed_bytes": r.fixed_bytes,
+         "total_bytes": r.total_bytes, "deployment_bytes": r.deployment_bytes}
+        for r in results
+    ]  # fmt: skip
+    columns = [
+        Column("model", "Model"), count_column("context", "Context"), Column("batch", "Batch", numeric=True),
+        Column("kv_dtype", "Cache dtype"), exact_column("bytes_per_token", "Bytes/token"),
+        bytes_column("fixed_bytes", "Fixed/seq", units),
+        bytes_column("total_bytes", "KV cache per GPU" if multi_gpu else "KV cache", units),
+        exact_column("total_bytes", "Bytes"),
+    ]  # fmt: skip
+    if multi_gpu:
+        columns.append(bytes_column("deployment_bytes", "All GPUs", units))
+    if paged:
+        columns.insert(4, Column("block_size", "Block", numeric=True))
+    caption = f"Runtime {results[0].runtime}"
+    if multi_gpu:
+        caption += f", {results[0].layout} = {results[0].gpus} GPUs, bytes per GPU"
+    caption += "." + notes_text([n for r in results for n in r.notes])
+    return TableData(columns, rows, caption=caption), [r.as_dict() for r in results]
+
+
+def comparison_view(comparison: Comparison, units: str) -> tuple[TableData, Any]:
+    contexts = comparison.contexts
+    largest = max(contexts)
+    rows: list[dict[str, Any]] = []
+    for row in comparison.rows:
+        label = (
+            f"{row.model}: {row.attention}"
+            if row.variant == "as built"
+            else f"  as {row.variant}: {row.attention}"
+        )
+        entry: dict[str, Any] = {
+            "label": label, "model": row.model, "variant": row.variant, "attention": row.attention,
+            "bytes_per_token": row.bytes_per_token, "ratio": row.ratio, "gqa_groups": row.gqa_groups,
+        }  # fmt: skip
+        for n, e in zip(contexts, row.estimates, strict=True):
+            entry[f"ctx_{n}"] = e.total_bytes
+        rows.append(entry)
+    columns = [Column("label", "Model / what-if"), exact_column("bytes_per_token", "Bytes/token")]
+    columns += [bytes_column(f"ctx_{n}", format_tokens(n), units) for n in contexts]
+    columns.append(
+        Column(
+            "ratio",
+            f"vs built @{format_tokens(largest)}",
+            numeric=True,
+            display=lambda v: f"{float(v):,.2f}x",
+        )
+    )
+    columns.append(Column("gqa_groups", "GQA groups", numeric=True, display=lambda v: f"{float(v):.2f}"))
+    caption = (
+        f"KV cache for batch {comparison.batch}, {comparison.kv_dtype}, runtime {comparison.runtime}. What-ifs cache per "
+        "layer KV heads x (key + value width), keeping the model's per-head widths (key = nope + rope). GQA groups: "
+        "how many GQA groups cache as much as the MLA latent, DeepSeek-V2 paper convention "
+        "(latent / (qk_nope_head_dim + v_head_dim))."
+    )
+    table = TableData(columns, rows, title="KV cache as built and as what-if attention", caption=caption)
+    return table, comparison.as_dict()
+
+
+def _percent_text(value: Fraction | None) -> str:
+    return "new" if value is None else f"{float(value):+.2f}%"
+
+
+def diff_view(result: Diff, units: str) -> tuple[TableData, Any]:
+    rows = [
+        {"context": r.context, "component": r.component, "status": r.status,
+         "old_bytes_per_token": r.old_bytes_per_token, "new_bytes_per_token": r.new_bytes_per_token,
+         "old_bytes": r.old_bytes, "new_bytes": r.new_bytes, "change_bytes": r.change_bytes,
+         "change_percent": r.change_percent}
+        for r in result.rows
+    ]  # fmt: skip
+    verdict = ""
+    if result.max_growth is not None and result.largest_growth is not None:
+        verdict = (
+            f"{'PASS' if result.passed else 'FAIL'}: largest growth {float(result.largest_growth):+.2f}% against "
+            f"--max-growth {float(result.max_growth):g}%"
+        )
+    changed = "; ".join(result.changed_keys) if result.changed_keys else "no architecture key changed"
+    table = TableData(
+        [count_column("context", "Context"), Column("component", "Component"), Column("status", "Status"),
+         exact_column("old_bytes_per_token", "Old B/token"), exact_column("new_bytes_per_token", "New B/token"),
+         bytes_column("old_bytes", "Old", units), bytes_column("new_bytes", "New", units),
+         Column("change_bytes", "Change (B)", numeric=True, display=lambda v: f"{v:+,}"),
+         Column("change_percent", "Change", numeric=True, display=_percent_text)],
+        rows, title=f"{result.old} -> {result.new} ({result.old_name} -> {result.new_name})",
+        caption=f"Runtime {result.runtime}, batch {result.batch}. Changed: {changed}. {verdict}".strip(),
+    )  # fmt: skip
+    return table, result.as_dict()
+
+
+def gpus_view(gpus: Sequence[GPU], units: str) -> tuple[TableData, Any]:
+    rows = [{"name": g.name, "nominal": g.nominal, "memory_bytes": g.memory_bytes, "memory_mib": g.memory_bytes // 2**20,
+             "source": g.source} for g in gpus]  # fmt: skip
+    table = TableData(
+        [Column("name", "GPU"), Column("nominal", "Nominal"), count_column("memory_mib", "MiB"),
+         bytes_column("memory_bytes", "Memory", units), Column("source", "Source")],
+        rows, title="GPU catalogue (configs/gpus.yaml)",
+    )  # fmt: skip
+    return table, rows
+
+
+def fit_view(result: FitResult, units: str) -> tuple[TableData, Any]:
+    """One deployment, a line per figure: raw value and unit for CSV, human text for tables."""
+    r = result
+    lines: list[dict[str, Any]] = []
+
+    def line(what: str, value: Any, unit: str, text: str | None = None) -> None:
+        lines.append({"what": what, "value": value, "unit": unit, "text": text})
+
+    line("GPU", r.gpu, "", f"{r.gpu} x {r.gpus} (tp {r.tp}, pp {r.pp}, dp {r.dp})")
+    line("memory per GPU (device)", r.memory_bytes, "bytes")
+    line("usable (x utilization)", r.usable_bytes, "bytes")
+    line(f"weights per GPU ({r.weight_dtype})", r.weight_bytes, "bytes")
+    line("reserve", r.reserve_bytes, "bytes")
+    line("left for the KV cache", r.available_bytes, "bytes")
+    line("cache bytes per token (per GPU)", r.bytes_per_token, "bytes", format_number(r.bytes_per_token))
+    line(f"token capacity per GPU ({r.capacity_kind})", r.token_capacity, "tokens")
+    if r.dp > 1:
+        line("token capacity, all replicas", r.token_capacity * r.dp, "tokens",
+             f"{r.token_capacity * r.dp:,} tokens ({r.dp} independent pools)")  # fmt: skip
+    if r.context is not None:
+        line(f"requests of {r.context:,} tokens", r.max_concurrency, "requests", f"{r.max_concurrency:,}")
+        line(f"cache at {r.context:,} x {r.batch}", r.cache_bytes or 0, "bytes")
+    if r.longest_context is not None:
+        line(f"longest context at batch {r.batch or 1}", r.longest_context, "tokens")
+    verdict = "FITS" if r.fits else ("WEIGHTS DO NOT FIT" if not r.weights_fit else "DOES NOT FIT")
+    line("verdict", verdict, "", verdict)
+    for entry in lines:
+        if entry["text"] is None:
+            value, unit = entry["value"], entry["unit"]
+            entry["text"] = format_bytes(value, units) if unit == "bytes" else f"{value:,} {unit}"
+        entry["bytes"] = entry["value"] if entry["unit"] == "bytes" else None
+    caption = f"Runtime {r.runtime}, cache {r.kv_dtype}, block {r.block_size}."
+    if r.runtime.startswith("vllm") and r.capacity_kind == "blocks":
+        caption += " vLLM would log: " + " / ".join(r.vllm_lines()) + "."
+    elif r.runtime.startswith("vllm"):
+        caption += (
+            " Token capacity is the longest single sequence that fits; vLLM counts hybrid models per"
+            " KV-cache group, which mla-mem does not reproduce."
+        )
+    caption += notes_text(r.notes)
+    table = TableData(
+        [Column("what", "Per GPU"), Column("text", "Value", numeric=True), exact_column("bytes", "Bytes")],
+        lines, title=f"{r.model} on {r.gpu}", caption=caption, csv_keys=["what", "value", "unit"],
+    )  # fmt: skip
+    return table, r.as_dict()
+
+
+def fit_search_view(results: Sequence[FitResult], units: str) -> tuple[TableData, Any]:
+    rows = [
+        {"choice": "best" if i == 0 else "", "gpus": r.gpus, "layout": f"tp {r.tp} x pp {r.pp} x dp {r.dp}",
+         "tp": r.tp, "pp": r.pp, "dp": r.dp, "weights": r.weight_bytes, "available": r.available_bytes,
+         "concurrency": r.max_concurrency, "longest": r.longest_context}
+        for i, r in enumerate(results)
+    ]  # fmt: skip
+    first = results[0]
+    table = TableData(
+        [Column("choice", ""), Column("gpus", "GPUs", numeric=True), Column("layout", "Layout"),
+         bytes_column("weights", "Weights/GPU", units), bytes_column("available", "Cache room/GPU", units),
+         Column("concurrency", f"Requests of {first.context:,}", numeric=True),
+         count_column("longest", f"Longest context x {first.batch}")],
+        rows,
+        title=f"{first.model} on {first.gpu}: layouts that fit {first.context:,} tokens x {first.batch}",
+        caption=f"Runtime {first.runtime}, cache {first.kv_dtype}, weights {first.weight_dtype}. Ranked by GPU count, "
+        "then requests held. For MLA models data-parallel attention holds more: every tensor-parallel rank keeps "
+        "the whole latent.",
+    )  # fmt: skip
+    return table, [r.as_dict() for r in results]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Budget verdicts (mla-mem check)
+
+
+def verdicts_json(verdicts: Sequence[Verdict]) -> str:
+    passed = all(v.passed for v in verdicts)
+    return json.dumps({"passed": passed, "verdicts": [v.as_dict() for v in verdicts]}, indent=2) + "\n"
+
+
+def verdicts_text(verdicts: Sequence[Verdict], units: str = "binary") -> str:
+    lines = [f"{v.status} {v.message(units)}" for v in verdicts]
+    failed = sum(1 for v in verdicts if v.status == "FAIL")
+    errors = sum(1 for v in verdicts if v.status == "ERROR")
+    summary = f"{len(verdicts) - failed - errors} passed, {failed} failed"
+    lines.append(summary + (f", {errors} could not be checked" if errors else ""))
+    return "\n".join(lines) + "\n"
+
+
+def verdicts_junit(verdicts: Sequence[Verdict], units: str = "binary") -> str:
+    """JUnit XML: one testsuite per budget file, one testcase per budget (failing if a limit fails, an error if the
+    budget could not be checked)."""
+    from xml.sax.saxutils import escape, quoteattr
+
+    by_file: dict[str, dict[str, list[Verdict]]] = {}
+    for v in verdicts:
+        by_file.setdefault(v.file, {}).setdefault(v.budget, []).append(v)
+
+    def count(budgets: dict[str, list[Verdict]], status: str) -> int:
+        return sum(1 for vs in budgets.values() if any(v.status == status for v in vs))
+
+    total = sum(len(b) for b in by_file.values())
+    failed = sum(count(b, "FAIL") for b in by_file.values())
+    errors = sum(count(b, "ERROR") for b in by_file.values())
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+             f'<testsuites name="mla-mem check" tests="{total}" failures="{failed}" errors="{errors}">']  # fmt: skip
+    for file, budgets in by_file.items():
+        lines.append(
+            f'  <testsuite name={quoteattr(file)} tests="{len(budgets)}" failures="{count(budgets, "FAIL")}" '
+            f'errors="{count(budgets, "ERROR")}" skipped="0">'
+        )
+        for budget, vs in budgets.items():
+            lines.append(f"    <testcase classname={quoteattr(file)} name={quoteattr(budget)}>")
+            for v in vs:
+                tag = {"FAIL": "failure", "ERROR": "error"}.get(v.status)
+                if tag:
+                    lines.append(
+                        f"      <{tag} type={quoteattr(v.limit_key)} message={quoteattr(v.message(units))}/>"
+                    )
+            out = "\n".join(v.message(units) for v in vs)
+            lines.append(f"      <system-out>{escape(out)}</system-out>")
+            lines.append("    </testcase>")
+        lines.append("  </testsuite>")
+    lines.append("</testsuites>")
+    return "\n".join(lines) + "\n"
+
+
+def _gh_escape(text: str, property_value: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if property_value:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def verdicts_github(verdicts: Sequence[Verdict], units: str = "binary") -> str:
+    """GitHub Actions workflow commands: ::error for failures and errors, ::notice for passes, at the budget's line."""
+    lines = []
+    for v in verdicts:
+        level = "notice" if v.passed else "error"
+        props = f"file={_gh_escape(v.file, True)}"
+        if v.line:
+            props += f",line={v.line}"
+        props += f",title={_gh_escape(f'mla-mem {v.status} {v.budget}', True)}"
+        lines.append(f"::{level} {props}::{_gh_escape(v.message(units))}")
+    return "\n".join(lines) + "\n"
+
+
+def verdicts_markdown(verdicts: Sequence[Verdict], units: str = "binary") -> str:
+    bad = sum(1 for v in verdicts if not v.passed)
+    head = "### mla-mem budget check: " + (
+        "all passed" if not bad else f"{bad} of {len(verdicts)} did not pass"
+    )
+    rows = [
+        "| | Budget | Model | Limit | Measured | Limit value | Headroom |",
+        "|---|---|---|---|---:|---:|---:|",
+    ]
+    for v in verdicts:
+        status = {"PASS": "PASS", "FAIL": "**FAIL**", "ERROR": "**ERROR**"}[v.status]
+        cells = [
+            status,
+            v.budget,
+            v.model,
+            v.limit_key,
+            v.measured_text(units),
+            v.limit_text(units),
+            v.headroom_cell(units),
+        ]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return head + "\n\n" + "\n".join(rows) + "\n"
+
+
+VERDICT_FORMATS: dict[str, Callable[..., str]] = {
+    "text": verdicts_text, "junit": verdicts_junit, "github": verdicts_github, "markdown": verdicts_markdown,
+}  # fmt: skip

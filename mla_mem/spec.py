@@ -1,46 +1,66 @@
-"""What a model IS, as far as its cache is concerned: frozen dataclasses, no arithmetic on bytes.
+"""What a model IS, as far as its cache is concerned: layer kinds, each saying what one layer of it caches, with
+its own dims. Frozen dataclasses and descriptions; no arithmetic on bytes (that is runtimes.py and cache.py).
 
-Layer kinds (one per layer, in `ModelSpec.layer_kinds`):
-  full     attention over the whole context (K/V heads, or the MLA latent)
-  sliding  the same attention, keeping only the last `sliding_window` tokens
-  linear   linear attention (Gated DeltaNet, Kimi Delta Attention): a constant state per sequence
+A model is a list of layers; every layer has a kind (`ModelSpec.layer_kinds`), and a kind (`LayerKind`) holds:
 
-DeepSeek-V4's attention compressed along the sequence (attention kind `compressed`) has its own kinds; every
-such layer keeps a window of the last `sliding_window` tokens:
-  window   the window only
-  csa      compressed sparse attention: one entry per `compress_rates.csa` tokens, plus indexer keys
-  hca      heavily compressed attention: one entry per `compress_rates.hca` tokens, no indexer
+  attention   what the layer's attention caches per token: keys and values per KV head (`Attention`: MHA, GQA,
+              MQA), the MLA latent (`MLA`), or DeepSeek-V4's shared key-value vector (`Compressed`)
+  window      the attention keeps only the last `window` tokens (sliding-window attention)
+  chunk       the attention sees only the tokens of its chunk (chunked local attention, Llama 4)
+  compress_ratio
+              one cache entry per `compress_ratio` tokens besides the window (DeepSeek-V4; 0 = window only)
+  attention_blocks
+              several attention blocks with their own caches in one layer (LongCat-Flash: 2)
+  indexer     DeepSeek Sparse Attention's lightning-indexer keys (DeepSeek-V3.2, GLM-5, DeepSeek-V4's csa layers)
+  state       a constant state per sequence: linear attention (Gated DeltaNet, Kimi Delta Attention, lightning),
+              Mamba-1, Mamba-2, short convolutions
+
+A kind with none of these caches nothing (MLP-only layers, layers that reuse another layer's keys and values).
+A layer that has both attention and a state (Falcon-H1, Hymba) keeps both.
+
+`describe_*` turn a spec into the words and labels the commands print, so nothing outside this module and the
+lowering (runtimes.py) needs to know the kinds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-LAYER_KINDS = ("full", "sliding", "linear")
 WEIGHT_DTYPES = ("bf16", "fp16", "fp32", "fp8", "int4", "mxfp4", "mxfp4-experts")
-COMPRESSED_KINDS = ("window", "csa", "hca")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Attention: what grows with the context
 
 
 @dataclass(frozen=True)
-class KVAttention:
-    """Attention that caches keys and values per KV head: MHA (kv_heads = heads), GQA, MQA (kv_heads = 1)."""
+class Attention:
+    """Keys and values per KV head: MHA (kv_heads = heads), GQA, MQA (kv_heads = 1). `k_eq_v`: keys and values
+    share one tensor (Gemma 4's `attention_k_eq_v`)."""
 
-    kind: str  # "mha" | "gqa" | "mqa"
     heads: int
     kv_heads: int
     head_dim: int
     v_head_dim: int
+    k_eq_v: bool = False
 
     @property
-    def elements_per_token(self) -> int:
-        """K and V values cached per token per layer: kv_heads x (head_dim + v_head_dim)."""
-        return self.kv_heads * (self.head_dim + self.v_head_dim)
+    def kind(self) -> str:
+        if self.kv_heads == self.heads:
+            return "mha"
+        return "mqa" if self.kv_heads == 1 else "gqa"
+
+    @property
+    def values_per_token(self) -> int:
+        """Values cached per token per layer: kv_heads x (head_dim + v_head_dim), or kv_heads x head_dim."""
+        return self.kv_heads * (self.head_dim if self.k_eq_v else self.head_dim + self.v_head_dim)
 
 
 @dataclass(frozen=True)
-class MLAttention:
-    """Multi-head latent attention (DeepSeek-V2, arXiv 2405.04434): one latent of kv_lora_rank plus a
-    decoupled rope key of qk_rope_head_dim per token, shared by all heads."""
+class MLA:
+    """Multi-head latent attention (DeepSeek-V2, arXiv 2405.04434): one latent of kv_lora_rank plus a decoupled rope
+    key of qk_rope_head_dim per token, shared by all heads."""
 
     heads: int
     kv_lora_rank: int
@@ -56,14 +76,14 @@ class MLAttention:
         return self.kv_lora_rank + self.qk_rope_head_dim
 
     @property
-    def elements_per_token(self) -> int:
+    def values_per_token(self) -> int:
         return self.latent_dim
 
 
 @dataclass(frozen=True)
-class CompressedAttention:
+class Compressed:
     """DeepSeek-V4 attention: one shared key-value vector of head_dim (nope + rope) per cache entry, kept for a
-    window of recent tokens and, on compressed layers, once per r tokens (DeepSeek-V4 technical report)."""
+    window of recent tokens and, on compressed layers, once per compress_ratio tokens (DeepSeek-V4 report)."""
 
     heads: int
     head_dim: int
@@ -71,47 +91,164 @@ class CompressedAttention:
     kind: str = "compressed"
 
     @property
-    def elements_per_token(self) -> int:
+    def values_per_token(self) -> int:
         return self.head_dim
 
 
-Attention = KVAttention | MLAttention | CompressedAttention
+AnyAttention = Attention | MLA | Compressed
 
 
 @dataclass(frozen=True)
-class LinearAttention:
-    """Linear attention with a constant per-sequence state.
+class Indexer:
+    """DeepSeek Sparse Attention's lightning indexer: one key of head_dim per token (per compress_ratio tokens on
+    DeepSeek-V4) on every layer of a kind that has it."""
 
-    Gated DeltaNet (Qwen3-Next) and Kimi Delta Attention share one shape: a short causal convolution over
-    q, k and v channels (conv_dim = 2 x key_heads x key_head_dim + value_heads x value_head_dim) and a
-    recurrent state of value_heads x key_head_dim x value_head_dim. KDA has key_heads = value_heads.
-    """
+    heads: int
+    head_dim: int
+    topk: int
 
-    kind: str  # "gated_deltanet" | "kda"
+
+# ---------------------------------------------------------------------------------------------------------
+# States: constant per sequence
+
+
+@dataclass(frozen=True)
+class GatedDeltaNet:
+    """Gated DeltaNet (Qwen3-Next, Qwen3.5) and Kimi Delta Attention (key_heads = value_heads): a short causal
+    convolution over q, k and v channels and a recurrent state of value_heads x key_head_dim x value_head_dim."""
+
     key_heads: int
     value_heads: int
     key_head_dim: int
     value_head_dim: int
     conv_kernel: int
+    kind: str = "gated_deltanet"  # or "kda"
 
     @property
-    def conv_dim(self) -> int:
+    def conv_channels(self) -> int:
         return 2 * self.key_heads * self.key_head_dim + self.value_heads * self.value_head_dim
 
     @property
-    def recurrent_elements(self) -> int:
+    def recurrent_values(self) -> int:
         return self.value_heads * self.key_head_dim * self.value_head_dim
 
 
 @dataclass(frozen=True)
-class Indexer:
-    """DeepSeek Sparse Attention's lightning indexer (DeepSeek-V3.2, GLM-5): one key of head_dim per token
-    on every layer that has it; `layers` None means every attention layer."""
+class Mamba1:
+    """Mamba (Jamba's SSM layers): a convolution over d_inner channels and an SSM state of d_inner x d_state."""
+
+    d_inner: int
+    d_state: int
+    conv_kernel: int
+    kind: str = "mamba1"
+
+    @property
+    def conv_channels(self) -> int:
+        return self.d_inner
+
+    @property
+    def recurrent_values(self) -> int:
+        return self.d_inner * self.d_state
+
+
+@dataclass(frozen=True)
+class Mamba2:
+    """Mamba-2 (Nemotron-H, Granite-4.0-H, Bamba, Falcon-H1, Zamba2): a convolution over x, B and C channels
+    (heads x head_dim + 2 x groups x d_state) and an SSM state of heads x head_dim x d_state."""
 
     heads: int
     head_dim: int
-    topk: int
-    layers: tuple[int, ...] | None = None
+    groups: int
+    d_state: int
+    conv_kernel: int
+    kind: str = "mamba2"
+
+    @property
+    def d_inner(self) -> int:
+        return self.heads * self.head_dim
+
+    @property
+    def conv_channels(self) -> int:
+        return self.d_inner + 2 * self.groups * self.d_state
+
+    @property
+    def recurrent_values(self) -> int:
+        return self.heads * self.head_dim * self.d_state
+
+
+@dataclass(frozen=True)
+class Lightning:
+    """Lightning attention (MiniMax-M1 / MiniMax-Text-01 linear layers): a key-value state of heads x head_dim x
+    head_dim per sequence, no convolution."""
+
+    heads: int
+    head_dim: int
+    kind: str = "lightning"
+
+    @property
+    def conv_channels(self) -> int:
+        return 0
+
+    @property
+    def conv_kernel(self) -> int:
+        return 0
+
+    @property
+    def recurrent_values(self) -> int:
+        return self.heads * self.head_dim * self.head_dim
+
+
+@dataclass(frozen=True)
+class ShortConv:
+    """A gated short convolution (LFM2's conv layers): the last conv_kernel - 1 inputs over `channels`."""
+
+    channels: int
+    conv_kernel: int
+    kind: str = "short_conv"
+
+    @property
+    def conv_channels(self) -> int:
+        return self.channels
+
+    @property
+    def recurrent_values(self) -> int:
+        return 0
+
+
+State = GatedDeltaNet | Mamba1 | Mamba2 | Lightning | ShortConv
+STATE_KINDS = ("gated_deltanet", "kda", "mamba1", "mamba2", "lightning", "short_conv")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Layers and models
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """What one layer of this kind caches (see the module docstring)."""
+
+    name: str
+    attention: AnyAttention | None = None
+    window: int | None = None
+    chunk: int | None = None
+    compress_ratio: int = 0
+    attention_blocks: int = 1
+    indexer: Indexer | None = None
+    state: State | None = None
+    description: str = ""
+
+    @property
+    def caches_nothing(self) -> bool:
+        return self.attention is None and self.state is None and self.indexer is None
+
+    @property
+    def grows(self) -> bool:
+        """True when the layer's cache grows with the context without bound."""
+        if self.attention is None:
+            return False
+        if isinstance(self.attention, Compressed):
+            return self.compress_ratio > 0
+        return self.window is None and self.chunk is None
 
 
 @dataclass(frozen=True)
@@ -142,56 +279,283 @@ class Weights:
 class ModelSpec:
     name: str
     layers: int
-    attention: Attention
-    layer_kinds: tuple[str, ...]
-    sliding_window: int | None = None
-    linear_attention: LinearAttention | None = None
-    indexer: Indexer | None = None
+    kinds: tuple[LayerKind, ...]
+    layer_kinds: tuple[str, ...]  # the kind name of each layer
     mtp_layers: int = 0
+    mtp_kind: str | None = (
+        None  # the kind of the MTP layers (None: like the first kind with unbounded attention)
+    )
     dtype: str = "bf16"
     max_context: int | None = None
     source: str | None = None
     aliases: tuple[str, ...] = ()
     params: Params = field(default_factory=Params)
     path: str | None = None
-    compress_rates: tuple[tuple[str, int], ...] = ()
     weights: Weights | None = None
 
-    def compress_rate(self, kind: str) -> int:
-        """Tokens per compressed entry of a csa/hca layer."""
-        return dict(self.compress_rates)[kind]
+    def kind(self, name: str) -> LayerKind:
+        for kind in self.kinds:
+            if kind.name == name:
+                return kind
+        raise KeyError(name)
 
-    def layers_of(self, kind: str) -> tuple[int, ...]:
+    def kind_of(self, layer: int) -> LayerKind:
+        return self.kind(self.layer_kinds[layer])
+
+    def layers_of(self, name: str) -> tuple[int, ...]:
         """0-based indices of the layers of one kind."""
-        return tuple(i for i, k in enumerate(self.layer_kinds) if k == kind)
+        return tuple(i for i, k in enumerate(self.layer_kinds) if k == name)
 
-    def count(self, kind: str) -> int:
-        return sum(1 for k in self.layer_kinds if k == kind)
+    def count(self, name: str) -> int:
+        return sum(1 for k in self.layer_kinds if k == name)
+
+    def used_kinds(self) -> list[LayerKind]:
+        """The kinds that some layer has, in the order they are declared."""
+        present = set(self.layer_kinds)
+        return [kind for kind in self.kinds if kind.name in present]
 
     @property
-    def attention_kind(self) -> str:
-        """A short label: 'mla', 'gqa', 'mla+linear', 'gqa+sliding', 'compressed (csa+hca)', ..."""
-        if self.attention.kind == "compressed":
-            kinds = "+".join(k for k in COMPRESSED_KINDS if k in self.layer_kinds)
-            return f"compressed ({kinds})"
-        parts = [self.attention.kind]
-        if "sliding" in self.layer_kinds and "full" in self.layer_kinds:
-            parts.append("sliding")
-        elif "sliding" in self.layer_kinds:
-            parts = [f"{self.attention.kind} (sliding)"]
-        if "linear" in self.layer_kinds:
-            assert self.linear_attention is not None
-            parts.append(self.linear_attention.kind)
-        if self.indexer is not None:
-            parts.append("dsa")
-        return "+".join(parts)
+    def mtp_layer_kind(self) -> LayerKind | None:
+        """The kind of the MTP layers, or None when the model has none (or no attention for them)."""
+        if not self.mtp_layers:
+            return None
+        if self.mtp_kind is not None:
+            return self.kind(self.mtp_kind)
+        for kind in self.kinds:
+            if kind.attention is not None and kind.grows:
+                return kind
+        return None
+
+    def attentions(self) -> list[AnyAttention]:
+        """The distinct attention descriptions of the layers, in layer order."""
+        seen: list[AnyAttention] = []
+        for kind in self.used_kinds():
+            if kind.attention is not None and kind.attention not in seen:
+                seen.append(kind.attention)
+        return seen
+
+    def first_mla(self) -> MLA | None:
+        return next((a for a in self.attentions() if isinstance(a, MLA)), None)
+
+    # Summary views for models whose attention layers share one attention (most models): the first of each.
+
+    @property
+    def attention(self) -> AnyAttention | None:
+        """The attention of the first layer kind that has one."""
+        attentions = self.attentions()
+        return attentions[0] if attentions else None
+
+    @property
+    def linear_attention(self) -> State | None:
+        """The state of the first layer kind that keeps one."""
+        return next((k.state for k in self.used_kinds() if k.state is not None), None)
+
+    @property
+    def sliding_window(self) -> int | None:
+        return next((k.window for k in self.used_kinds() if k.window is not None), None)
+
+    @property
+    def indexer(self) -> Indexer | None:
+        return next((k.indexer for k in self.used_kinds() if k.indexer is not None), None)
 
     @property
     def indexer_layers(self) -> tuple[int, ...]:
-        if self.indexer is None:
-            return ()
-        if self.indexer.layers is not None:
-            return self.indexer.layers
-        if self.attention.kind == "compressed":
-            return self.layers_of("csa")
-        return tuple(i for i, k in enumerate(self.layer_kinds) if k != "linear")
+        """0-based layers whose kind owns indexer keys."""
+        return tuple(i for i, name in enumerate(self.layer_kinds) if self.kind(name).indexer is not None)
+
+    @property
+    def compress_rates(self) -> tuple[tuple[str, int], ...]:
+        """(kind, tokens per compressed entry) of the kinds compressed along the sequence."""
+        return tuple((k.name, k.compress_ratio) for k in self.used_kinds() if k.compress_ratio)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Descriptions the commands print
+
+
+def _attention_label(kind: LayerKind) -> str:
+    attention = kind.attention
+    if attention is None:
+        return ""
+    if isinstance(attention, Compressed):
+        return "compressed"
+    return attention.kind
+
+
+def attention_label(spec: ModelSpec) -> str:
+    """A short label: 'mla', 'mla+dsa', 'gqa+sliding', 'gqa (sliding)', 'gqa+gated_deltanet', 'gqa+mamba2',
+    'compressed (window+csa+hca)', ..."""
+    kinds = spec.used_kinds()
+    if any(isinstance(k.attention, Compressed) for k in kinds):
+        return "compressed (" + "+".join(k.name for k in kinds) + ")"
+    bases = list(dict.fromkeys(_attention_label(k) for k in kinds if k.attention is not None))
+    parts = bases[:1] or []
+    for base in bases[1:]:
+        parts.append(base)
+    windowed = [k for k in kinds if k.attention is not None and k.window is not None]
+    chunked = [k for k in kinds if k.attention is not None and k.chunk is not None]
+    unbounded = [k for k in kinds if k.attention is not None and k.window is None and k.chunk is None]
+    if windowed and not unbounded and not chunked and len(parts) == 1:
+        parts = [f"{parts[0]} (sliding)"]
+    elif windowed:
+        parts.append("sliding")
+    if chunked:
+        parts.append("chunked")
+    for state in dict.fromkeys(k.state.kind for k in kinds if k.state is not None):
+        parts.append(state)
+    if any(k.indexer is not None for k in kinds):
+        parts.append("dsa")
+    return "+".join(parts) if parts else "no cache"
+
+
+def layers_text(spec: ModelSpec) -> str:
+    """'61', '48 = 12 full + 36 linear', with '(+1 MTP)'."""
+    counts = [(kind.name, spec.count(kind.name)) for kind in spec.used_kinds()]
+    text = (
+        str(spec.layers)
+        if len(counts) == 1
+        else f"{spec.layers} = " + " + ".join(f"{n} {k}" for k, n in counts)
+    )
+    if spec.mtp_layers:
+        text += f" (+{spec.mtp_layers} MTP)"
+    return text
+
+
+def attention_dims(attention: AnyAttention) -> str:
+    """'MLA 512+64', '8 x (128+128)', 'compressed 512'."""
+    if isinstance(attention, MLA):
+        return f"MLA {attention.kv_lora_rank}+{attention.qk_rope_head_dim}"
+    if isinstance(attention, Compressed):
+        return f"compressed {attention.head_dim}"
+    if attention.k_eq_v:
+        return f"{attention.kv_heads} x {attention.head_dim} (K=V)"
+    return f"{attention.kv_heads} x ({attention.head_dim}+{attention.v_head_dim})"
+
+
+def short_text(spec: ModelSpec) -> str:
+    """One line naming the attention of a model, for what-if tables: 'MLA 512+64, indexer 128'."""
+    parts = [attention_dims(a) for a in spec.attentions()]
+    kinds = spec.used_kinds()
+    ratios = [
+        (k.name, k.compress_ratio) for k in kinds if isinstance(k.attention, Compressed) and k.compress_ratio
+    ]
+    if ratios:
+        parts = [parts[0] + ", " + "/".join(f"{name} 1:{ratio}" for name, ratio in ratios)]
+    indexers = list(dict.fromkeys(k.indexer.head_dim for k in kinds if k.indexer is not None))
+    text = " | ".join(parts) if parts else "no attention"
+    if indexers:
+        text += ", indexer " + "/".join(str(d) for d in indexers)
+    return text
+
+
+def attention_text(attention: AnyAttention) -> str:
+    if isinstance(attention, MLA):
+        return (
+            f"MLA, {attention.heads} heads, kv_lora_rank {attention.kv_lora_rank} + rope {attention.qk_rope_head_dim}, "
+            f"nope {attention.qk_nope_head_dim}, v {attention.v_head_dim}"
+        )
+    if isinstance(attention, Compressed):
+        return f"compressed attention, {attention.heads} heads, one {attention.head_dim}-wide key-value vector per entry"
+    text = f"{attention.kind.upper()}, {attention.heads} heads, {attention.kv_heads} KV heads x {attention.head_dim}"
+    if attention.k_eq_v:
+        text += " (K=V)"
+    elif attention.v_head_dim != attention.head_dim:
+        text += f" (v {attention.v_head_dim})"
+    return text
+
+
+def _extras(kind: LayerKind) -> list[str]:
+    bits = []
+    if kind.attention_blocks > 1:
+        bits.append(f"{kind.attention_blocks} attention blocks per layer")
+    if kind.window is not None:
+        bits.append(f"window {kind.window:,}")
+    if kind.chunk is not None:
+        bits.append(f"chunk {kind.chunk:,}")
+    if kind.compress_ratio:
+        bits.append(f"1 entry per {kind.compress_ratio} tokens")
+    if kind.indexer is not None:
+        bits.append(f"DSA indexer {kind.indexer.heads} x {kind.indexer.head_dim}, top-k {kind.indexer.topk}")
+    if kind.state is not None:
+        bits.append(state_text(kind.state))
+    return bits
+
+
+def state_text(state: State) -> str:
+    if isinstance(state, GatedDeltaNet):
+        if state.kind == "kda":
+            return f"KDA {state.value_heads} heads x {state.value_head_dim}, conv {state.conv_kernel}"
+        return (
+            f"Gated DeltaNet {state.key_heads}/{state.value_heads} heads x {state.key_head_dim}/"
+            f"{state.value_head_dim}, conv {state.conv_kernel}"
+        )
+    if isinstance(state, Mamba1):
+        return f"Mamba d_inner {state.d_inner}, d_state {state.d_state}, conv {state.conv_kernel}"
+    if isinstance(state, Mamba2):
+        return (
+            f"Mamba-2 {state.heads} heads x {state.head_dim}, {state.groups} groups, d_state {state.d_state}, "
+            f"conv {state.conv_kernel}"
+        )
+    if isinstance(state, Lightning):
+        return f"lightning {state.heads} heads x {state.head_dim}"
+    return f"short conv {state.channels} channels, kernel {state.conv_kernel}"
+
+
+def describe(spec: ModelSpec) -> str:
+    """The architecture in one line, for `show`: the attention, the layers, then what each kind adds."""
+    kinds = spec.used_kinds()
+    attentions = spec.attentions()
+    parts = []
+    if len(attentions) == 1:
+        parts.append(attention_text(attentions[0]))
+    for kind in kinds:
+        if kind.attention is not None and len(attentions) > 1:
+            parts.append(f"{kind.name}: {attention_text(kind.attention)}")
+    parts.append(f"layers {layers_text(spec)}")
+    for kind in kinds:
+        extras = _extras(kind)
+        if kind.attention is None and kind.state is None:
+            extras = ["no cache"]
+        if extras:
+            parts.append((f"{kind.name}: " if len(kinds) > 1 else "") + ", ".join(extras))
+    return "; ".join(parts)
+
+
+def architecture(spec: ModelSpec) -> dict[str, Any]:
+    """The spec as plain data (JSON output of `show`): every kind with its dims, and the first attention, window,
+    state and indexer for readers that expect one of each."""
+    from dataclasses import asdict
+
+    def attention_dict(kind: LayerKind) -> dict[str, Any] | None:
+        if kind.attention is None:
+            return None
+        return {**asdict(kind.attention), "kind": _attention_label(kind)}
+
+    kinds = {}
+    for kind in spec.used_kinds():
+        entry: dict[str, Any] = {"layers": spec.count(kind.name), "attention": attention_dict(kind)}
+        for key in ("window", "chunk", "compress_ratio", "attention_blocks", "description"):
+            value = getattr(kind, key)
+            if value not in (None, 0, "") and not (key == "attention_blocks" and value == 1):
+                entry[key] = value
+        entry["indexer"] = asdict(kind.indexer) if kind.indexer is not None else None
+        entry["state"] = asdict(kind.state) if kind.state is not None else None
+        kinds[kind.name] = entry
+    first = next((k for k in spec.used_kinds() if k.attention is not None), None)
+    state = spec.linear_attention
+    indexer = spec.indexer
+    return {
+        "name": spec.name,
+        "layers": spec.layers,
+        "attention_kind": attention_label(spec),
+        "attention": attention_dict(first) if first is not None else None,
+        "kinds": kinds,
+        "layer_kinds": {kind.name: spec.count(kind.name) for kind in spec.used_kinds()},
+        "sliding_window": spec.sliding_window,
+        "linear_attention": asdict(state) if state is not None else None,
+        "indexer": asdict(indexer) if indexer is not None else None,
+        "mtp_layers": spec.mtp_layers,
+        "dtype": spec.dtype,
+        "max_context": spec.max_context,
+        "source": spec.source,
+    }

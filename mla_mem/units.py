@@ -136,7 +136,7 @@ def parse_tokens(text: str | int, what: str = "context", minimum: int = 1, maxim
     if isinstance(text, int):
         value = text
     else:
-        raw = str(text).strip().replace("_", "").replace(",", "")
+        raw = _ungroup(str(text).strip())
         match = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgGtT]?)", raw)
         if not match:
             raise UsageError(
@@ -163,14 +163,62 @@ def parse_tokens(text: str | int, what: str = "context", minimum: int = 1, maxim
     return value
 
 
+_GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+")
+
+
+def _ungroup(raw: str) -> str:
+    """'131,072' -> '131072' (thousands separators, as mla-mem prints numbers); '131_072' -> '131072'."""
+    raw = raw.replace("_", "")
+    match = re.fullmatch(r"(\d{1,3}(?:,\d{3})+)((?:\.\d+)?[kKmMgGtT]?)", raw)
+    return match.group(1).replace(",", "") + match.group(2) if match else raw
+
+
+def parse_token_list(values: list[str] | tuple[str, ...], what: str = "--context") -> list[int]:
+    """Token counts from repeated options and comma lists, read as meant: '131,072' (thousands separators, as
+    mla-mem prints) is one number; '32K,128K' and '4096,8192' are lists; '1,000,2,000' is ambiguous and refused."""
+    out: list[int] = []
+    for value in values:
+        text = str(value).strip()
+        if _GROUPED.fullmatch(text.replace("_", "")) or re.fullmatch(
+            r"\d{1,3}(,\d{3})+(\.\d+)?[kKmMgGtT]?", text
+        ):
+            out.append(parse_tokens(text, what))
+            continue
+        parts = [part.strip() for part in text.split(",")]
+        if any(not part for part in parts) and len(parts) > 1 and all(p == "" for p in parts):
+            raise UsageError(f"{what}: expected at least one token count")
+        parts = [part for part in parts if part]
+        if len(parts) > 1 and any(re.fullmatch(r"0\d+", part) for part in parts):
+            raise UsageError(
+                f"{what}: {text!r} is ambiguous (thousands separators or a list?); write one number per option "
+                f"(-c 1000 -c 2000), separate a list without thousands separators (1000,2000) or use 1_000"
+            )
+        out.extend(parse_tokens(part, what) for part in parts)
+    if not out:
+        raise UsageError(f"{what}: expected at least one token count")
+    return list(dict.fromkeys(out))
+
+
+def parse_percent(text: str | float, what: str) -> Fraction:
+    """'5%', '5', '0.5%' -> Fraction percent (0 to 1,000,000)."""
+    raw = str(text).strip().rstrip("%").strip()
+    try:
+        value = Fraction(raw)
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"{what}: expected a percentage such as 5%, got {text!r}") from None
+    if value < 0 or value > 10**6:
+        raise UsageError(f"{what}: expected a percentage from 0 to 1,000,000, got {text!r}")
+    return value
+
+
 def parse_count(text: str | int, what: str = "batch", maximum: int = MAX_BATCH) -> int:
-    """A plain positive integer (batch, GPU count): no suffixes."""
+    """A plain positive integer (batch, GPU count): no suffixes; 1,000 and 1_000 read as 1000."""
     if isinstance(text, bool):
         raise UsageError(f"{what}: expected a positive integer, got {text!r}")
     if isinstance(text, int):
         value = text
     else:
-        raw = str(text).strip().replace("_", "")
+        raw = _ungroup(str(text).strip())
         if not re.fullmatch(r"\d+", raw):
             raise UsageError(f"{what}: expected a positive integer, got {text!r}")
         value = int(raw)
@@ -198,19 +246,25 @@ _SIZE_UNITS = {
 
 
 def parse_size(text: str | int, what: str = "size") -> int:
-    """'80GiB', '60 GB', '1.5TiB', '4096' (bytes) -> int bytes, rounded down to a whole byte."""
+    """'80GiB', '60 GB', '1.5TiB', '4096B' -> int bytes, rounded down to a whole byte. Text needs a unit; an int
+    (from YAML or the API) is bytes."""
     if isinstance(text, bool):
         raise UsageError(f"{what}: expected a size such as 80GiB or 60GB, got {text!r}")
     if isinstance(text, int):
         value = text
     else:
-        raw = str(text).strip().replace("_", "").replace(",", "")
-        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)", raw)
+        raw = _ungroup(str(text).strip().replace(" ", ""))
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)([A-Za-z]*)", raw)
         unit = match.group(2).lower() if match else ""
-        if not match or (unit and unit not in _SIZE_UNITS):
+        if not match or unit not in _SIZE_UNITS:
+            hint = (
+                f"; a bare number is ambiguous: write {text}GiB, {text}GB or {text}B"
+                if match and not unit
+                else ""
+            )
             raise UsageError(
                 f"{what}: {text!r} is not a size; expected a number with a unit "
-                "B, KiB, MiB, GiB, TiB (binary) or kB, MB, GB, TB (decimal), e.g. 80GiB"
+                f"B, KiB, MiB, GiB, TiB (binary) or kB, MB, GB, TB (decimal), e.g. 80GiB{hint}"
             )
         value = int(Fraction(match.group(1)) * _SIZE_UNITS.get(unit, 1))
     if value < 0:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from fractions import Fraction
 
 from .errors import UsageError
-from .spec import CompressedAttention, KVAttention, MLAttention, ModelSpec
+from .spec import MLA, AnyAttention, Attention, Compressed, LayerKind, ModelSpec
 
 # Per-head key and value width of a K/V what-if of a DeepSeek-V4 model (which has no per-head K/V): 128, the head
 # size of DeepSeek's own comparison ("a bf16 GQA cache with 8 KV heads of 128").
@@ -49,12 +49,11 @@ def _parse_one(item: str) -> tuple[str, int | None]:
     return kind, value
 
 
-def _kv_widths(model: ModelSpec) -> tuple[int, int, int]:
-    """(query heads, key width, value width) per head for a K/V version of the model."""
-    attention = model.attention
-    if isinstance(attention, MLAttention):
+def _kv_widths(attention: AnyAttention) -> tuple[int, int, int]:
+    """(query heads, key width, value width) per head for a K/V version of an attention."""
+    if isinstance(attention, MLA):
         return attention.heads, attention.qk_nope_head_dim + attention.qk_rope_head_dim, attention.v_head_dim
-    if isinstance(attention, CompressedAttention):
+    if isinstance(attention, Compressed):
         return attention.heads, COMPRESSED_WHATIF_HEAD_DIM, COMPRESSED_WHATIF_HEAD_DIM
     return attention.heads, attention.head_dim, attention.v_head_dim
 
@@ -62,11 +61,11 @@ def _kv_widths(model: ModelSpec) -> tuple[int, int, int]:
 def _plain_layers(model: ModelSpec) -> ModelSpec:
     """A DeepSeek-V4 model's what-if attends over the full context on every layer: windows, compression and the
     indexer (which belongs to the compressed layers) are dropped."""
-    if not isinstance(model.attention, CompressedAttention):
+    compressed = next((k.attention for k in model.used_kinds() if isinstance(k.attention, Compressed)), None)
+    if compressed is None:
         return model
-    return replace(
-        model, layer_kinds=("full",) * model.layers, sliding_window=None, compress_rates=(), indexer=None
-    )
+    full = LayerKind("full", compressed)
+    return replace(model, kinds=(full,), layer_kinds=("full",) * model.layers, mtp_kind=None)
 
 
 def variant_label(item: str) -> str:
@@ -79,45 +78,47 @@ def variant_label(item: str) -> str:
 
 
 def make_variant(model: ModelSpec, item: str) -> ModelSpec:
-    """The model with its attention replaced as `item` says ('mha', 'gqa:8', 'mqa', 'mla:256')."""
-    kind, value = _parse_one(item)
-    heads, key_width, value_width = _kv_widths(model)
+    """The model with the attention of every layer kind replaced as `item` says ('mha', 'gqa:8', 'mqa',
+    'mla:256'); windows, states and indexers of each kind stay."""
+    kind_name, value = _parse_one(item)
     model = _plain_layers(model)
+    kinds = []
+    for kind in model.kinds:
+        if kind.attention is None:
+            kinds.append(kind)
+            continue
+        kinds.append(
+            replace(kind, attention=_replace_attention(model, kind.attention, kind_name, value, item))
+        )
+    return replace(model, name=f"{model.name} as {variant_label(item)}", kinds=tuple(kinds))
+
+
+def _replace_attention(
+    model: ModelSpec, attention: AnyAttention, kind: str, value: int | None, item: str
+) -> AnyAttention:
+    heads, key_width, value_width = _kv_widths(attention)
     if kind == "mla":
         assert value is not None
-        attention = model.attention
-        if isinstance(attention, MLAttention):
-            new = replace(attention, kv_lora_rank=value)
-        else:
-            new = MLAttention(
-                heads=heads,
-                kv_lora_rank=value,
-                qk_rope_head_dim=max(1, key_width // 2),
-                qk_nope_head_dim=key_width,
-                v_head_dim=value_width,
-            )
-        return replace(model, name=f"{model.name} as {variant_label(item)}", attention=new)
+        if isinstance(attention, MLA):
+            return replace(attention, kv_lora_rank=value)
+        return MLA(
+            heads=heads, kv_lora_rank=value, qk_rope_head_dim=max(1, key_width // 2), qk_nope_head_dim=key_width,
+            v_head_dim=value_width,
+        )  # fmt: skip
     kv_heads = {"mha": heads, "mqa": 1}.get(kind, value)
     assert kv_heads is not None
     if kv_heads > heads or heads % kv_heads:
         raise UsageError(
             f"--as {item}: {model.name} has {heads} query heads; GQA needs a KV head count that divides it"
         )
-    new_attention = KVAttention(
-        kind=kind if kind != "gqa" else "gqa",
-        heads=heads,
-        kv_heads=kv_heads,
-        head_dim=key_width,
-        v_head_dim=value_width,
-    )
-    return replace(model, name=f"{model.name} as {variant_label(item)}", attention=new_attention)
+    return Attention(heads=heads, kv_heads=kv_heads, head_dim=key_width, v_head_dim=value_width)
 
 
 def equivalent_gqa_groups(model: ModelSpec) -> Fraction | None:
     """How many GQA groups cache as much as this MLA model per layer, with the DeepSeek-V2 paper's convention
     (arXiv 2405.04434, Table 1): one group caches a key and a value of d_h each, d_h = qk_nope_head_dim for
     the key and v_head_dim for the value. DeepSeek-V2/V3: 576 / (128 + 128) = 2.25. None for K/V models."""
-    attention = model.attention
-    if not isinstance(attention, MLAttention):
+    attention = model.first_mla()
+    if attention is None:
         return None
     return Fraction(attention.latent_dim, attention.qk_nope_head_dim + attention.v_head_dim)

@@ -30,7 +30,7 @@ def run(capsys, *args):
 
 def test_shipped_examples(capsys):
     code, out, _ = run(capsys, "check", str(ROOT / "examples" / "budgets.yaml"))
-    assert code == 0 and "5 passed, 0 failed" in out
+    assert code == 0 and "8 passed, 0 failed" in out  # 5 budgets, 6 limits, 2 "fits on the GPU" verdicts
     code, out, _ = run(capsys, "check", str(ROOT / "examples" / "budgets-failing.yaml"))
     assert code == 1 and "0 passed, 2 failed" in out
 
@@ -152,7 +152,34 @@ INVALID = [
 def test_invalid_budget_files_exit_2(tmp_path, capsys, label, text, message):
     path = write(tmp_path, text)
     code, out, err = run(capsys, "check", str(path))
-    assert code == 2 and message in err and str(path) in err and out == ""
+    assert code == 2 and message in err and str(path) in err
+    # the report is still written: the bad entry is an ERROR verdict
+    assert "ERROR " in out and "could not be checked" in out
+
+
+def test_a_bad_entry_does_not_stop_the_others(tmp_path, capsys):
+    text = (
+        "budgets:\n"
+        '  - name: bad\n    model: deepseek-v3\n    block_size: "64"\n    max_bytes_per_token: 70272\n'
+        "  - name: good\n    model: deepseek-v3\n    max_bytes_per_token: 70272\n"
+    )
+    path = write(tmp_path, text)
+    code, out, err = run(capsys, "check", str(path))
+    assert code == 2
+    assert "PASS good" in out and "ERROR bad" in out and "1 passed, 0 failed, 1 could not be checked" in out
+    [line] = err.splitlines()
+    assert line.startswith(
+        f"mla-mem: error: {path}:4: budgets[0].block_size: expected a positive integer, got '64'"
+    )
+    code, out, _ = run(capsys, "check", str(path), "--format", "junit")
+    suite = ET.fromstring(out)
+    assert code == 2 and suite.get("errors") == "1" and suite.get("tests") == "2"
+
+
+def test_a_bad_kv_dtype_is_reported_against_its_own_key(tmp_path, capsys):
+    text = "budgets:\n  - name: b\n    model: deepseek-v3\n    runtime: vllm\n    kv_dtype: q9\n    max_bytes_per_token: 1\n"
+    code, _, err = run(capsys, "check", str(write(tmp_path, text)))
+    assert code == 2 and "budgets[0].kv_dtype" in err and ":5:" in err
 
 
 def test_model_paths_are_relative_to_the_budget_file(tmp_path, capsys):
@@ -194,7 +221,7 @@ def test_github_annotations_point_at_the_budget_lines(tmp_path, capsys):
 def test_markdown_renders_as_a_table(capsys):
     code, out, _ = run(capsys, "check", str(ROOT / "examples" / "budgets.yaml"), "--format", "markdown")
     rows = [line for line in out.splitlines() if line.startswith("|")]
-    assert code == 0 and len(rows) == 2 + 5
+    assert code == 0 and len(rows) == 2 + 8
     assert all(row.count("|") == rows[0].count("|") for row in rows)
     assert set(rows[1]) <= set("|-: ")
 

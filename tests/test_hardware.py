@@ -8,12 +8,14 @@ from fractions import Fraction
 import pytest
 
 import mla_mem
+from mla_mem import fit
 from mla_mem.cache import size
 from mla_mem.cli import main
 from mla_mem.errors import UsageError
-from mla_mem.hardware import find_gpu, fit, gpu_catalogue, search
+from mla_mem.hardware import find_gpu, gpu_catalogue, search
+from mla_mem.options import deployment as Options
 from mla_mem.params import weight_bytes
-from mla_mem.runtimes import Options, lower
+from mla_mem.runtimes import lower
 
 GIB = 2**30
 
@@ -122,11 +124,13 @@ def test_longest_context_and_exit_codes(capsys):
 
 def test_search_finds_the_smallest_layout():
     model = mla_mem.load_model("llama-3.1-70b")
-    found = search(model, find_gpu("H100"), context=32768, batch=8, runtime="vllm")
+    found = search(model, find_gpu("H100"), Options(runtime="vllm"), context=32768, batch=8)
     assert found and found[0].fits
     smallest = found[0].gpus
     for gpus in range(1, smallest):
-        for result in search(model, find_gpu("H100"), context=32768, batch=8, runtime="vllm", max_gpus=gpus):
+        for result in search(
+            model, find_gpu("H100"), Options(runtime="vllm"), context=32768, batch=8, max_gpus=gpus
+        ):
             assert result.gpus >= smallest
 
 

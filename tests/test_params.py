@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import mla_mem
+import mla_mem.params
 from mla_mem.params import count_params, weight_bytes
 
 # (published total, published active) from the model cards (MODELS.md); totals within 1%, active within 3%
@@ -82,3 +83,16 @@ def test_deepseek_fp8_block_scales():
     # one expert matrix 6144 x 7168: 48 x 56 blocks of 128 x 128, one fp32 scale each
     assert 6144 * 7168 + 4 * 48 * 56 == 44_050_944
     assert fp8.total == pytest.approx(671e9, rel=0.01)
+
+
+@pytest.mark.parametrize("name,total", [("qwen3-next-80b-a3b", 80e9), ("kimi-linear-48b-a3b", 48e9)])
+def test_linear_attention_hybrids_count_their_linear_layers(name, total):
+    # the cards round to 80B and 48B; both counts must land within 3% and include the linear layers' weights
+    counted = count_params(mla_mem.load_model(name))
+    assert counted.total == pytest.approx(total, rel=0.03)
+    linear_only = sum(
+        t.params
+        for t in mla_mem.params.tensors(mla_mem.load_model(name))
+        if "proj" in t.name and ("qkvz" in t.name or "q_k_v" in t.name)
+    )
+    assert linear_only > 0

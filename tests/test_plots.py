@@ -11,8 +11,8 @@ import pytest
 
 import mla_mem
 from mla_mem.cli import main
+from mla_mem.options import deployment
 from mla_mem.plots import build, context_grid, figure, plot
-from mla_mem.runtimes import Options
 
 ROOT = Path(__file__).resolve().parent.parent
 MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".svg": b"<?xml", ".pdf": b"%PDF-"}
@@ -20,7 +20,10 @@ MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".svg": b"<?xml", ".pdf": b"%PDF-"}
 
 def test_series_equal_the_calculator_at_every_point():
     data = build(
-        ["gpt-oss-120b", "qwen3-next-80b-a3b"], variants=["mha"], batch=3, options=Options(runtime="vllm")
+        ["gpt-oss-120b", "qwen3-next-80b-a3b"],
+        variants=["mha"],
+        batch=3,
+        deployment=deployment(runtime="vllm"),
     )
     assert len(data.series) == 4
     for series in data.series:
@@ -110,7 +113,7 @@ def test_failed_render_keeps_the_old_file(tmp_path, monkeypatch):
 
 def test_breakdown_and_memory_options(tmp_path, capsys):
     out = tmp_path / "b.svg"
-    assert main(["plot", "glm-5", "--breakdown", "--memory", "80GiB", "-o", str(out)]) == 0
+    assert main(["plot", "glm-5", "--breakdown", "--cache-memory", "80GiB", "-o", str(out)]) == 0
     text = out.read_text()
     assert "MLA latent" in text and "indexer keys" in text
     assert main(["plot", "glm-5", "deepseek-v3", "--breakdown", "-o", str(tmp_path / "c.png")]) == 2

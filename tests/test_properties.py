@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mla_mem
-from mla_mem.spec import Indexer, KVAttention, LinearAttention, MLAttention, ModelSpec
+from mla_mem.spec import MLA, Attention, GatedDeltaNet, Indexer, LayerKind, ModelSpec
 
 EXAMPLES = int(os.environ.get("MLA_MEM_PROPERTY_EXAMPLES", "0"))
 dims = st.integers(min_value=1, max_value=512)
@@ -20,7 +20,7 @@ dims = st.integers(min_value=1, max_value=512)
 @st.composite
 def attentions(draw):
     if draw(st.booleans()):
-        return MLAttention(
+        return MLA(
             heads=draw(dims),
             kv_lora_rank=draw(dims),
             qk_rope_head_dim=draw(dims),
@@ -30,8 +30,7 @@ def attentions(draw):
     kv_heads = draw(st.integers(1, 16))
     heads = kv_heads * draw(st.integers(1, 8))
     head_dim = draw(dims)
-    return KVAttention(
-        kind="gqa",
+    return Attention(
         heads=heads,
         kv_heads=kv_heads,
         head_dim=head_dim,
@@ -50,23 +49,30 @@ def specs(draw):
     linear = None
     if "linear" in kinds:
         heads = draw(st.integers(1, 8))
-        linear = LinearAttention(
-            draw(st.sampled_from(["gated_deltanet", "kda"])),
+        kda = draw(st.booleans())
+        value_heads = heads * (1 if kda else draw(st.integers(1, 2)))
+        key_dim = draw(dims)
+        linear = GatedDeltaNet(
             heads,
-            heads * draw(st.integers(1, 2)),
-            draw(dims),
-            draw(dims),
+            value_heads,
+            key_dim,
+            key_dim if kda else draw(dims),
             draw(st.integers(1, 8)),
+            kind="kda" if kda else "gated_deltanet",
         )
     indexer = Indexer(draw(st.integers(1, 64)), draw(dims), 2048) if draw(st.booleans()) else None
+    attention = draw(attentions())
+    window = draw(st.integers(1, 5000)) if "sliding" in kinds else None
+    layer_kinds = [LayerKind("full", attention, indexer=indexer)]
+    if window is not None:
+        layer_kinds.append(LayerKind("sliding", attention, window=window, indexer=indexer))
+    if linear is not None:
+        layer_kinds.append(LayerKind("linear", state=linear))
     return ModelSpec(
         name="random",
         layers=layers,
-        attention=draw(attentions()),
+        kinds=tuple(layer_kinds),
         layer_kinds=kinds,
-        sliding_window=draw(st.integers(1, 5000)) if "sliding" in kinds else None,
-        linear_attention=linear,
-        indexer=indexer,
         mtp_layers=draw(st.integers(0, 2)),
         dtype=draw(st.sampled_from(["bf16", "fp32", "fp8_e4m3"])),
     )
@@ -110,11 +116,7 @@ def test_curve_equals_scalar_path(spec, points, batch, opts):
 def test_sliding_layer_never_exceeds_its_full_twin(spec, context):
     if "sliding" not in spec.layer_kinds:
         return
-    twin = replace(
-        spec,
-        layer_kinds=tuple("full" if k == "sliding" else k for k in spec.layer_kinds),
-        sliding_window=None,
-    )
+    twin = replace(spec, layer_kinds=tuple("full" if k == "sliding" else k for k in spec.layer_kinds))
     assert mla_mem.estimate(spec, context).total_bytes <= mla_mem.estimate(twin, context).total_bytes
 
 
@@ -127,7 +129,7 @@ def test_per_gpu_bytes_never_increase_with_tp_and_mla_latent_is_replicated(spec,
     one = mla_mem.estimate(spec, context)
     split = mla_mem.estimate(spec, context, tp=tp)
     assert split.total_bytes <= one.total_bytes
-    if isinstance(spec.attention, MLAttention):
+    if isinstance(spec.attention, MLA):
         latent = {c.name: c.total_bytes for c in one.components}.get("mla_latent")
         assert latent == {c.name: c.total_bytes for c in split.components}.get("mla_latent")
 
@@ -143,7 +145,7 @@ def test_per_gpu_bytes_never_increase_with_tp_on_runtimes(spec, context, tp, run
     except UsageError:
         return  # a layout this runtime refuses (heads not divisible by tp)
     assert split.total_bytes <= one.total_bytes
-    if isinstance(spec.attention, MLAttention):
+    if isinstance(spec.attention, MLA):
         # the latent's records are the same on every rank; its pages may not be, because vLLM sizes the
         # attention block of hybrid models from the (tp-split) linear state
         latent = {c.name: c.stored_bytes for c in one.components}.get("mla_latent")

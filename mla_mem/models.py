@@ -1,0 +1,77 @@
+"""MODEL arguments -> ModelSpec: a built-in name or alias, a YAML model file, a Hugging Face config.json (or the
+directory holding it), or a Mistral params.json. The one place that decides what a model reference means."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .configs import builtin_names, load_model_file, normalise, resolve_builtin
+from .errors import ConfigError, UsageError
+from .spec import ModelSpec
+from .yamlio import suggest
+
+
+def looks_like_path(text: str) -> bool:
+    return os.sep in text or text.endswith((".yaml", ".yml", ".json")) or Path(text).exists()
+
+
+def load_model(model: str | os.PathLike[str] | ModelSpec) -> ModelSpec:
+    """A built-in name or alias ('deepseek-v3', 'DeepSeek-R1'), a YAML model file, a Hugging Face config.json
+    (or the directory holding it) or a Mistral params.json."""
+    if isinstance(model, ModelSpec):
+        return model
+    text = str(model)
+    if not text.strip():
+        raise UsageError("model: expected a built-in name, a YAML file or a config.json, got an empty string")
+    if looks_like_path(text):
+        from .hf import is_config_path, load_config
+
+        if is_config_path(text):
+            return load_config(text)
+        if Path(text).is_dir():
+            raise ConfigError(text, "", "is a directory without config.json or params.json")
+        return load_model_file(text)
+    found = resolve_builtin(text)
+    if found is None:
+        raise UsageError(
+            f"unknown model {text!r}{suggest(normalise(text), builtin_names())}; "
+            "run 'mla-mem models' for the built-in names, or give a path to a YAML file or config.json"
+        )
+    return load_model_file(found)
+
+
+def load_reference(ref: str) -> ModelSpec:
+    """A model as `load_model` reads it, or 'REV:path', the file at a git revision (for `diff` in CI)."""
+    if os.path.exists(ref) or ":" not in ref or (len(ref) > 1 and ref[1] == ":" and ref[0].isalpha()):
+        return load_model(ref)
+    revision, _, path = ref.partition(":")
+    if not revision or not path:
+        raise UsageError(f"{ref}: expected REV:path, e.g. HEAD~1:configs/model.yaml")
+    import subprocess
+
+    try:
+        result = subprocess.run(
+            ["git", "show", f"{revision}:{path}"], capture_output=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(f"{ref}: cannot run git ({exc})") from None
+    if result.returncode != 0:
+        reason = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise UsageError(f"{ref}: git show failed: {reason[-1] if reason else 'unknown error'}")
+    if len(result.stdout) > 4 << 20:
+        raise UsageError(f"{ref}: file is too large")
+    text = result.stdout.decode("utf-8-sig", "replace")
+    if path.endswith(".json"):
+        from .hf import load_config_text
+
+        folder = Path(path).parent.name
+        return load_config_text(
+            text,
+            ref,
+            folder if Path(path).name in ("config.json", "params.json") and folder else Path(path).stem,
+        )
+    from .configs import parse_model
+    from .yamlio import load_yaml
+
+    return parse_model(load_yaml(text, ref), ref)

@@ -1,0 +1,242 @@
+"""How a model is served: one typed value, built and validated here, whether it comes from the command line, a
+budget entry or the Python API.
+
+    Deployment(runtime=RuntimeRef("vllm", "0.33"), kv_dtype="fp8", tp=8, ...)
+    deployment(runtime="vllm@0.33", kv_dtype="fp8", tp=8)        # from loose values, validated
+
+Errors name the option by its field (`OptionError.field`, e.g. "tp"); the command line shows it as `--tp`, a budget
+file as `budgets[2].tp` with its line, the API as `tp`. Checks that need the model (heads that must divide, layers
+per stage) happen when the model is lowered (runtimes.lower).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
+
+from .errors import UsageError
+from .units import parse_tokens
+
+if TYPE_CHECKING:
+    from typing_extensions import TypedDict, Unpack  # noqa: F401 - re-exported for signatures
+
+MAX_PARALLEL = 4096
+
+
+class OptionError(UsageError):
+    """A bad deployment option: `field` is the Deployment field, `detail` the message without it."""
+
+    def __init__(self, field_name: str, message: str):
+        self.field = field_name
+        self.detail = message
+        super().__init__(f"{field_name}: {message}")
+
+
+@dataclass(frozen=True)
+class RuntimeRef:
+    """A runtime profile and the version it describes ('' for the ideal runtime)."""
+
+    name: str = "ideal"
+    version: str = ""
+
+    @property
+    def numbers(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.version.split(".")) if self.version else ()
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}" if self.version else self.name
+
+    @property
+    def spec(self) -> str:
+        """NAME@VERSION, as the option is spelled."""
+        return f"{self.name}@{self.version}" if self.version else self.name
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Runtime, cache formats, parallel layout and engine settings. Every field has a meaning on every command
+    that prints bytes; fields a runtime does not use give a note, not an error."""
+
+    runtime: RuntimeRef = field(default_factory=RuntimeRef)
+    kv_dtype: str | None = None  # cache dtype (None: the model's dtype, or the engine's default)
+    v_dtype: str | None = None  # llama.cpp V cache type when it differs from K
+    indexer_dtype: str | None = None  # DeepSeek-V4 indexer keys on vLLM: fp8, mxfp4, bf16
+    state_dtype: str | None = None  # linear / SSM state dtype (vLLM mamba_ssm_cache_dtype)
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    dcp: int = 1
+    pp_layers: tuple[int, ...] | None = None  # an explicit pipeline split (VLLM_PP_LAYER_PARTITION)
+    ep: bool | None = None  # expert parallelism (None: on for MoE with dp > 1)
+    mtp: bool = False
+    block_size: int | None = None
+    max_batched_tokens: int | None = None
+    hybrid_allocator: bool = True
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.pp * self.dp
+
+    @property
+    def layout(self) -> str:
+        text = f"tp {self.tp}, pp {self.pp}, dp {self.dp}"
+        return text + (f", dcp {self.dcp}" if self.dcp > 1 else "")
+
+    def with_(self, **changes: Any) -> Deployment:
+        """A copy with some fields changed, validated like `deployment()`."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["runtime"] = self.runtime.spec
+        values.update(changes)
+        return deployment(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["runtime"] = str(self.runtime)
+        out["pp_layers"] = list(self.pp_layers) if self.pp_layers else None
+        return out
+
+
+if TYPE_CHECKING:
+
+    class DeploymentOptions(TypedDict, total=False):
+        """The keyword options of every API function that lowers a model (see Deployment)."""
+
+        runtime: str | RuntimeRef
+        kv_dtype: str | None
+        v_dtype: str | None
+        indexer_dtype: str | None
+        state_dtype: str | None
+        tp: int
+        pp: int
+        dp: int
+        dcp: int
+        pp_layers: str | list[int] | tuple[int, ...] | None
+        ep: bool | None
+        mtp: bool
+        block_size: int | None
+        max_batched_tokens: int | str | None
+        hybrid_allocator: bool
+
+
+FIELDS = tuple(f.name for f in fields(Deployment))
+
+
+def _positive(name: str, value: Any, maximum: int = MAX_PARALLEL) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OptionError(name, f"expected a positive integer, got {value!r}")
+    if value < 1:
+        raise OptionError(name, f"expected a positive integer, got {value}")
+    if value > maximum:
+        raise OptionError(name, f"{value:,} is beyond any real deployment (at most {maximum:,})")
+    return value
+
+
+def _optional_name(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise OptionError(name, f"expected a name such as fp8 or bf16, got {value!r}")
+    return value.strip()
+
+
+def _flag(name: str, value: Any, allow_none: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, bool):
+        raise OptionError(name, f"expected true or false, got {value!r}")
+    return value
+
+
+def parse_pp_layers(value: Any) -> tuple[int, ...] | None:
+    """'16,32' or [16, 32] -> (16, 32): layers per pipeline stage, as VLLM_PP_LAYER_PARTITION spells it."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.split(",")]
+        if not all(re.fullmatch(r"\d+", part) for part in parts):
+            raise OptionError("pp_layers", f"expected layer counts per stage such as 16,32, got {value!r}")
+        items: list[Any] = [int(part) for part in parts]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise OptionError("pp_layers", f"expected layer counts per stage such as 16,32, got {value!r}")
+    counts = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+            raise OptionError("pp_layers", f"every stage needs at least one layer, got {item!r}")
+        counts.append(item)
+    if not counts:
+        raise OptionError("pp_layers", "expected at least one stage")
+    return tuple(counts)
+
+
+def deployment(
+    runtime: str | RuntimeRef = "ideal",
+    kv_dtype: str | None = None,
+    v_dtype: str | None = None,
+    indexer_dtype: str | None = None,
+    state_dtype: str | None = None,
+    tp: int = 1,
+    pp: int | None = None,
+    dp: int = 1,
+    dcp: int = 1,
+    pp_layers: str | list[int] | tuple[int, ...] | None = None,
+    ep: bool | None = None,
+    mtp: bool = False,
+    block_size: int | None = None,
+    max_batched_tokens: int | str | None = None,
+    hybrid_allocator: bool = True,
+) -> Deployment:
+    """A validated Deployment from loose values (strings as a user types them, or typed values)."""
+    from .runtimes import parse_runtime
+
+    ref = runtime if isinstance(runtime, RuntimeRef) else parse_runtime(runtime)
+    stages = parse_pp_layers(pp_layers)
+    pp_value = _positive("pp", pp) if pp is not None else (len(stages) if stages else 1)
+    if stages is not None and len(stages) != pp_value:
+        raise OptionError("pp_layers", f"gives {len(stages)} stages but pp is {pp_value}")
+    batched = None
+    if max_batched_tokens is not None:
+        try:
+            batched = parse_tokens(max_batched_tokens, "max_batched_tokens", maximum=1 << 30)
+        except UsageError as exc:
+            raise OptionError("max_batched_tokens", str(exc).split(": ", 1)[-1]) from None
+    block = None if block_size is None else _positive("block_size", block_size, 1 << 20)
+    result = Deployment(
+        runtime=ref,
+        kv_dtype=_optional_name("kv_dtype", kv_dtype),
+        v_dtype=_optional_name("v_dtype", v_dtype),
+        indexer_dtype=_optional_name("indexer_dtype", indexer_dtype),
+        state_dtype=_optional_name("state_dtype", state_dtype),
+        tp=_positive("tp", tp),
+        pp=pp_value,
+        dp=_positive("dp", dp),
+        dcp=_positive("dcp", dcp),
+        pp_layers=stages,
+        ep=_flag("ep", ep, allow_none=True),
+        mtp=_flag("mtp", mtp),
+        block_size=block,
+        max_batched_tokens=batched,
+        hybrid_allocator=_flag("hybrid_allocator", hybrid_allocator),
+    )
+    if result.tp % result.dcp:
+        raise OptionError(
+            "dcp", f"{result.dcp} must divide tp {result.tp} (decode context parallel runs inside TP)"
+        )
+    return result
+
+
+def resolve(value: Deployment | None, options: dict[str, Any]) -> Deployment:
+    """The Deployment an API call means: `value` (or the default) with keyword options applied."""
+    unknown = [key for key in options if key not in FIELDS]
+    if unknown:
+        raise UsageError(f"unknown option {unknown[0]!r}; expected one of {', '.join(FIELDS)}")
+    if value is None:
+        return deployment(**options)
+    if not isinstance(value, Deployment):
+        raise UsageError(f"deployment: expected a Deployment, got {type(value).__name__}")
+    return value.with_(**options) if options else value
+
+
+__all__ = ["Deployment", "OptionError", "RuntimeRef", "deployment", "replace"]

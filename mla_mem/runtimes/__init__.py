@@ -1,0 +1,116 @@
+"""Runtime profiles: one module per runtime in this package, each defining `PROFILE` (name, aliases, the versions
+it describes, its sources, and a `rules` function that says what the runtime stores for a model). Modules are
+found by name, so adding a runtime means adding one module (and its tests). The lowering that applies the rules to
+every layer kind is lowering.py.
+
+  lower(model, deployment) -> Plan      the cache streams one GPU of each pipeline stage holds
+  parse_runtime("vllm@0.11")            -> RuntimeRef("vllm", "0.11")
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..cache import Plan
+from ..options import Deployment, OptionError, RuntimeRef
+from ..spec import ModelSpec
+from .rules import Rules, RulesFunction
+
+_NOT_PROFILES = {"rules", "lowering"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    default_version: str
+    low: tuple[int, ...]
+    high: tuple[int, ...]
+    described: str  # the versions in words, for errors and docs
+    rules: RulesFunction
+    aliases: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    order: int = 100  # where it is listed (help, errors)
+
+
+_PROFILES: dict[str, Profile] = {}
+
+
+def profiles() -> dict[str, Profile]:
+    """Every runtime module of this package, by profile name, in listing order."""
+    if not _PROFILES:
+        found = []
+        for info in pkgutil.iter_modules(__path__):
+            if info.name not in _NOT_PROFILES:
+                found.append(importlib.import_module(f"{__name__}.{info.name}").PROFILE)
+        for profile in sorted(found, key=lambda p: (p.order, p.name)):
+            _PROFILES[profile.name] = profile
+    return _PROFILES
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RUNTIMES":
+        return tuple(profiles())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def parse_runtime(text: str) -> RuntimeRef:
+    """'vllm@0.11' -> RuntimeRef('vllm', '0.11'); the version defaults to the newest the profile describes."""
+    raw = str(text).strip()
+    name, _, version = raw.partition("@")
+    key = name.strip().lower()
+    known = profiles()
+    for profile in known.values():
+        if key in profile.aliases:
+            key = profile.name
+    if key not in known:
+        import difflib
+
+        close = difflib.get_close_matches(key, list(known), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise OptionError("runtime", f"unknown runtime {raw!r}{hint}; expected one of: {', '.join(known)}")
+    profile = known[key]
+    if not profile.default_version:
+        if version:
+            raise OptionError("runtime", f"the {key} runtime has no versions")
+        return RuntimeRef(key, "")
+    version = version.strip().lstrip("v") or profile.default_version
+    if not re.fullmatch(r"\d+(\.\d+){0,2}", version):
+        raise OptionError("runtime", f"{raw!r}: expected a version such as {key}@{profile.default_version}")
+    numbers = tuple(int(part) for part in version.split("."))
+    if not profile.low <= numbers <= profile.high + (999,):
+        raise OptionError(
+            "runtime", f"mla-mem describes {key} {profile.described}; {version} is outside that range"
+        )
+    return RuntimeRef(key, version)
+
+
+def rules_for(model: ModelSpec, deployment: Deployment) -> Rules:
+    profile = profiles()[deployment.runtime.name]
+    rules = profile.rules(model, deployment)
+    name = profile.name
+    if not rules.supports_tp and deployment.tp > 1:
+        raise OptionError(
+            "tp",
+            f"{name}: tensor parallelism is not modelled for this runtime (it keeps every KV head on each device); "
+            + ("use pp to split layers" if rules.supports_pp else "use dp for replicas"),
+        )
+    if not rules.supports_pp and deployment.pp > 1:
+        raise OptionError("pp", f"{name}: pipeline parallelism is not modelled for this runtime")
+    if not rules.supports_dcp and deployment.dcp > 1:
+        raise OptionError("dcp", f"{name}: decode context parallelism is a vLLM feature")
+    return rules
+
+
+def lower(model: ModelSpec, deployment: Deployment | None = None) -> Plan:
+    """The streams `deployment.runtime` stores for `model`, per GPU."""
+    from .lowering import plan
+
+    deployment = deployment or Deployment()
+    return plan(model, deployment, rules_for(model, deployment))
+
+
+__all__ = ["Profile", "lower", "parse_runtime", "profiles"]

@@ -1,0 +1,72 @@
+"""llama.cpp, by era of the GGUF conversion: 2024 (MLA expanded per head, GGUFs converted before April 2025), 2025
+(K latent + V of kv_lora_rank, April 2025 to January 2026), 2026 (K-only latent). Sources: src/llama-kv-cache.cpp
+(cells padded to 256; SWA layers hold min(n, n_swa + n_ubatch) cells), conversion/deepseek.py,
+ggml/src/ggml-common.h (block quant sizes), src/llama-memory-recurrent.cpp (fp32 recurrent state)."""
+
+from __future__ import annotations
+
+from ..errors import UsageError
+from ..options import Deployment, OptionError, RuntimeRef
+from ..spec import MLA, ModelSpec
+from ..units import DType, parse_dtype
+from . import Profile
+from .ideal import first_indexer_dim
+from .rules import LLAMA_CPP_PAD, LLAMA_CPP_UBATCH, Rules, StateRule, has_kind
+
+TYPES = ("f16", "bf16", "f32", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
+
+
+def cache_type(text: str | None, field_name: str = "kv_dtype") -> DType:
+    name = (text or "f16").lower()
+    if name in ("auto", "fp16", "float16"):
+        name = "f16"
+    if name in ("fp32", "float32"):
+        name = "f32"
+    if name not in TYPES:
+        raise OptionError(
+            field_name, f"llama.cpp: unsupported cache type {text!r}; expected one of {', '.join(TYPES)}"
+        )
+    try:
+        dtype = parse_dtype(name)
+    except UsageError as exc:  # pragma: no cover - every name of TYPES parses
+        raise OptionError(field_name, str(exc)) from None
+    return DType(name, dtype.bits, dtype.scale_block, dtype.scale_bytes, dtype.description)
+
+
+def rules(model: ModelSpec, deployment: Deployment) -> Rules:
+    k = cache_type(deployment.kv_dtype)
+    v = cache_type(deployment.v_dtype or deployment.kv_dtype, "v_dtype")
+    era = deployment.runtime.numbers[0]
+    layout = {2024: "expanded", 2025: "latent+v"}.get(era, "latent")
+    label = k.name if k.name == v.name or layout == "latent" else f"K {k.name}, V {v.name}"
+    notes = [
+        f"llama.cpp: cells per sequence padded to {LLAMA_CPP_PAD}; sliding layers hold "
+        f"pad{LLAMA_CPP_PAD}(min(n, window + n_ubatch {LLAMA_CPP_UBATCH})) cells"
+    ]
+    if has_kind(model, lambda kind: isinstance(kind.attention, MLA)):
+        notes.append({
+            "expanded": "llama.cpp 2024: GGUFs converted before April 2025 store MLA expanded per head",
+            "latent+v": "llama.cpp 2025 (April 2025 to January 2026): MLA latent as K plus a V of kv_lora_rank",
+            "latent": "llama.cpp 2026: MLA latent as K only",
+        }[layout])  # fmt: skip
+    index_dim = first_indexer_dim(model)
+    block = deployment.block_size or 1
+    f32 = parse_dtype("fp32")
+    return Rules(
+        runtime=RuntimeRef("llama.cpp", str(era)), kv=k, v=v, kv_label=label,
+        mla_layout=layout,  # type: ignore[arg-type]
+        indexer_bytes=k.row_bytes(index_dim) if index_dim else None,
+        indexer_formula=f"index_head_dim {index_dim} x {k.name}" if index_dim else "",
+        head_split="none", block=block, indexer_block=block, window_rule="llama.cpp", cell_pad=LLAMA_CPP_PAD,
+        states={"gated_deltanet": StateRule("k-1", f32, f32), "kda": StateRule("k-1", f32, f32)},
+        supports_tp=False, notes=tuple(notes),
+        refuse_compressed="llama.cpp: no DeepSeek-V4 (compressed attention) rules for this runtime yet; "
+        "use runtime vllm or ideal",
+    )  # fmt: skip
+
+
+PROFILE = Profile(
+    name="llama.cpp", default_version="2026", low=(2024,), high=(2026,),
+    described="2024 (GGUFs converted before April 2025), 2025, 2026", rules=rules, order=4,
+    aliases=("llamacpp", "llama-cpp"), sources=("src/llama-kv-cache.cpp", "ggml/src/ggml-common.h"),
+)  # fmt: skip

@@ -1,0 +1,49 @@
+"""SGLang 0.5.x. Sources: python/sglang/srt/mem_cache/memory_pool.py (MHATokenToKVPool, MLATokenToKVPool,
+NSATokenToKVPool: fp8 sparse MLA rows are the 656 B packed layout, indexer keys 128 fp8 + fp32 scale in 64-token
+pages), python/sglang/srt/model_executor/model_runner.py (page sizes, Mamba pools with fp32 recurrent state)."""
+
+from __future__ import annotations
+
+from ..options import Deployment, OptionError
+from ..spec import ModelSpec
+from ..units import parse_dtype
+from . import Profile
+from .rules import Rules, StateRule, has_kind, has_sparse_mla, model_dtype, state_dtype
+
+
+def rules(model: ModelSpec, deployment: Deployment) -> Rules:
+    requested = (deployment.kv_dtype or "auto").lower()
+    sparse = has_sparse_mla(model)
+    mla_record = None
+    label = None
+    if sparse and requested.startswith("fp8"):
+        mla_record, kv, label = 656, parse_dtype("fp8"), "fp8_e4m3 (656 B sparse layout)"
+    else:
+        kv = model_dtype(requested, model)
+        if kv.is_block_quantized or kv.bits not in (8, 16, 32):
+            raise OptionError(
+                "kv_dtype",
+                f"sglang: unsupported cache dtype {kv.name}; expected auto, bf16, fp16, fp8_e4m3, fp8_e5m2",
+            )
+    indexed = has_kind(model, lambda k: k.indexer is not None)
+    block = deployment.block_size or (64 if indexed else 1)  # page size 1 by default, 64 for DSA
+    conv = state_dtype(deployment, model.dtype)
+    recurrent = state_dtype(deployment, "fp32")
+    windowed = has_kind(model, lambda k: k.window is not None)
+    return Rules(
+        runtime=deployment.runtime, kv=kv, v=kv, kv_label=label or kv.name, mla_record=mla_record,
+        indexer_bytes=132 if indexed else None,
+        indexer_formula="index_head_dim 128 fp8 + one fp32 scale (SGLang index_k_with_scale)",
+        head_split="divides", block=block, indexer_block=64 if indexed else block, window_rule="window",
+        states={"gated_deltanet": StateRule("k-1", conv, recurrent), "kda": StateRule("k-1", conv, recurrent)},
+        mtp_note="sglang: MTP layers get a separate draft pool of the same token count",
+        notes=("sglang: sliding layers counted as window W rounded to pages (SWA pool)",) if windowed else (),
+        refuse_compressed="sglang: no DeepSeek-V4 (compressed attention) rules for this runtime yet; "
+        "use runtime vllm or ideal",
+    )  # fmt: skip
+
+
+PROFILE = Profile(
+    name="sglang", default_version="0.5", low=(0, 5), high=(0, 5, 99), described="0.5.x", rules=rules, order=2,
+    sources=("python/sglang/srt/mem_cache/memory_pool.py", "python/sglang/srt/model_executor/model_runner.py"),
+)  # fmt: skip

@@ -1,0 +1,46 @@
+"""TensorRT-LLM 1.x, PyTorch backend. Sources: tensorrt_llm/_torch/pyexecutor/resource_manager.py (KVCacheManager:
+heads per rank ceil(kv_heads / tp), tokens_per_block 32; MLA caches kv_lora_rank + qk_rope_head_dim; the DSA indexer
+cache 128 fp8 + fp32 scale in 64-token blocks), mamba_cache_manager.py."""
+
+from __future__ import annotations
+
+from ..options import Deployment, OptionError
+from ..spec import ModelSpec
+from . import Profile
+from .rules import Rules, StateRule, has_kind, model_dtype, state_dtype
+
+
+def rules(model: ModelSpec, deployment: Deployment) -> Rules:
+    kv = model_dtype(deployment.kv_dtype, model)
+    if kv.name not in ("bf16", "fp16", "fp32", "fp8_e4m3", "nvfp4"):
+        raise OptionError(
+            "kv_dtype", f"trtllm: unsupported cache dtype {kv.name}; expected auto, bf16, fp16, fp8 or nvfp4"
+        )
+    indexed = has_kind(model, lambda k: k.indexer is not None)
+    block = deployment.block_size or (64 if indexed else 32)  # tokens_per_block 32; 64 for the V3.2 indexer
+    state = state_dtype(deployment, model.dtype)
+    notes = []
+    if has_kind(model, lambda k: k.window is not None):
+        notes.append("trtllm: sliding layers counted as the window rounded up to whole blocks")
+    if has_kind(model, lambda k: k.state is not None):
+        notes.append(
+            "trtllm: linear state assumed (k-1) conv columns and recurrent state in the model dtype "
+            "(mamba_cache_manager.py; mamba_ssm_cache_dtype auto)"
+        )
+    return Rules(
+        runtime=deployment.runtime, kv=kv, v=kv, kv_label=kv.name,
+        indexer_bytes=132 if indexed else None,
+        indexer_formula="index_head_dim 128 fp8 + one fp32 scale (TensorRT-LLM DSA indexer cache)",
+        head_split="ceil", block=block, indexer_block=64 if indexed else block, window_rule="window",
+        states={"gated_deltanet": StateRule("k-1", state, state), "kda": StateRule("k-1", state, state)},
+        notes=tuple(notes),
+        refuse_compressed="trtllm: no DeepSeek-V4 (compressed attention) rules for this runtime yet; "
+        "use runtime vllm or ideal",
+    )  # fmt: skip
+
+
+PROFILE = Profile(
+    name="trtllm", default_version="1.2", low=(1, 0), high=(1, 99), described="1.x (PyTorch backend)",
+    rules=rules, order=5, aliases=("tensorrt-llm", "tensorrt_llm", "trt-llm"),
+    sources=("tensorrt_llm/_torch/pyexecutor/resource_manager.py",),
+)  # fmt: skip
