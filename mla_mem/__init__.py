@@ -37,9 +37,7 @@ if TYPE_CHECKING:
 __version__ = "0.2.0"
 
 
-def plan(
-    model: ModelSpec | str, deployment: Deployment | None = None, **options: Unpack[DeploymentOptions]
-) -> Plan:
+def plan(model: ModelSpec | str, deployment: Deployment | None = None, **options: Unpack[DeploymentOptions]) -> Plan:
     """Lower a model for a runtime and deployment: the cache streams one GPU of each pipeline stage holds."""
     from .runtimes import lower
 

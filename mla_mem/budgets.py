@@ -170,9 +170,7 @@ def load_budgets(path: str) -> tuple[str, list[Budget | BadEntry]]:
         try:
             budget = parse_budget(entry, file, key, defaults, default_lines, top.line("budgets"))
             if budget.name in names:
-                raise ConfigError(
-                    file, f"{key}.name", f"duplicate budget name {budget.name!r}", budget.line_of("name")
-                )
+                raise ConfigError(file, f"{key}.name", f"duplicate budget name {budget.name!r}", budget.line_of("name"))
             names.add(budget.name)
             out.append(budget)
         except ConfigError as exc:
@@ -207,9 +205,7 @@ def parse_budget(
     limits = []
     for limit_key, (_, unit, _) in LIMITS.items():
         if limit_key in merged:
-            parser = {"bytes": parse_size, "tokens": parse_tokens}.get(
-                unit, lambda v, w: parse_count(v, w, 1 << 40)
-            )
+            parser = {"bytes": parse_size, "tokens": parse_tokens}.get(unit, lambda v, w: parse_count(v, w, 1 << 40))
             limits.append((limit_key, parse(limit_key, parser, f"{key}.{limit_key}")))
     values = {k: merged[k] for k in DEPLOYMENT_KEYS if k in merged}
     try:
@@ -282,9 +278,7 @@ def evaluate(budget: Budget) -> list[Verdict]:
         measured["max_cache_per_gpu"] = estimate.total_bytes
     if "max_total_cache" in limits:
         measured["max_total_cache"] = estimate.deployment_bytes
-    verdicts = [
-        _verdict(budget, key, measured[key], limits[key], model.name) for key in limits if key in measured
-    ]
+    verdicts = [_verdict(budget, key, measured[key], limits[key], model.name) for key in limits if key in measured]
     if budget.gpu is not None or budget.memory is not None:
         device = find_gpu(budget.gpu) if budget.gpu is not None else memory_gpu(f"{budget.memory}B")
         settings: dict[str, Any] = {"weight_dtype": budget.weight_dtype}

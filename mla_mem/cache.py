@@ -379,9 +379,7 @@ def curve(plan: Plan, contexts: Sequence[int] | Any, batch: int = 1) -> dict[str
     total = stacked[best, np.arange(ctx.size)]
     components: dict[str, Any] = {}
     for name in dict.fromkeys(k for parts in stage_parts for k in parts):
-        rows = np.stack(
-            [np.asarray(parts.get(name, np.zeros(ctx.shape, dtype=dtype))) for parts in stage_parts]
-        )
+        rows = np.stack([np.asarray(parts.get(name, np.zeros(ctx.shape, dtype=dtype))) for parts in stage_parts])
         components[name] = rows[best, np.arange(ctx.size)]
     return {"context": ctx, "total": total, "components": components}
 

@@ -40,15 +40,11 @@ ContextOpt = Annotated[
         "repeat the option. [default: 128K]",
     ),
 ]  # fmt: skip
-BatchOpt = Annotated[
-    str, typer.Option("--batch", "-b", help="Concurrent sequences (spread over --dp replicas).")
-]
+BatchOpt = Annotated[str, typer.Option("--batch", "-b", help="Concurrent sequences (spread over --dp replicas).")]
 
 
 def _option(name: str, annotation: Any, default: Any, help_text: str, *decls: str) -> inspect.Parameter:
-    info = typer.Option(
-        *(decls or (f"--{name.replace('_', '-')}",)), help=help_text, rich_help_panel=DEPLOYMENT_PANEL
-    )
+    info = typer.Option(*(decls or (f"--{name.replace('_', '-')}",)), help=help_text, rich_help_panel=DEPLOYMENT_PANEL)
     return inspect.Parameter(
         name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[annotation, info]
     )
@@ -177,12 +173,8 @@ def models(fmt: FormatOpt = "table", units: UnitsOpt = "binary") -> None:
 
 @with_deployment()
 def show(
-    model: Annotated[
-        str, typer.Argument(help="Built-in name or alias, YAML file, config.json or params.json.")
-    ],
-    context: Annotated[
-        str, typer.Option("--context", "-c", help="Tokens per sequence (one), e.g. 128K.")
-    ] = "128K",
+    model: Annotated[str, typer.Argument(help="Built-in name or alias, YAML file, config.json or params.json.")],
+    context: Annotated[str, typer.Option("--context", "-c", help="Tokens per sequence (one), e.g. 128K.")] = "128K",
     batch: BatchOpt = "1",
     fmt: FormatOpt = "table",
     units: UnitsOpt = "binary",
@@ -262,9 +254,7 @@ def compare(
     fmt, units = _check_format(fmt), _check_units(units)
     contexts = _contexts(context, DEFAULT_COMPARE_CONTEXTS)
     variants = (as_ if as_ is not None else DEFAULT_COMPARE_VARIANTS).split(",")
-    result = run(
-        model or DEFAULT_COMPARE_MODELS, variants, contexts, _batch(batch), make_deployment(options or {})
-    )
+    result = run(model or DEFAULT_COMPARE_MODELS, variants, contexts, _batch(batch), make_deployment(options or {}))
     emit(fmt, *comparison_view(result, units))
 
 
@@ -329,9 +319,7 @@ def fit(
         values["dp"] = max(1, count // (values["tp"] * pp))
     chosen = make_deployment(values)
     if chosen.gpus != count:
-        raise UsageError(
-            f"--tp {chosen.tp} x --pp {chosen.pp} x --dp {chosen.dp} = {chosen.gpus}, not --gpus {count}"
-        )
+        raise UsageError(f"--tp {chosen.tp} x --pp {chosen.pp} x --dp {chosen.dp} = {chosen.gpus}, not --gpus {count}")
     result = run(spec, device, chosen, context=n, batch=sequences, **settings)
     emit(fmt, *fit_view(result, units))
     if not result.fits:
@@ -488,9 +476,7 @@ def plot(
 
 
 def gallery(
-    directory: Annotated[
-        str, typer.Argument(help="Where to write the gallery (the repository's plots/).")
-    ] = "plots",
+    directory: Annotated[str, typer.Argument(help="Where to write the gallery (the repository's plots/).")] = "plots",
 ) -> None:
     """Regenerate the committed plot gallery (PNG files and their data in gallery.json).
 
@@ -589,9 +575,7 @@ def _note(message: str) -> None:
     _write_stderr(f"mla-mem: note: {message}\n")
 
 
-def _show_warning(
-    message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
-) -> None:
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
     _note(str(message))
 
 

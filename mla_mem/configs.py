@@ -51,7 +51,7 @@ from .yamlio import (
 )
 
 MODEL_KEYS = (
-    "name", "source", "aliases", "params", "dtype", "max_context", "layers", "mtp_layers", "mtp_kind", "kinds",
+    "name", "source", "aliases", "params", "dtype", "cache_dtype", "max_context", "layers", "mtp_layers", "mtp_kind", "kinds",
     "attention", "layer_pattern", "layer_types", "sliding_window", "linear_attention", "indexer", "notes",
     "compress_rates", "weights",
 )  # fmt: skip
@@ -89,9 +89,7 @@ KIND_NAME = re.compile(r"[a-z][a-z0-9_\-]{0,39}")
 def parse_model(data: Any, file: str) -> ModelSpec:
     """Validate a parsed YAML document and build the ModelSpec."""
     if data is None:
-        raise ConfigError(
-            file, "", "the file is empty; expected a model description (name, layers, attention)"
-        )
+        raise ConfigError(file, "", "the file is empty; expected a model description (name, layers, attention)")
     top = Section(data, file)
     top.expect(MODEL_KEYS)
     name = top.get_str("name", required=True)
@@ -110,6 +108,12 @@ def parse_model(data: Any, file: str) -> ModelSpec:
         dtype = parse_dtype(dtype).name
     except UsageError as exc:
         raise top.error("dtype", str(exc)) from None
+    cache_dtype = top.get_str("cache_dtype")
+    if cache_dtype is not None:
+        try:
+            cache_dtype = parse_dtype(cache_dtype).name
+        except UsageError as exc:
+            raise top.error("cache_dtype", str(exc)) from None
     max_context = top.get_int("max_context", required=False, maximum=MAX_CONTEXT_FIELD)
     layers = top.req_int("layers", maximum=MAX_LAYERS)
     mtp_layers = top.get_int("mtp_layers", default=0, minimum=0, maximum=1000)
@@ -119,9 +123,7 @@ def parse_model(data: Any, file: str) -> ModelSpec:
         for key in SHORT_FORM_KEYS:
             if top.has(key):
                 top.used.add(key)
-                raise top.error(
-                    key, "give it inside a kind: with `kinds`, each kind carries its own attention"
-                )
+                raise top.error(key, "give it inside a kind: with `kinds`, each kind carries its own attention")
         kinds = _parse_kinds(top)
         layer_kinds = _parse_layer_kinds(top, layers, tuple(k.name for k in kinds), default=None)
         mtp_kind = top.get_str("mtp_kind")
@@ -134,7 +136,7 @@ def parse_model(data: Any, file: str) -> ModelSpec:
     top.done()
     spec = ModelSpec(
         name=name, layers=layers, kinds=tuple(kinds), layer_kinds=layer_kinds, mtp_layers=mtp_layers,
-        mtp_kind=mtp_kind, dtype=dtype, max_context=max_context, source=source, aliases=tuple(aliases),
+        mtp_kind=mtp_kind, dtype=dtype, cache_dtype=cache_dtype, max_context=max_context, source=source, aliases=tuple(aliases),
         params=params, path=file, weights=weights,
     )  # fmt: skip
     if mtp_layers and spec.mtp_layer_kind is None:
@@ -197,9 +199,7 @@ def _parse_kind(section: Section, name: str) -> LayerKind:
     if ratio and not compressed:
         raise section.error("compress_ratio", "only applies to attention kind compressed (DeepSeek-V4)")
     if compressed and window is None:
-        raise section.error(
-            "window", "is required for attention kind compressed (every layer keeps a window)"
-        )
+        raise section.error("window", "is required for attention kind compressed (every layer keeps a window)")
     indexer_section = section.section("indexer", required=False)
     indexer = None
     if indexer_section is not None:
@@ -318,9 +318,7 @@ def _parse_indexer(section: Section, allow_layers: bool) -> Indexer:
     return indexer
 
 
-def _parse_layer_kinds(
-    top: Section, layers: int, allowed: tuple[str, ...], default: str | None
-) -> tuple[str, ...]:
+def _parse_layer_kinds(top: Section, layers: int, allowed: tuple[str, ...], default: str | None) -> tuple[str, ...]:
     pattern = top.get_list("layer_pattern")
     explicit = top.get_list("layer_types")
     if pattern is not None and explicit is not None:
@@ -332,9 +330,7 @@ def _parse_layer_kinds(
             return (default,) * layers
         if len(allowed) == 1:
             return (allowed[0],) * layers
-        raise top.error(
-            "kinds", "several kinds: give layer_pattern or layer_types to say which layer is which"
-        )
+        raise top.error("kinds", "several kinds: give layer_pattern or layer_types to say which layer is which")
     if not items:
         raise top.error(key, "must not be empty")
     kinds = []
@@ -342,9 +338,7 @@ def _parse_layer_kinds(
     for index, item in enumerate(items):
         if not isinstance(item, str) or item.lower() not in lowered:
             hint = suggest(str(item), allowed) if isinstance(item, str) else ""
-            raise top.error(
-                key, f"item {index}: expected one of {', '.join(allowed)}, got {type_name(item)}{hint}"
-            )
+            raise top.error(key, f"item {index}: expected one of {', '.join(allowed)}, got {type_name(item)}{hint}")
         kinds.append(lowered[item.lower()])
     if explicit is not None:
         if len(kinds) != layers:
@@ -401,18 +395,14 @@ def _short_form(top: Section, layers: int) -> tuple[list[LayerKind], tuple[str, 
             replace(kinds[1], name="sliding_shared", indexer=None),
         ]
         layer_kinds = tuple(
-            kind
-            if i in indexer_layers or kind == "linear"
-            else ("shared" if kind == "full" else "sliding_shared")
+            kind if i in indexer_layers or kind == "linear" else ("shared" if kind == "full" else "sliding_shared")
             for i, kind in enumerate(layer_kinds)
         )
     present = set(layer_kinds) | {"full"}  # MTP layers are full attention layers
     return [k for k in kinds if k.name in present], layer_kinds, None
 
 
-def _short_indexer(
-    top: Section, layers: int, layer_kinds: tuple[str, ...]
-) -> tuple[Indexer | None, set[int] | None]:
+def _short_indexer(top: Section, layers: int, layer_kinds: tuple[str, ...]) -> tuple[Indexer | None, set[int] | None]:
     section = top.section("indexer", required=False)
     if section is None:
         return None, None
@@ -424,9 +414,7 @@ def _short_indexer(
     seen = []
     for index, item in enumerate(raw_layers):
         if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < layers:
-            raise section.error(
-                "layers", f"item {index}: expected a layer index 0..{layers - 1}, got {item!r}"
-            )
+            raise section.error("layers", f"item {index}: expected a layer index 0..{layers - 1}, got {item!r}")
         if layer_kinds[item] == "linear":
             raise section.error("layers", f"item {index}: layer {item} is a linear layer, it has no indexer")
         seen.append(item)
@@ -440,8 +428,7 @@ def _parse_linear(section: Section) -> State:
     assert kind is not None
     section.expect(("kind",) + STATE_FIELDS[kind])
     values = {
-        key: section.req_int(key, maximum=1024 if key == "conv_kernel" else MAX_DIM)
-        for key in STATE_FIELDS[kind]
+        key: section.req_int(key, maximum=1024 if key == "conv_kernel" else MAX_DIM) for key in STATE_FIELDS[kind]
     }
     section.done()
     return state_from(kind, values)
@@ -453,9 +440,7 @@ def _short_compressed(
     layer_kinds = _parse_layer_kinds(top, layers, COMPRESSED_KINDS, default="window")
     window = top.get_int("sliding_window", required=False, maximum=MAX_CONTEXT_FIELD)
     if window is None:
-        raise ConfigError(
-            top.file, "sliding_window", "is required for kind compressed (every layer keeps a window)"
-        )
+        raise ConfigError(top.file, "sliding_window", "is required for kind compressed (every layer keeps a window)")
     rates = top.section("compress_rates", required=any(k in ("csa", "hca") for k in layer_kinds))
     ratio = {}
     if rates is not None:
@@ -536,18 +521,12 @@ def load_model_file(path: str | os.PathLike[str]) -> ModelSpec:
         return cached[2]
     text = read_text(file)
     if not text.strip():
-        raise ConfigError(
-            name, "", "the file is empty; expected a model description (name, layers, attention)"
-        )
+        raise ConfigError(name, "", "the file is empty; expected a model description (name, layers, attention)")
     data = load_yaml(text, name)
     if not isinstance(data, dict):
-        raise ConfigError(
-            name, "", f"expected a YAML mapping (name:, layers:, attention:), got {type_name(data)}"
-        )
+        raise ConfigError(name, "", f"expected a YAML mapping (name:, layers:, attention:), got {type_name(data)}")
     if "budgets" in data and "layers" not in data:
-        raise ConfigError(
-            name, "", "this is a budget file (it has `budgets:`), not a model; use mla-mem check"
-        )
+        raise ConfigError(name, "", "this is a budget file (it has `budgets:`), not a model; use mla-mem check")
     if "gpus" in data and "layers" not in data:
         raise ConfigError(name, "", "this is a GPU catalogue (it has `gpus:`), not a model")
     spec = parse_model(data, name)

@@ -37,9 +37,7 @@ def write_atomic(
     check_writable(target, force)
     parent = target.parent if str(target.parent) else Path(".")
     try:
-        handle = tempfile.NamedTemporaryFile(
-            dir=parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
-        )
+        handle = tempfile.NamedTemporaryFile(dir=parent, prefix=f".{target.name}.", suffix=".tmp", delete=False)
     except OSError as exc:
         raise UsageError(f"{target}: cannot write ({exc.strerror or exc})") from None
     temp = Path(handle.name)

@@ -153,12 +153,7 @@ def _uniform_blocks(plan: Plan) -> tuple[int, int] | None:
     token with the same block: the case where vLLM's block arithmetic is a single division."""
     blocks = set()
     for stream in plan.streams:
-        if (
-            stream.is_state
-            or stream.window is not None
-            or stream.tokens_per_entry != 1
-            or stream.token_shards != 1
-        ):
+        if stream.is_state or stream.window is not None or stream.tokens_per_entry != 1 or stream.token_shards != 1:
             return None
         blocks.add(stream.block)
     if len(blocks) != 1:
@@ -187,9 +182,7 @@ def longest_context(plan: Plan, batch: int, available: int, limit: int = MAX_CON
     return low
 
 
-def _weights_per_gpu(
-    model: ModelSpec, plan: Plan, weight_dtype: str | None, notes: list[str]
-) -> tuple[int, str]:
+def _weights_per_gpu(model: ModelSpec, plan: Plan, weight_dtype: str | None, notes: list[str]) -> tuple[int, str]:
     """(weight bytes on the most loaded GPU, weight format): dense weights split over tp x pp, routed experts also
     over dp when experts are sharded (expert parallelism)."""
     from .params import weight_bytes
@@ -205,27 +198,19 @@ def _weights_per_gpu(
             notes.append(f"weights: {exc}; used the published parameter count")
     if counted is not None:
         assert model.weights is not None
-        use_ep = (
-            plan.deployment.ep if plan.deployment.ep is not None else (dp > 1 and model.weights.experts > 0)
-        )
+        use_ep = plan.deployment.ep if plan.deployment.ep is not None else (dp > 1 and model.weights.experts > 0)
         if use_ep:
             notes.append(f"routed experts sharded over tp x pp x dp = {tp * pp * dp} GPUs (expert parallel)")
         return weights_per_gpu(counted.dense, counted.expert, tp, pp, dp if use_ep else 1), counted.dtype
     # no per-tensor count: the published total at the given width
     if model.params.total is None:
-        raise UsageError(
-            f"{model.name}: no `weights` section and no published params.total; cannot size weights"
-        )
+        raise UsageError(f"{model.name}: no `weights` section and no published params.total; cannot size weights")
     name = (weight_dtype or "auto").lower()
     widths = {"bf16": Fraction(2), "fp16": Fraction(2), "auto": Fraction(1), "fp8": Fraction(1)}
     if name not in widths:
-        raise UsageError(
-            f"weight_dtype: only bf16 or fp8 when weights come from params.total, got {weight_dtype!r}"
-        )
+        raise UsageError(f"weight_dtype: only bf16 or fp8 when weights come from params.total, got {weight_dtype!r}")
     width = widths[name]
-    notes.append(
-        f"weights from the published parameter count {model.params.total:,} x {width} B per parameter"
-    )
+    notes.append(f"weights from the published parameter count {model.params.total:,} x {width} B per parameter")
     return int(-(-model.params.total * width // (tp * pp))), ("fp8" if width == 1 else "bf16")
 
 

@@ -1,13 +1,14 @@
 """Hugging Face `config.json` and Mistral `params.json` -> the model description (and a reviewed YAML).
 
-Key names and defaults follow the configuration classes of the `transformers` package (read at 5.24:
-`models/<family>/configuration_<family>.py`); transformers is not imported. The traps this reader avoids
-(../shared/reference/MODELS.md):
+The families' readers are in families.py; this module reads the file, unwraps multimodal wrappers, picks the cache
+dtype, adds the weights section for `fit`, and writes the result in the YAML schema (the short form when every
+layer shares one attention, layer kinds otherwise). The traps it avoids (../shared/reference/MODELS.md):
 
 - an MLA config's `num_key_value_heads` equals its query heads and is NOT a cached head count;
 - GLM-5's (and DeepSeek-V3.2's) `head_dim: 64` is the rope dim, not the attention head size;
 - Kimi Linear's `head_dim: 72` is a legacy field; the KDA head dim is `linear_attn_config.head_dim`;
-- `quantization_config` describes the weights; only `kv_cache_scheme` changes the cache dtype.
+- `quantization_config` describes the weights; only `kv_cache_scheme` changes the cache dtype;
+- a `sliding_window` of an unknown family says nothing about which layers slide: the import stops, naming it.
 """
 
 from __future__ import annotations
@@ -19,55 +20,17 @@ from typing import Any
 
 from .configs import parse_model
 from .errors import ConfigError
+from .families import WRAPPERS, Config, Draft, indexer_section, normalise_spelling, read_family
 from .spec import ModelSpec
 
 MAX_JSON_BYTES = 4 << 20  # the largest real config here (GLM-5 FP8 with its module lists) is 36 KB
-
-MLA_TYPES = ("deepseek_v2", "deepseek_v3", "kimi_k2", "deepseek_v32", "glm_moe_dsa", "mistral_large3")
-GQA_TYPES = (
-    "llama",
-    "mistral",
-    "qwen2",
-    "qwen3",
-    "qwen3_moe",
-    "minimax_m2",
-    "glm4_moe",
-    "gemma3_text",
-    "gpt_oss",
-    "ministral",
-    "qwen3_next",
-)
-WRAPPERS = ("gemma3", "mistral3", "kimi_k25", "llava", "qwen2_5_vl")
-
-# Defaults of the transformers configuration classes for keys a config may leave out.
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "gemma3_text": {
-        "head_dim": 256,
-        "num_key_value_heads": 4,
-        "sliding_window": 4096,
-        "num_attention_heads": 8,
-        "vocab_size": 262208,
-        "tie_word_embeddings": True,
-    },
-    "gpt_oss": {"head_dim": 64, "sliding_window": 128},
-    "qwen3_next": {
-        "head_dim": 256,
-        "linear_key_head_dim": 128,
-        "linear_value_head_dim": 128,
-        "linear_conv_kernel_dim": 4,
-        "linear_num_key_heads": 16,
-        "linear_num_value_heads": 32,
-    },
-    "qwen3": {"head_dim": 128},
-    "minimax_m2": {"head_dim": 128},
-}
 
 
 class AssumptionWarning(UserWarning):
     """An assumption the importer made; the CLI prints it on stderr."""
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path) -> dict[str, Any]:
     name = str(path)
     try:
         size = path.stat().st_size
@@ -92,9 +55,10 @@ def read_json(path: Path) -> Any:
 
 
 def parse_json_text(text: str, name: str) -> dict[str, Any]:
-    """A config's JSON text -> the object, with errors naming the file and line."""
+    """A config's JSON text -> the object. Infinity and NaN are read as Python's json and transformers read them
+    (NVIDIA configs carry them in keys that do not reach the cache); in a dimension they are refused by name."""
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(name, "", f"invalid JSON: {exc.msg}", line=exc.lineno) from None
     except RecursionError:
@@ -104,10 +68,6 @@ def parse_json_text(text: str, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(name, "", f"expected a JSON object, got {type(value).__name__}")
     return value
-
-
-def _reject_constant(text: str) -> Any:
-    raise ValueError(f"{text} is not a number")
 
 
 def find_config(path: Path) -> Path:
@@ -127,118 +87,55 @@ def is_config_path(text: str) -> bool:
     return path.is_dir() and ((path / "config.json").is_file() or (path / "params.json").is_file())
 
 
-class _Reader:
-    """Typed access to one JSON object with errors naming the file and key."""
-
-    def __init__(
-        self, data: dict[str, Any], file: str, prefix: str = "", defaults: dict[str, Any] | None = None
-    ):
-        self.data = data
-        self.file = file
-        self.prefix = prefix
-        self.defaults = defaults or {}
-
-    def key(self, name: str) -> str:
-        return f"{self.prefix}{name}"
-
-    def has(self, name: str) -> bool:
-        return self.data.get(name) is not None
-
-    def get_int(self, name: str, *, default: Any = ..., minimum: int = 1) -> int:
-        value = self.data.get(name)
-        if value is None:
-            if name in self.defaults:
-                return int(self.defaults[name])
-            if default is not ...:
-                return int(default)
-            raise ConfigError(self.file, self.key(name), "is required (a positive integer) and missing")
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
-                raise ConfigError(self.file, self.key(name), f"expected an integer, got {value!r}")
-        if value < minimum:
-            raise ConfigError(self.file, self.key(name), f"expected an integer >= {minimum}, got {value}")
-        if value > 1 << 40:
-            raise ConfigError(self.file, self.key(name), f"{value:,} is larger than any real model allows")
-        return value
-
-    def opt_int(self, name: str, minimum: int = 1) -> int | None:
-        if self.data.get(name) is None and name not in self.defaults:
-            return None
-        return self.get_int(name, minimum=minimum)
-
-    def get_list(self, name: str) -> list[Any] | None:
-        value = self.data.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, list):
-            raise ConfigError(self.file, self.key(name), f"expected a list, got {type(value).__name__}")
-        return value
+# ---------------------------------------------------------------------------------------------------------
+# Reading
 
 
-def _dtype_of(data: dict[str, Any], outer: dict[str, Any], file: str, notes: list[str]) -> str:
+def _dtype_of(data: dict[str, Any], outer: dict[str, Any], file: str, notes: list[str]) -> tuple[str, str | None]:
+    """(model dtype, the checkpoint's cache dtype from quantization_config.kv_cache_scheme, or None)."""
     raw = data.get("torch_dtype") or data.get("dtype") or outer.get("torch_dtype") or outer.get("dtype")
-    mapping = {
-        "bfloat16": "bf16",
-        "float16": "fp16",
-        "float32": "fp32",
-        "bf16": "bf16",
-        "fp16": "fp16",
-        "fp32": "fp32",
-    }
+    mapping = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "bf16": "bf16", "fp16": "fp16", "fp32": "fp32"}
     dtype = mapping.get(str(raw).lower()) if raw is not None else None
     if dtype is None:
-        if raw is not None:
-            notes.append(f"model dtype {raw!r} is not a cache dtype; assumed bf16")
-        else:
-            notes.append("no torch_dtype / dtype in the config; assumed bf16")
+        notes.append(f"model dtype {raw!r} is not a cache dtype; assumed bf16" if raw is not None
+                     else "no torch_dtype / dtype in the config; assumed bf16")  # fmt: skip
         dtype = "bf16"
     quant = data.get("quantization_config") or outer.get("quantization_config")
+    cache = None
     if isinstance(quant, dict) and isinstance(quant.get("kv_cache_scheme"), dict):
         scheme = quant["kv_cache_scheme"]
         bits, kind = scheme.get("num_bits"), str(scheme.get("type", "float")).lower()
         if bits == 8:
-            dtype = "fp8" if kind == "float" else "int8"
-            notes.append(f"cache dtype {dtype} from quantization_config.kv_cache_scheme")
+            cache = "fp8" if kind == "float" else "int8"
+            notes.append(f"cache dtype {cache} from quantization_config.kv_cache_scheme (states stay {dtype})")
         elif bits is not None:
-            raise ConfigError(
-                file, "quantization_config.kv_cache_scheme.num_bits", f"unsupported value {bits!r}"
+            raise ConfigError(file, "quantization_config.kv_cache_scheme.num_bits", f"unsupported value {bits!r}")
+    return dtype, cache
+
+
+def _dtypes(out: dict[str, Any], data: dict[str, Any], outer: dict[str, Any], file: str, notes: list[str]) -> None:
+    dtype, cache = _dtype_of(data, outer, file, notes)
+    out["dtype"] = dtype
+    if cache:
+        out["cache_dtype"] = cache
+
+
+def _unwrap(data: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """(language-model config, its model_type, key prefix) for multimodal wrappers."""
+    model_type = str(data.get("model_type", "")).lower()
+    wrapper = WRAPPERS.get(model_type)
+    for key in (wrapper[0],) if wrapper else ("text_config", "llm_config", "language_config"):
+        inner = data.get(key)
+        if isinstance(inner, dict) and (wrapper or "num_hidden_layers" not in data):
+            inner_type = str(inner.get("model_type", "")).lower() or (
+                wrapper[1] if wrapper and wrapper[1] else model_type
             )
-    return dtype
-
-
-def _layer_kinds_from_types(types: list[Any], layers: int, file: str, key: str) -> list[str]:
-    names = {
-        "full_attention": "full", "attention": "full", "global": "full", "indexed_attention": "full",
-        "sliding_attention": "sliding", "sliding_window": "sliding", "local": "sliding", "chunked_attention": None,
-        "linear_attention": "linear", "linear": "linear",
-    }  # fmt: skip
-    if len(types) != layers:
-        raise ConfigError(file, key, f"has {len(types)} entries but num_hidden_layers is {layers}")
-    kinds = []
-    for index, item in enumerate(types):
-        kind = names.get(str(item)) if isinstance(item, str) else None
-        if kind is None:
-            raise ConfigError(
-                file,
-                key,
-                f"item {index}: unknown layer type {item!r}; expected full_attention, "
-                "sliding_attention or linear_attention",
-            )
-        kinds.append(kind)
-    return kinds
-
-
-def _pattern_or_list(kinds: list[str]) -> dict[str, Any]:
-    """The shortest repeating pattern that reproduces `kinds` (layer_pattern), else layer_types."""
-    if len(set(kinds)) == 1:
-        return {} if kinds[0] == "full" else {"layer_pattern": [kinds[0]]}
-    for size in range(1, len(kinds) // 2 + 1):
-        pattern = kinds[:size]
-        if all(kinds[i] == pattern[i % size] for i in range(len(kinds))):
-            return {"layer_pattern": pattern}
-    return {"layer_types": kinds}
+            if wrapper and wrapper[1] and inner_type in (model_type, ""):
+                inner_type = wrapper[1]
+            if inner_type == "gemma3":
+                inner_type = "gemma3_text"
+            return inner, inner_type, f"{key}."
+    return data, model_type, ""
 
 
 def convert(data: dict[str, Any], file: str, name: str | None = None) -> tuple[dict[str, Any], list[str]]:
@@ -247,200 +144,141 @@ def convert(data: dict[str, Any], file: str, name: str | None = None) -> tuple[d
     if "dim" in data and "n_layers" in data and "n_heads" in data:
         return _convert_mistral_params(data, file, name, notes), notes
     outer = data
-    model_type = str(data.get("model_type", "")).lower()
-    prefix = ""
-    if isinstance(data.get("text_config"), dict) and (
-        model_type in WRAPPERS or "num_hidden_layers" not in data
-    ):
-        data = data["text_config"]
-        prefix = "text_config."
-        model_type = str(data.get("model_type", model_type)).lower() or model_type
-        if model_type == "gemma3":
-            model_type = "gemma3_text"
+    if data.get("is_encoder_decoder") is True and "text_config" not in data:
+        raise ConfigError(file, "is_encoder_decoder", f"{data.get('model_type') or 'this'} is an encoder-decoder "
+                          "model: its cross-attention cache depends on the encoder's input, which mla-mem does not "
+                          "size; describe the decoder's self-attention in YAML to size that part")  # fmt: skip
+    data, model_type, prefix = _unwrap(normalise_spelling(data))
+    data = normalise_spelling(data)
     if model_type in ("deepseek_v41", "deepseek_v41_text"):
-        raise ConfigError(
-            file,
-            f"{prefix}model_type",
-            f"{model_type} (DeepSeek-V4.1 cross-layer cache sharing) is not supported yet",
-        )
+        raise ConfigError(file, f"{prefix}model_type",
+                          f"{model_type} (DeepSeek-V4.1 cross-layer cache sharing) is not supported yet")  # fmt: skip
     if model_type == "deepseek_v4":
         return _convert_deepseek_v4(data, outer, file, prefix, name, notes), notes
-    defaults = DEFAULTS.get(model_type, {})
-    reader = _Reader(data, file, prefix, defaults)
-    layers = reader.get_int("num_hidden_layers")
-    if layers > 100_000:
-        raise ConfigError(
-            file, reader.key("num_hidden_layers"), f"{layers:,} layers is beyond any real model"
-        )
-    heads = reader.get_int("num_attention_heads")
+    if not model_type and "num_hidden_layers" not in data and "architectures" not in data:
+        raise ConfigError(file, "", "unrecognised config: no model_type, architectures or num_hidden_layers (not a "
+                          "Hugging Face config.json); describe the model in YAML")  # fmt: skip
+    config = Config(data, file, prefix)
+    draft = read_family(model_type, config)
+    notes.extend(draft.notes)
     out: dict[str, Any] = {"name": name or "imported model"}
-    out["dtype"] = _dtype_of(data, outer, file, notes)
-    max_context = reader.opt_int("max_position_embeddings") or reader.opt_int("model_max_length")
-    if max_context:
-        out["max_context"] = max_context
-    out["layers"] = layers
-    mtp = reader.opt_int("num_nextn_predict_layers", minimum=0) or 0
-    if mtp:
+    _dtypes(out, data, outer, file, notes)
+    context = config.opt_int("max_position_embeddings") or config.opt_int("model_max_length")
+    if context:
+        out["max_context"] = context
+    out["layers"] = len(draft.layers)
+    mtp = draft.mtp_layers or config.get_int("num_nextn_predict_layers", default=0, minimum=0)
+    if mtp and _has_mtp_kind(draft):
         out["mtp_layers"] = mtp
-    known = model_type in MLA_TYPES or model_type in GQA_TYPES or model_type in ("kimi_linear", "gemma3_text")
-    is_mla = reader.has("kv_lora_rank")
-    if not known:
-        what = "MLA (kv_lora_rank is present)" if is_mla else "grouped-query attention"
-        notes.append(f"unknown model_type {model_type or '(none)'!r}: read as {what}")
-    kinds = ["full"] * layers
-
-    if is_mla:
-        if reader.has("num_key_value_heads") and reader.get_int("num_key_value_heads") != 1:
-            notes.append(
-                f"num_key_value_heads ({reader.get_int('num_key_value_heads')}) ignored: an MLA layer caches "
-                "one latent, not per-head keys"
-            )
-        attention: dict[str, Any] = {
-            "kind": "mla",
-            "heads": heads,
-            "kv_lora_rank": reader.get_int("kv_lora_rank"),
-            "qk_rope_head_dim": reader.get_int("qk_rope_head_dim"),
-            "qk_nope_head_dim": reader.get_int("qk_nope_head_dim"),
-            "v_head_dim": reader.get_int("v_head_dim"),
-        }
-        if reader.has("q_lora_rank"):
-            attention["q_lora_rank"] = reader.get_int("q_lora_rank")
-        if reader.has("head_dim") and reader.get_int("head_dim") == attention["qk_rope_head_dim"]:
-            notes.append(
-                f"head_dim {reader.get_int('head_dim')} is the rope dim (qk_rope_head_dim), not the head size"
-            )
-        out["attention"] = attention
-    else:
-        kv_heads = reader.get_int("num_key_value_heads", default=heads)
-        if not reader.has("num_key_value_heads") and "num_key_value_heads" not in defaults:
-            notes.append(f"no num_key_value_heads: assumed {heads} (MHA)")
-        if reader.has("head_dim") or "head_dim" in defaults:
-            head_dim = reader.get_int("head_dim")
-        else:
-            hidden = reader.get_int("hidden_size")
-            if hidden % heads:
-                raise ConfigError(
-                    file,
-                    reader.key("head_dim"),
-                    f"missing, and hidden_size {hidden} is not a multiple of num_attention_heads {heads}",
-                )
-            head_dim = hidden // heads
-            notes.append(f"no head_dim: hidden_size / num_attention_heads = {head_dim}")
-        out["attention"] = _kv_attention(heads, kv_heads, head_dim)
-
-    # Layer kinds: explicit layer_types first, then each family's default pattern.
-    types = reader.get_list("layer_types")
-    window = reader.opt_int("sliding_window")
-    if model_type == "kimi_linear":
-        kinds = _kimi_linear_layers(reader, layers, file, prefix)
-    elif types is not None:
-        kinds = _layer_kinds_from_types(types, layers, file, reader.key("layer_types"))
-    elif model_type == "qwen3_next":
-        interval = reader.get_int("full_attention_interval", default=4)
-        kinds = ["full" if (i + 1) % interval == 0 else "linear" for i in range(layers)]
-    elif model_type == "gemma3_text":
-        period = reader.get_int("sliding_window_pattern", default=6)
-        kinds = ["full" if (i + 1) % period == 0 else "sliding" for i in range(layers)]
-        notes.append(f"no layer_types: transformers' default Gemma 3 pattern, every {period}th layer global")
-    elif model_type == "gpt_oss":
-        kinds = ["sliding" if i % 2 == 0 else "full" for i in range(layers)]
-    elif model_type in ("qwen2", "qwen3", "qwen3_moe"):
-        if data.get("use_sliding_window") and window:
-            first = reader.get_int("max_window_layers", default=28, minimum=0)
-            kinds = ["sliding" if i >= first else "full" for i in range(layers)]
-    elif window and model_type in ("mistral", "ministral", "") or (window and not known):
-        kinds = ["sliding"] * layers
-        notes.append(f"sliding_window {window} applies to every layer (no layer_types)")
-    if "sliding" in kinds:
-        if not window:
-            raise ConfigError(
-                file, reader.key("sliding_window"), "is required: the config has sliding layers"
-            )
-        out["sliding_window"] = window
-    out.update(_pattern_or_list(kinds))
-    if model_type == "qwen3_next":
-        out["linear_attention"] = {
-            "kind": "gated_deltanet",
-            "key_heads": reader.get_int("linear_num_key_heads"),
-            "value_heads": reader.get_int("linear_num_value_heads"),
-            "key_head_dim": reader.get_int("linear_key_head_dim"),
-            "value_head_dim": reader.get_int("linear_value_head_dim"),
-            "conv_kernel": reader.get_int("linear_conv_kernel_dim"),
-        }
-    elif model_type == "kimi_linear":
-        linear = _Reader(data.get("linear_attn_config") or {}, file, f"{prefix}linear_attn_config.")
-        out["linear_attention"] = {
-            "kind": "kda",
-            "heads": linear.get_int("num_heads", default=heads),
-            "head_dim": linear.get_int("head_dim"),
-            "conv_kernel": linear.get_int("short_conv_kernel_size", default=4),
-        }
-        if data.get("mla_use_nope"):
-            notes.append("mla_use_nope: the MLA layers use no rope, but runtimes still cache the rope slot")
-    elif "linear" in kinds:
-        raise ConfigError(
-            file,
-            reader.key("layer_types"),
-            f"linear_attention layers in model_type {model_type!r} "
-            "are not understood; describe the model in YAML",
-        )
-    if reader.has("index_n_heads") or reader.has("index_head_dim"):
-        out["indexer"] = _indexer(reader)
-    weights = _weights(reader, data, outer, notes)
+    out.update(_layers_section(draft, context, notes))
+    weights = _weights_or_note(config, data, outer, notes)
     if weights:
         out["weights"] = weights
     return out, notes
 
 
-def _kv_attention(heads: int, kv_heads: int, head_dim: int) -> dict[str, Any]:
-    """The attention section of a K/V model: MHA, MQA or GQA by its KV head count."""
-    kind = "mha" if kv_heads == heads else ("mqa" if kv_heads == 1 else "gqa")
-    attention: dict[str, Any] = {"kind": kind, "heads": heads}
-    if kind == "gqa":
-        attention["kv_heads"] = kv_heads
-    attention["head_dim"] = head_dim
-    return attention
+def _has_mtp_kind(draft: Draft) -> bool:
+    return draft.mtp_kind is not None or any(
+        "attention" in kind and "window" not in kind and "chunk" not in kind for kind in draft.kinds.values()
+    )
 
 
-def _indexer(reader: _Reader) -> dict[str, Any]:
-    """DSA / Lightning Indexer keys: index_n_heads, index_head_dim, index_topk."""
-    return {
-        "heads": reader.get_int("index_n_heads"),
-        "head_dim": reader.get_int("index_head_dim"),
-        "topk": reader.get_int("index_topk", default=2048),
-    }
+def _layers_section(draft: Draft, max_context: int | None, notes: list[str]) -> dict[str, Any]:
+    """The kinds and layers in the short form when every attention layer shares one attention, else as `kinds`."""
+    kinds = {name: dict(kind) for name, kind in draft.kinds.items()}
+    for name, kind in kinds.items():
+        for key in ("window", "chunk"):
+            if max_context and kind.get(key) is not None and kind[key] >= max_context:
+                notes.append(
+                    f"{name} layers: {key} {kind[key]:,} >= max_position_embeddings {max_context:,}: full attention"
+                )
+                del kind[key]
+    short = _short_form(kinds, draft)
+    if short is not None:
+        return short
+    out: dict[str, Any] = {"kinds": kinds}
+    if draft.mtp_kind:
+        out["mtp_kind"] = draft.mtp_kind
+    out.update(_pattern_or_list(draft.layers))
+    return out
 
 
-def _first(reader: _Reader, *names: str) -> int | None:
+def _short_form(kinds: dict[str, dict[str, Any]], draft: Draft) -> dict[str, Any] | None:
+    names = set(draft.layers)
+    if not names <= {"full", "sliding", "linear"} or draft.mtp_kind is not None:
+        return None
+    attentions = [k["attention"] for k in kinds.values() if "attention" in k]
+    indexers = [k.get("indexer") for k in kinds.values() if "attention" in k]
+    if not attentions or any(a != attentions[0] for a in attentions) or any(i != indexers[0] for i in indexers):
+        return None
+    allowed = {"full": {"attention", "indexer"}, "sliding": {"attention", "window", "indexer"}, "linear": {"state"}}
     for name in names:
-        if reader.has(name) or name in reader.defaults:
-            return reader.get_int(name, minimum=0)
+        if set(kinds[name]) - allowed[name] or (name == "sliding" and "window" not in kinds[name]):
+            return None
+    if "linear" in names and kinds["linear"]["state"]["kind"] not in ("gated_deltanet", "kda"):
+        return None
+    out: dict[str, Any] = {"attention": attentions[0]}
+    if "sliding" in names:
+        out["sliding_window"] = kinds["sliding"]["window"]
+    if "linear" in names:
+        out["linear_attention"] = kinds["linear"]["state"]
+    if indexers[0]:
+        out["indexer"] = indexers[0]
+    out.update({} if names == {"full"} else _pattern_or_list(draft.layers))
+    return out
+
+
+def _pattern_or_list(kinds: list[str]) -> dict[str, Any]:
+    """The shortest repeating pattern that reproduces `kinds` (layer_pattern), else layer_types."""
+    if len(set(kinds)) == 1:
+        return {"layer_pattern": [kinds[0]]}
+    for size in range(1, len(kinds) // 2 + 1):
+        pattern = kinds[:size]
+        if all(kinds[i] == pattern[i % size] for i in range(len(kinds))):
+            return {"layer_pattern": pattern}
+    return {"layer_types": kinds}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Weights (for `fit`): never stop a cache estimate
+
+
+def _weights_or_note(
+    config: Config, data: dict[str, Any], outer: dict[str, Any], notes: list[str]
+) -> dict[str, Any] | None:
+    try:
+        return _weights(Config(data, config.file, config.prefix, config.defaults), data, outer, notes)
+    except ConfigError as exc:
+        notes.append(f"no weights section ({exc.key}: {exc.detail}); fit needs the checkpoint or a published "
+                     "parameter count for this model")  # fmt: skip
+        return None
+
+
+def _first(c: Config, *names: str) -> int | None:
+    for name in names:
+        if c.has(name) or name in c.defaults:
+            return c.get_int(name, minimum=0)
     return None
 
 
-def _weights(
-    reader: _Reader, data: dict[str, Any], outer: dict[str, Any], notes: list[str]
-) -> dict[str, Any] | None:
-    """The `weights` section (for parameter counts and `fit`), when the config has the dims. Handles HF keys and
-    the native params files (dim, hidden_dim / inter_dim, moe)."""
-    hidden = _first(reader, "hidden_size", "dim")
-    vocab = _first(reader, "vocab_size")
+def _weights(c: Config, data: dict[str, Any], outer: dict[str, Any], notes: list[str]) -> dict[str, Any] | None:
+    """The `weights` section (parameter counts and `fit`), when the config has the dims. Handles HF keys and the
+    native params files (dim, hidden_dim / inter_dim, moe)."""
+    hidden = _first(c, "hidden_size", "dim")
+    vocab = _first(c, "vocab_size")
     if not hidden or not vocab:
         return None
     weights: dict[str, Any] = {"hidden_size": hidden, "vocab_size": vocab}
-    moe_value = data.get("moe")
-    moe_block: dict[str, Any] = moe_value if isinstance(moe_value, dict) else {}
-    moe_reader = _Reader(moe_block, reader.file, f"{reader.prefix}moe.")
-    experts = _first(reader, "n_routed_experts", "num_experts", "num_local_experts") or _first(
-        moe_reader, "num_experts"
-    )
-    first_dense = _first(reader, "first_k_dense_replace", "n_dense_layers") or _first(
-        moe_reader, "first_k_dense_replace"
-    )
-    dense = _first(reader, "intermediate_size", "hidden_dim", "inter_dim")
+    moe_block = data.get("moe") if isinstance(data.get("moe"), dict) else {}
+    moe_c = Config(moe_block or {}, c.file, f"{c.prefix}moe.")
+    experts = _first(c, "n_routed_experts", "num_experts", "num_local_experts") or _first(moe_c, "num_experts")
+    first_dense = _first(c, "first_k_dense_replace", "n_dense_layers") or _first(moe_c, "first_k_dense_replace")
+    dense = _first(c, "intermediate_size", "hidden_dim", "inter_dim")
     if dense and (not experts or first_dense):
         weights["intermediate_size"] = dense
-    tied = data.get("tie_word_embeddings", reader.defaults.get("tie_word_embeddings"))
+    elif not experts or first_dense:
+        raise c.error("intermediate_size", "the dense MLP width is not in the config")
+    tied = data.get("tie_word_embeddings", c.defaults.get("tie_word_embeddings"))
     if tied is True or data.get("tied_embeddings") is True:
         weights["tie_embeddings"] = True
     quant = data.get("quantization_config") or outer.get("quantization_config")
@@ -456,28 +294,17 @@ def _weights(
     if experts:
         moe: dict[str, Any] = {
             "experts": experts,
-            "experts_per_token": _first(
-                reader,
-                "num_experts_per_tok",
-                "experts_per_token",
-                "n_activated_experts",
-                "num_experts_per_token",
-            )
-            or _first(moe_reader, "num_experts_per_tok")
-            or 1,
-        }
-        shared = _first(reader, "n_shared_experts", "num_shared_experts") or _first(
-            moe_reader, "num_shared_experts"
-        )
-        if shared is None and reader.has("shared_expert_intermediate_size"):
+            "experts_per_token": _first(c, "num_experts_per_tok", "experts_per_token", "n_activated_experts",
+                                        "num_experts_per_token") or _first(moe_c, "num_experts_per_tok") or 1,
+        }  # fmt: skip
+        shared = _first(c, "n_shared_experts", "num_shared_experts") or _first(moe_c, "num_shared_experts")
+        if shared is None and c.has("shared_expert_intermediate_size"):
             shared = 1
         if shared:
             moe["shared_experts"] = shared
-        inter = _first(reader, "moe_intermediate_size", "moe_inter_dim") or _first(
-            moe_reader, "expert_hidden_dim"
-        )
+        inter = _first(c, "moe_intermediate_size", "moe_inter_dim") or _first(moe_c, "expert_hidden_dim")
         if inter is None:
-            inter = _first(reader, "intermediate_size")
+            inter = _first(c, "intermediate_size")
         if inter is None:
             return None
         moe["intermediate_size"] = inter
@@ -487,191 +314,127 @@ def _weights(
     return weights
 
 
-V4_TYPES = {
-    "sliding_attention": "window",
-    "compressed_sparse_attention": "csa",
-    "heavily_compressed_attention": "hca",
-}
+# ---------------------------------------------------------------------------------------------------------
+# DeepSeek-V4 and native params files
+
+V4_TYPES = {"sliding_attention": "window", "compressed_sparse_attention": "csa", "heavily_compressed_attention": "hca"}
+
+
+def _v4_kinds(c: Config, layers: int, notes: list[str]) -> tuple[list[str], dict[str, int]]:
+    """DeepSeek-V4 layer kinds from `compress_ratios` (one int per layer, MTP layers after num_hidden_layers) or
+    transformers' `layer_types` + `compress_rates` (configuration_deepseek_v4.py)."""
+    rates = {"csa": 4, "hca": 128}
+    types, ratios = c.get_list("layer_types"), c.get_list("compress_ratios")
+    if types is not None:
+        if len(types) < layers:
+            raise c.error("layer_types", f"has {len(types)} entries, fewer than the {layers} layers")
+        bad = next((i for i, t in enumerate(types[:layers]) if t not in V4_TYPES), None)
+        if bad is not None:
+            raise c.error(
+                "layer_types", f"item {bad}: unknown layer type {types[bad]!r}; expected one of {', '.join(V4_TYPES)}"
+            )
+        given = c.raw("compress_rates")
+        if isinstance(given, dict):
+            for key, value in given.items():
+                if key in V4_TYPES and V4_TYPES[key] in rates:
+                    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                        raise c.error(f"compress_rates.{key}", f"expected a positive integer, got {value!r}")
+                    rates[V4_TYPES[key]] = value
+        elif given is None:
+            notes.append("no compress_rates: transformers' defaults csa 4, hca 128")
+        return [V4_TYPES[t] for t in types[:layers]], rates
+    if ratios is None:
+        raise c.error("compress_ratios", "DeepSeek-V4 needs compress_ratios or layer_types (mla-mem does not assume "
+                                         "the V4-Pro default pattern, which is wrong for Flash)")  # fmt: skip
+    if len(ratios) < layers:
+        raise c.error("compress_ratios", f"has {len(ratios)} entries, fewer than the {layers} layers")
+    if len(ratios) > layers:
+        notes.append(f"compress_ratios has {len(ratios)} entries: the {len(ratios) - layers} after num_hidden_layers "
+                     f"({layers}) belong to MTP layers and are sliced off")  # fmt: skip
+    if any(isinstance(r, bool) or not isinstance(r, int) or r < 0 for r in ratios[:layers]):
+        raise c.error("compress_ratios", "expected non-negative integers (0 = window only)")
+    values = sorted({r for r in ratios[:layers] if r})
+    if len(values) > 2:
+        raise c.error("compress_ratios", f"more than two compression ratios {values}")
+    # the smaller ratio is the sparse (indexed) one, as in V4: 4 -> csa, 128 -> hca
+    by_ratio = dict(zip(values, ("csa", "hca"), strict=False))
+    rates.update({kind: ratio for ratio, kind in by_ratio.items()})
+    return ["window" if r == 0 else by_ratio[r] for r in ratios[:layers]], rates
 
 
 def _convert_deepseek_v4(
     data: dict[str, Any], outer: dict[str, Any], file: str, prefix: str, name: str | None, notes: list[str]
 ) -> dict[str, Any]:
-    """DeepSeek-V4 in either spelling: `compress_ratios` (one int per layer, MTP layers after the first
-    num_hidden_layers entries) or transformers' `layer_types` + `compress_rates` (configuration_deepseek_v4.py)."""
-    reader = _Reader(data, file, prefix)
-    layers = reader.get_int("num_hidden_layers")
-    out: dict[str, Any] = {"name": name or "imported model", "dtype": _dtype_of(data, outer, file, notes)}
-    context = reader.opt_int("max_position_embeddings")
+    c = Config(data, file, prefix)
+    layers = c.get_int("num_hidden_layers")
+    out: dict[str, Any] = {"name": name or "imported model"}
+    _dtypes(out, data, outer, file, notes)
+    context = c.opt_int("max_position_embeddings")
     if context:
         out["max_context"] = context
     out["layers"] = layers
-    mtp = reader.opt_int("num_nextn_predict_layers", minimum=0) or 0
+    mtp = c.opt_int("num_nextn_predict_layers", minimum=0) or 0
     if mtp:
         out["mtp_layers"] = mtp
-    out["attention"] = {
-        "kind": "compressed",
-        "heads": reader.get_int("num_attention_heads"),
-        "head_dim": reader.get_int("head_dim"),
-        "qk_rope_head_dim": reader.get_int("qk_rope_head_dim"),
-    }
-    if reader.has("num_key_value_heads") and reader.get_int("num_key_value_heads") != 1:
-        raise ConfigError(
-            file,
-            reader.key("num_key_value_heads"),
-            f"DeepSeek-V4 caches one shared key-value head; got {reader.get_int('num_key_value_heads')}",
+    out["attention"] = {"kind": "compressed", "heads": c.get_int("num_attention_heads"),
+                        "head_dim": c.get_int("head_dim"), "qk_rope_head_dim": c.get_int("qk_rope_head_dim")}  # fmt: skip
+    if c.has("num_key_value_heads") and c.get_int("num_key_value_heads") != 1:
+        raise c.error(
+            "num_key_value_heads",
+            f"DeepSeek-V4 caches one shared key-value head; got {c.get_int('num_key_value_heads')}",
         )
-    out["sliding_window"] = reader.get_int("sliding_window")
-    ratios = reader.get_list("compress_ratios")
-    types = reader.get_list("layer_types")
-    rates = {"csa": 4, "hca": 128}
-    if types is not None:
-        if len(types) < layers:
-            raise ConfigError(
-                file, reader.key("layer_types"), f"has {len(types)} entries, fewer than the {layers} layers"
-            )
-        kinds = []
-        for index, item in enumerate(types[:layers]):
-            if item not in V4_TYPES:
-                raise ConfigError(
-                    file,
-                    reader.key("layer_types"),
-                    f"item {index}: unknown layer type {item!r}; expected one of {', '.join(V4_TYPES)}",
-                )
-            kinds.append(V4_TYPES[item])
-        given = data.get("compress_rates")
-        if isinstance(given, dict):
-            for key, value in given.items():
-                if key in V4_TYPES and V4_TYPES[key] in rates:
-                    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                        raise ConfigError(
-                            file,
-                            reader.key(f"compress_rates.{key}"),
-                            f"expected a positive integer, got {value!r}",
-                        )
-                    rates[V4_TYPES[key]] = value
-        elif given is None:
-            notes.append("no compress_rates: transformers' defaults csa 4, hca 128")
-    elif ratios is not None:
-        if len(ratios) < layers:
-            raise ConfigError(
-                file,
-                reader.key("compress_ratios"),
-                f"has {len(ratios)} entries, fewer than the {layers} layers",
-            )
-        if len(ratios) > layers:
-            notes.append(
-                f"compress_ratios has {len(ratios)} entries: the {len(ratios) - layers} after "
-                f"num_hidden_layers ({layers}) belong to MTP layers and are sliced off"
-            )
-        values = sorted({r for r in ratios[:layers] if r})
-        if any(isinstance(r, bool) or not isinstance(r, int) or r < 0 for r in ratios[:layers]):
-            raise ConfigError(
-                file, reader.key("compress_ratios"), "expected non-negative integers (0 = window only)"
-            )
-        if len(values) > 2:
-            raise ConfigError(
-                file, reader.key("compress_ratios"), f"more than two compression ratios {values}"
-            )
-        # the smaller ratio is the sparse (indexed) one, as in V4: 4 -> csa, 128 -> hca
-        by_ratio = {}
-        if values:
-            by_ratio[values[0]] = "csa"
-            rates["csa"] = values[0]
-        if len(values) == 2:
-            by_ratio[values[1]] = "hca"
-            rates["hca"] = values[1]
-        kinds = ["window" if r == 0 else by_ratio[r] for r in ratios[:layers]]
-    else:
-        raise ConfigError(
-            file,
-            reader.key("compress_ratios"),
-            "DeepSeek-V4 needs compress_ratios or layer_types "
-            "(mla-mem does not assume the V4-Pro default pattern, which is wrong for Flash)",
-        )
+    out["sliding_window"] = c.get_int("sliding_window")
+    kinds, rates = _v4_kinds(c, layers, notes)
     out["compress_rates"] = {k: v for k, v in rates.items() if k in kinds}
-    out.update(_pattern_or_list(kinds) if set(kinds) != {"window"} else {"layer_pattern": ["window"]})
-    if reader.has("index_n_heads"):
-        out["indexer"] = _indexer(reader)
+    out.update(_pattern_or_list(kinds))
+    if c.has("index_n_heads"):
+        out["indexer"] = indexer_section(c)
     return out
 
 
-def _kimi_linear_layers(reader: _Reader, layers: int, file: str, prefix: str) -> list[str]:
-    config = reader.data.get("linear_attn_config")
-    types = reader.get_list("layer_types")
-    if types is not None:
-        return _layer_kinds_from_types(types, layers, file, reader.key("layer_types"))
-    if not isinstance(config, dict):
-        raise ConfigError(
-            file, f"{prefix}linear_attn_config", "is required for kimi_linear (KDA layer positions)"
-        )
-    kinds: list[str | None] = [None] * layers
-    for key, kind in (("full_attn_layers", "full"), ("kda_layers", "linear")):
-        values = config.get(key)
-        if not isinstance(values, list):
-            raise ConfigError(
-                file, f"{prefix}linear_attn_config.{key}", "expected a list of 1-based layer numbers"
-            )
-        for value in values:
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= layers:
-                raise ConfigError(
-                    file,
-                    f"{prefix}linear_attn_config.{key}",
-                    f"layer {value!r} is not between 1 and {layers} (1-based)",
-                )
-            kinds[value - 1] = kind  # 1-based in the checkpoint (configuration_kimi_linear.py)
-    missing = [i + 1 for i, kind in enumerate(kinds) if kind is None]
-    if missing:
-        raise ConfigError(
-            file,
-            f"{prefix}linear_attn_config",
-            f"layers {missing[:5]} are in neither full_attn_layers nor kda_layers",
-        )
-    return [k for k in kinds if k is not None]
-
-
-def _convert_mistral_params(
-    data: dict[str, Any], file: str, name: str | None, notes: list[str]
-) -> dict[str, Any]:
-    reader = _Reader(data, file)
-    layers = reader.get_int("n_layers")
-    heads = reader.get_int("n_heads")
+def _convert_mistral_params(data: dict[str, Any], file: str, name: str | None, notes: list[str]) -> dict[str, Any]:
+    c = Config(data, file)
+    layers = c.get_int("n_layers")
+    heads = c.get_int("n_heads")
     out: dict[str, Any] = {"name": name or "imported model", "dtype": "bf16"}
     notes.append(
-        "native params file (Mistral params.json / DeepSeek inference config) names no cache dtype: "
-        "assumed bf16"
+        "native params file (Mistral params.json / DeepSeek inference config) names no cache dtype: assumed bf16"
     )
-    context = reader.opt_int("max_position_embeddings") or reader.opt_int("max_seq_len")
+    context = c.opt_int("max_position_embeddings") or c.opt_int("max_seq_len")
     if context:
         out["max_context"] = context
     out["layers"] = layers
-    if reader.has("kv_lora_rank"):
+    if c.has("kv_lora_rank"):
         attention: dict[str, Any] = {
-            "kind": "mla", "heads": heads, "kv_lora_rank": reader.get_int("kv_lora_rank"),
-            "qk_rope_head_dim": reader.get_int("qk_rope_head_dim"), "qk_nope_head_dim": reader.get_int("qk_nope_head_dim"),
-            "v_head_dim": reader.get_int("v_head_dim"),
+            "kind": "mla", "heads": heads, "kv_lora_rank": c.get_int("kv_lora_rank"),
+            "qk_rope_head_dim": c.get_int("qk_rope_head_dim"), "qk_nope_head_dim": c.get_int("qk_nope_head_dim"),
+            "v_head_dim": c.get_int("v_head_dim"),
         }  # fmt: skip
-        if reader.has("q_lora_rank"):
-            attention["q_lora_rank"] = reader.get_int("q_lora_rank")
-        if reader.has("n_kv_heads"):
-            notes.append(
-                f"n_kv_heads ({reader.get_int('n_kv_heads')}) ignored: an MLA layer caches one latent"
-            )
+        if c.has("q_lora_rank"):
+            attention["q_lora_rank"] = c.get_int("q_lora_rank")
+        if c.has("n_kv_heads"):
+            notes.append(f"n_kv_heads ({c.get_int('n_kv_heads')}) ignored: an MLA layer caches one latent")
         out["attention"] = attention
     else:
-        kv_heads = reader.get_int("n_kv_heads", default=heads)
-        head_dim = reader.get_int("head_dim") if reader.has("head_dim") else reader.get_int("dim") // heads
-        out["attention"] = _kv_attention(heads, kv_heads, head_dim)
-        window = reader.opt_int("sliding_window")
-        if window:
+        from .families import make_attention
+
+        kv_heads = c.get_int("n_kv_heads", default=heads)
+        head_dim = c.get_int("head_dim") if c.has("head_dim") else c.get_int("dim") // heads
+        out["attention"] = make_attention(heads, kv_heads, head_dim)
+        window = c.opt_int("sliding_window")
+        if window and not (context and window >= context):
             out["layer_pattern"] = ["sliding"]
             out["sliding_window"] = window
-    if reader.has("index_n_heads"):
-        out["indexer"] = _indexer(reader)
-    weights = _weights(reader, data, data, notes)
+    if c.has("index_n_heads"):
+        out["indexer"] = indexer_section(c)
+    weights = _weights_or_note(c, data, data, notes)
     if weights:
         out["weights"] = weights
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Files
 
 
 def model_name_from_path(path: Path) -> str:
@@ -706,51 +469,40 @@ def load_config_text(text: str, file: str, name: str) -> ModelSpec:
 
 def _spec_with_notes(model: dict[str, Any], notes: list[str], file: str) -> ModelSpec:
     for note in notes:
-        warnings.warn(f"{file}: {note}", AssumptionWarning, stacklevel=2)
+        warnings.warn(f"{file}: {note}", AssumptionWarning, stacklevel=3)
     return parse_model(model, file)
+
+
+ORDER = ("name", "source", "dtype", "cache_dtype", "max_context", "layers", "mtp_layers", "mtp_kind", "attention", "sliding_window",
+         "compress_rates", "layer_pattern", "layer_types", "linear_attention", "indexer", "kinds", "weights")  # fmt: skip
 
 
 def to_yaml(model: dict[str, Any], notes: list[str], source: str) -> str:
     """The model as a YAML document in our format, with comments on what was inferred."""
-    lines = [
-        f"# Imported by mla-mem from {source}",
-        "# Review before committing; inferred values are marked.",
-    ]
-    for note in notes:
-        lines.append(f"# inferred: {note}")
-    order = [
-        "name",
-        "source",
-        "dtype",
-        "max_context",
-        "layers",
-        "mtp_layers",
-        "attention",
-        "sliding_window",
-        "compress_rates",
-        "layer_pattern",
-        "layer_types",
-        "linear_attention",
-        "indexer",
-    ]
+    lines = [f"# Imported by mla-mem from {source}", "# Review before committing; inferred values are marked."]
+    lines += [f"# inferred: {note}" for note in notes]
     model = {"source": source, **model} if "source" not in model else model
-    for key in order:
+    for key in ORDER:
         if key not in model:
             continue
         value = model[key]
         if isinstance(value, dict):
             lines.append(f"{key}:")
             for sub, item in value.items():
-                if isinstance(item, dict):
-                    inner = ", ".join(f"{k}: {_scalar(v)}" for k, v in item.items())
-                    lines.append(f"  {sub}: {{{inner}}}")
-                else:
-                    lines.append(f"  {sub}: {_scalar(item)}")
+                lines.append(f"  {sub}: {_flow(item)}" if isinstance(item, dict) else f"  {sub}: {_scalar(item)}")
         elif isinstance(value, list):
             lines.extend(_wrapped_list(key, [_scalar(v) for v in value]))
         else:
             lines.append(f"{key}: {_scalar(value)}")
     return "\n".join(lines) + "\n"
+
+
+def _flow(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    return _scalar(value)
 
 
 def _wrapped_list(key: str, items: list[str], width: int = 110) -> list[str]:
@@ -774,11 +526,6 @@ def _scalar(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     text = str(value)
-    if (
-        text
-        and all(c.isalnum() or c in "-_./: " for c in text)
-        and not text[0].isdigit()
-        and ": " not in text
-    ):
+    if text and all(c.isalnum() or c in "-_./: " for c in text) and not text[0].isdigit() and ": " not in text:
         return text
     return json.dumps(text)

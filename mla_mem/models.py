@@ -51,9 +51,7 @@ def load_reference(ref: str) -> ModelSpec:
     import subprocess
 
     try:
-        result = subprocess.run(
-            ["git", "show", f"{revision}:{path}"], capture_output=True, timeout=30, check=False
-        )
+        result = subprocess.run(["git", "show", f"{revision}:{path}"], capture_output=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise UsageError(f"{ref}: cannot run git ({exc})") from None
     if result.returncode != 0:

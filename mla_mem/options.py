@@ -221,9 +221,7 @@ def deployment(
         hybrid_allocator=_flag("hybrid_allocator", hybrid_allocator),
     )
     if result.tp % result.dcp:
-        raise OptionError(
-            "dcp", f"{result.dcp} must divide tp {result.tp} (decode context parallel runs inside TP)"
-        )
+        raise OptionError("dcp", f"{result.dcp} must divide tp {result.tp} (decode context parallel runs inside TP)")
     return result
 
 

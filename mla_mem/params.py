@@ -179,9 +179,7 @@ def count_params(model: ModelSpec) -> ParamCount:
     active = total - expert
     if w.experts:
         active += expert * w.experts_per_token // w.experts
-    return ParamCount(
-        total=total, total_with_mtp=sum(t.params for t in with_mtp), active=active, expert=expert
-    )
+    return ParamCount(total=total, total_with_mtp=sum(t.params for t in with_mtp), active=active, expert=expert)
 
 
 # ---------------------------------------------------------------------------------------------------------

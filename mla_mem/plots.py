@@ -164,9 +164,7 @@ def figure(data: PlotData) -> Any:
         if len(lines) > 1:
             owners = [s.label for s in data.series if s.memory == line]
             label += f" ({', '.join(owners)})"
-        ax.axhline(
-            line / scale, color="crimson", linestyle=("--", ":", "-.")[index % 3], linewidth=1.2, label=label
-        )
+        ax.axhline(line / scale, color="crimson", linestyle=("--", ":", "-.")[index % 3], linewidth=1.2, label=label)
     for s in data.series:
         if s.memory is not None and s.crossing is not None and lowest <= s.crossing < highest:
             y = s.memory / scale
@@ -337,9 +335,7 @@ def write_gallery(folder: Path) -> list[Path]:
     written = []
     index = []
     for item in GALLERY:
-        chosen = deployment(
-            runtime=item.get("runtime", "ideal"), kv_dtype=item.get("kv_dtype"), tp=item.get("tp", 1)
-        )
+        chosen = deployment(runtime=item.get("runtime", "ideal"), kv_dtype=item.get("kv_dtype"), tp=item.get("tp", 1))
         data = build(
             item["models"], variants=item.get("variants"), batch=item.get("batch", 1), deployment=chosen,
             gpu=item.get("gpu"), breakdown=item.get("breakdown", False), log_y=item.get("log_y", False),

@@ -195,9 +195,7 @@ def _params_text(value: int) -> str:
     return f"{value / 10**9:g}B"
 
 
-def models_view(
-    specs: Sequence[ModelSpec], estimates: Sequence[Estimate], units: str
-) -> tuple[TableData, Any]:
+def models_view(specs: Sequence[ModelSpec], estimates: Sequence[Estimate], units: str) -> tuple[TableData, Any]:
     import os
 
     from .spec import attention_label, layers_text
@@ -221,8 +219,7 @@ def models_view(
         "Fixed/sequence: linear state and full windows.",
     )  # fmt: skip
     payload = [
-        {**row, "bytes_per_token": json_number(r.bytes_per_token)}
-        for row, r in zip(rows, estimates, strict=True)
+        {**row, "bytes_per_token": json_number(r.bytes_per_token)} for row, r in zip(rows, estimates, strict=True)
     ]
     return table, payload
 
@@ -283,11 +280,7 @@ def comparison_view(comparison: Comparison, units: str) -> tuple[TableData, Any]
     largest = max(contexts)
     rows: list[dict[str, Any]] = []
     for row in comparison.rows:
-        label = (
-            f"{row.model}: {row.attention}"
-            if row.variant == "as built"
-            else f"  as {row.variant}: {row.attention}"
-        )
+        label = f"{row.model}: {row.attention}" if row.variant == "as built" else f"  as {row.variant}: {row.attention}"
         entry: dict[str, Any] = {
             "label": label, "model": row.model, "variant": row.variant, "attention": row.attention,
             "bytes_per_token": row.bytes_per_token, "ratio": row.ratio, "gqa_groups": row.gqa_groups,
@@ -472,9 +465,7 @@ def verdicts_junit(verdicts: Sequence[Verdict], units: str = "binary") -> str:
             for v in vs:
                 tag = {"FAIL": "failure", "ERROR": "error"}.get(v.status)
                 if tag:
-                    lines.append(
-                        f"      <{tag} type={quoteattr(v.limit_key)} message={quoteattr(v.message(units))}/>"
-                    )
+                    lines.append(f"      <{tag} type={quoteattr(v.limit_key)} message={quoteattr(v.message(units))}/>")
             out = "\n".join(v.message(units) for v in vs)
             lines.append(f"      <system-out>{escape(out)}</system-out>")
             lines.append("    </testcase>")
@@ -505,9 +496,7 @@ def verdicts_github(verdicts: Sequence[Verdict], units: str = "binary") -> str:
 
 def verdicts_markdown(verdicts: Sequence[Verdict], units: str = "binary") -> str:
     bad = sum(1 for v in verdicts if not v.passed)
-    head = "### mla-mem budget check: " + (
-        "all passed" if not bad else f"{bad} of {len(verdicts)} did not pass"
-    )
+    head = "### mla-mem budget check: " + ("all passed" if not bad else f"{bad} of {len(verdicts)} did not pass")
     rows = [
         "| | Budget | Model | Limit | Measured | Limit value | Headroom |",
         "|---|---|---|---|---:|---:|---:|",

@@ -282,10 +282,9 @@ class ModelSpec:
     kinds: tuple[LayerKind, ...]
     layer_kinds: tuple[str, ...]  # the kind name of each layer
     mtp_layers: int = 0
-    mtp_kind: str | None = (
-        None  # the kind of the MTP layers (None: like the first kind with unbounded attention)
-    )
-    dtype: str = "bf16"
+    mtp_kind: str | None = None  # the kind of the MTP layers (None: like the first kind with unbounded attention)
+    dtype: str = "bf16"  # the model's dtype: the default of states and (without cache_dtype) of the cache
+    cache_dtype: str | None = None  # the checkpoint's own attention-cache format (kv_cache_scheme), if it has one
     max_context: int | None = None
     source: str | None = None
     aliases: tuple[str, ...] = ()
@@ -411,11 +410,7 @@ def attention_label(spec: ModelSpec) -> str:
 def layers_text(spec: ModelSpec) -> str:
     """'61', '48 = 12 full + 36 linear', with '(+1 MTP)'."""
     counts = [(kind.name, spec.count(kind.name)) for kind in spec.used_kinds()]
-    text = (
-        str(spec.layers)
-        if len(counts) == 1
-        else f"{spec.layers} = " + " + ".join(f"{n} {k}" for k, n in counts)
-    )
+    text = str(spec.layers) if len(counts) == 1 else f"{spec.layers} = " + " + ".join(f"{n} {k}" for k, n in counts)
     if spec.mtp_layers:
         text += f" (+{spec.mtp_layers} MTP)"
     return text
@@ -436,9 +431,7 @@ def short_text(spec: ModelSpec) -> str:
     """One line naming the attention of a model, for what-if tables: 'MLA 512+64, indexer 128'."""
     parts = [attention_dims(a) for a in spec.attentions()]
     kinds = spec.used_kinds()
-    ratios = [
-        (k.name, k.compress_ratio) for k in kinds if isinstance(k.attention, Compressed) and k.compress_ratio
-    ]
+    ratios = [(k.name, k.compress_ratio) for k in kinds if isinstance(k.attention, Compressed) and k.compress_ratio]
     if ratios:
         parts = [parts[0] + ", " + "/".join(f"{name} 1:{ratio}" for name, ratio in ratios)]
     indexers = list(dict.fromkeys(k.indexer.head_dim for k in kinds if k.indexer is not None))
@@ -455,7 +448,9 @@ def attention_text(attention: AnyAttention) -> str:
             f"nope {attention.qk_nope_head_dim}, v {attention.v_head_dim}"
         )
     if isinstance(attention, Compressed):
-        return f"compressed attention, {attention.heads} heads, one {attention.head_dim}-wide key-value vector per entry"
+        return (
+            f"compressed attention, {attention.heads} heads, one {attention.head_dim}-wide key-value vector per entry"
+        )
     text = f"{attention.kind.upper()}, {attention.heads} heads, {attention.kv_heads} KV heads x {attention.head_dim}"
     if attention.k_eq_v:
         text += " (K=V)"

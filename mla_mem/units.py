@@ -179,9 +179,7 @@ def parse_token_list(values: list[str] | tuple[str, ...], what: str = "--context
     out: list[int] = []
     for value in values:
         text = str(value).strip()
-        if _GROUPED.fullmatch(text.replace("_", "")) or re.fullmatch(
-            r"\d{1,3}(,\d{3})+(\.\d+)?[kKmMgGtT]?", text
-        ):
+        if _GROUPED.fullmatch(text.replace("_", "")) or re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?[kKmMgGtT]?", text):
             out.append(parse_tokens(text, what))
             continue
         parts = [part.strip() for part in text.split(",")]
@@ -257,11 +255,7 @@ def parse_size(text: str | int, what: str = "size") -> int:
         match = re.fullmatch(r"(\d+(?:\.\d+)?)([A-Za-z]*)", raw)
         unit = match.group(2).lower() if match else ""
         if not match or unit not in _SIZE_UNITS:
-            hint = (
-                f"; a bare number is ambiguous: write {text}GiB, {text}GB or {text}B"
-                if match and not unit
-                else ""
-            )
+            hint = f"; a bare number is ambiguous: write {text}GiB, {text}GB or {text}B" if match and not unit else ""
             raise UsageError(
                 f"{what}: {text!r} is not a size; expected a number with a unit "
                 f"B, KiB, MiB, GiB, TiB (binary) or kB, MB, GB, TB (decimal), e.g. 80GiB{hint}"

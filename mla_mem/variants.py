@@ -87,9 +87,7 @@ def make_variant(model: ModelSpec, item: str) -> ModelSpec:
         if kind.attention is None:
             kinds.append(kind)
             continue
-        kinds.append(
-            replace(kind, attention=_replace_attention(model, kind.attention, kind_name, value, item))
-        )
+        kinds.append(replace(kind, attention=_replace_attention(model, kind.attention, kind_name, value, item)))
     return replace(model, name=f"{model.name} as {variant_label(item)}", kinds=tuple(kinds))
 
 

@@ -57,9 +57,7 @@ def _make_loader() -> type:
                         None, None, f"keys must be strings, got {key!r}", key_node.start_mark
                     )
                 if key in result:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r}", key_node.start_mark
-                    )
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
                 result[key] = self.construct_object(value_node, deep=True)
                 result.lines[key] = key_node.start_mark.line + 1
             return result
@@ -79,9 +77,7 @@ def read_text(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
             raise ConfigError(name, "", "is a directory, expected a file")
         size = path.stat().st_size
         if size > max_bytes:
-            raise ConfigError(
-                name, "", f"file is {size:,} bytes; files of this kind are limited to {max_bytes:,}"
-            )
+            raise ConfigError(name, "", f"file is {size:,} bytes; files of this kind are limited to {max_bytes:,}")
         with path.open("rb") as handle:
             data = handle.read(max_bytes + 1)
     except FileNotFoundError:
@@ -213,9 +209,7 @@ class Section:
         if value is None:
             return None
         if value.lower() not in choices:
-            raise self.error(
-                key, f"expected one of {', '.join(choices)}, got {value!r}{suggest(value, choices)}"
-            )
+            raise self.error(key, f"expected one of {', '.join(choices)}, got {value!r}{suggest(value, choices)}")
         return value.lower()
 
     def section(self, key: str, *, required: bool = True) -> Section | None:

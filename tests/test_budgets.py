@@ -168,9 +168,7 @@ def test_a_bad_entry_does_not_stop_the_others(tmp_path, capsys):
     assert code == 2
     assert "PASS good" in out and "ERROR bad" in out and "1 passed, 0 failed, 1 could not be checked" in out
     [line] = err.splitlines()
-    assert line.startswith(
-        f"mla-mem: error: {path}:4: budgets[0].block_size: expected a positive integer, got '64'"
-    )
+    assert line.startswith(f"mla-mem: error: {path}:4: budgets[0].block_size: expected a positive integer, got '64'")
     code, out, _ = run(capsys, "check", str(path), "--format", "junit")
     suite = ET.fromstring(out)
     assert code == 2 and suite.get("errors") == "1" and suite.get("tests") == "2"
@@ -187,9 +185,7 @@ def test_model_paths_are_relative_to_the_budget_file(tmp_path, capsys):
     (tmp_path / "models" / "tiny.yaml").write_text(
         "name: Tiny\nlayers: 2\nattention: {kind: mqa, heads: 4, head_dim: 64}\n"
     )
-    path = write(
-        tmp_path, "budgets:\n  - name: t\n    model: models/tiny.yaml\n    max_bytes_per_token: 512\n"
-    )
+    path = write(tmp_path, "budgets:\n  - name: t\n    model: models/tiny.yaml\n    max_bytes_per_token: 512\n")
     code, out, _ = run(capsys, "check", str(path))
     assert code == 0 and "1 passed" in out
 
@@ -228,9 +224,7 @@ def test_markdown_renders_as_a_table(capsys):
 
 def test_report_file_is_written_atomically(tmp_path, capsys):
     report = tmp_path / "report.xml"
-    code, _, _ = run(
-        capsys, "check", str(ROOT / "examples" / "budgets.yaml"), "-f", "junit", "-o", str(report)
-    )
+    code, _, _ = run(capsys, "check", str(ROOT / "examples" / "budgets.yaml"), "-f", "junit", "-o", str(report))
     assert code == 0 and report.read_text().startswith("<?xml")
     code, _, err = run(capsys, "check", str(ROOT / "examples" / "budgets.yaml"), "-o", str(report))
     assert code == 2 and "--force" in err

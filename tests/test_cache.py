@@ -107,9 +107,7 @@ def test_sliding_window_below_and_above():
     above = mla_mem.estimate("gpt-oss-120b", context=10_000)
     assert above.total_bytes == 18 * 10_000 * per_layer + 18 * 128 * per_layer
     parts = {c.name: c.total_bytes for c in above.components}
-    assert (
-        parts["sliding_kv"] == mla_mem.estimate("gpt-oss-120b", context=1_000_000).components[1].total_bytes
-    )
+    assert parts["sliding_kv"] == mla_mem.estimate("gpt-oss-120b", context=1_000_000).components[1].total_bytes
     at_window = mla_mem.estimate("gpt-oss-120b", context=128)
     assert at_window.total_bytes == 36 * 128 * per_layer
 

@@ -119,9 +119,7 @@ def test_json_parses_at_any_width(args, width):
     json.loads(result.stdout)
 
 
-@pytest.mark.parametrize(
-    "command", [["models"], ["show", "kimi-k2"], ["estimate", "kimi-k2"], ["compare", "kimi-k2"]]
-)
+@pytest.mark.parametrize("command", [["models"], ["show", "kimi-k2"], ["estimate", "kimi-k2"], ["compare", "kimi-k2"]])
 def test_csv_and_markdown(command):
     result = invoke(*command, "--format", "csv")
     assert result.exit_code == 0
@@ -244,9 +242,7 @@ def test_installed_script_and_module(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0 and json.loads(result.stdout)[0]["total_bytes"] == 9210691584
-    result = subprocess.run(
-        [sys.executable, "-m", "mla_mem", "estimate", "nope"], capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, "-m", "mla_mem", "estimate", "nope"], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.startswith("mla-mem: error:") and result.stdout == ""
 
 
@@ -295,9 +291,7 @@ def test_runtime_options_on_the_command_line():
     assert row["bytes_per_token"] == 48068
     [row] = ok_json("estimate", "gpt-oss-120b", "-c", "100K", "--runtime", "vllm", "--no-hybrid-allocator")
     assert row["components"][1]["total_bytes"] == 18 * 102400 * 2048
-    [row] = ok_json(
-        "estimate", "gpt-oss-120b", "-c", "100K", "--runtime", "vllm", "--max-batched-tokens", "2K"
-    )
+    [row] = ok_json("estimate", "gpt-oss-120b", "-c", "100K", "--runtime", "vllm", "--max-batched-tokens", "2K")
     assert row["components"][1]["total_bytes"] == 18 * (-(-(127 + 2048) // 16) + 1) * 16 * 2048
     [row] = ok_json(
         "estimate",
@@ -313,9 +307,7 @@ def test_runtime_options_on_the_command_line():
     )
     assert row["bytes_per_token"] == 61 * (612 + 288)
     payload = ok_json("show", "deepseek-v3", "--runtime", "transformers@4.57")
-    assert (
-        payload["bytes_per_token"] == 4997120 and "expanded per head" in payload["components"][0]["formula"]
-    )
+    assert payload["bytes_per_token"] == 4997120 and "expanded per head" in payload["components"][0]["formula"]
 
 
 def test_show_explains_the_runtime(capsys):
@@ -327,9 +319,7 @@ def test_show_explains_the_runtime(capsys):
 
 
 def test_indexer_dtype_and_public_api():
-    [row] = ok_json(
-        "estimate", "deepseek-v4-pro", "-c", "1M", "--runtime", "vllm", "--indexer-dtype", "mxfp4"
-    )
+    [row] = ok_json("estimate", "deepseek-v4-pro", "-c", "1M", "--runtime", "vllm", "--indexer-dtype", "mxfp4")
     assert row["bytes_per_token"] == 30 * (584 + 68) / 4 + 31 * 584 / 128
     import mla_mem
 

@@ -201,9 +201,7 @@ def test_builtins_from_an_installed_wheel(tmp_path):
     """Build the wheel, install it into a fresh venv, and load a built-in from outside the checkout."""
     root = Path(__file__).resolve().parent.parent
     dist = tmp_path / "dist"
-    subprocess.run(
-        ["uv", "build", "--wheel", "--out-dir", str(dist), str(root)], check=True, capture_output=True
-    )
+    subprocess.run(["uv", "build", "--wheel", "--out-dir", str(dist), str(root)], check=True, capture_output=True)
     wheel = next(dist.glob("*.whl"))
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False, system_site_packages=False)

@@ -29,9 +29,7 @@ FUZZ = settings(
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-SEEDS = [
-    yaml.safe_load(p.read_text()) for p in sorted((ROOT / "configs").glob("*.yaml")) if p.name != "gpus.yaml"
-]
+SEEDS = [yaml.safe_load(p.read_text()) for p in sorted((ROOT / "configs").glob("*.yaml")) if p.name != "gpus.yaml"]
 HF_SEEDS = [json.loads(p.read_text()) for p in sorted((ROOT / "tests" / "data" / "hf").glob("*.json"))]
 
 weird_values = st.one_of(
@@ -64,9 +62,7 @@ def mutate(document, data):
     elif isinstance(doc[key], list) and doc[key]:
         items = list(doc[key])
         index = data.draw(st.integers(0, len(items) - 1))
-        items[index] = (
-            mutate(items[index], data) if isinstance(items[index], dict) else data.draw(weird_values)
-        )
+        items[index] = mutate(items[index], data) if isinstance(items[index], dict) else data.draw(weird_values)
         doc[key] = items
     return doc
 
@@ -93,9 +89,7 @@ def test_model_documents(seed, data, rounds):
 def test_model_text_through_the_yaml_loader(tmp_path_factory, seed, data):
     text = yaml.safe_dump(mutate(seed, data), sort_keys=False)
     cut = data.draw(st.integers(0, len(text)))
-    noise = data.draw(
-        st.sampled_from(["", "\t", ": :", "&a", "*a", "!!python/object:os.system", "{", "\x00", "- "])
-    )
+    noise = data.draw(st.sampled_from(["", "\t", ": :", "&a", "*a", "!!python/object:os.system", "{", "\x00", "- "]))
     path = tmp_path_factory.mktemp("fuzz") / "model.yaml"
     path.write_text(text[:cut] + noise + text[cut:])
     try:

@@ -58,9 +58,7 @@ def test_deepseek_v3_vllm_block_capacity_by_hand():
     blocks = available // (61 * 64 * 1152)
     assert result.num_blocks == blocks
     assert result.token_capacity == blocks * 64
-    assert result.concurrency_per_gpu_group == Fraction(
-        blocks, 2560
-    )  # 163,840 / 64 = 2,560 blocks per request
+    assert result.concurrency_per_gpu_group == Fraction(blocks, 2560)  # 163,840 / 64 = 2,560 blocks per request
     assert result.vllm_lines()[1].endswith(f"{blocks / 2560:.2f}x")
 
 
@@ -79,10 +77,7 @@ def test_tp_versus_dp_for_mla():
     one_rank_room = tp8.available_bytes
     # at tp 8 each GPU holds the whole latent: the group's capacity is one rank's
     assert tp8.token_capacity == one_rank_room // (61 * 64 * 1152) * 64
-    assert (
-        tp8.max_concurrency
-        == one_rank_room // size(lower(model, Options(runtime="vllm", tp=8)), 131072).total_bytes
-    )
+    assert tp8.max_concurrency == one_rank_room // size(lower(model, Options(runtime="vllm", tp=8)), 131072).total_bytes
     dp8 = fit(model, gpu, dp=8, runtime="vllm", context=131072)
     per_gpu = dp8.available_bytes // size(lower(model, Options(runtime="vllm", dp=8)), 131072).total_bytes
     assert dp8.max_concurrency == 8 * per_gpu  # eight independent pools
@@ -112,13 +107,9 @@ def test_longest_context_and_exit_codes(capsys):
     payload = json.loads(capsys.readouterr().out)
     assert payload["fits"] and payload["longest_context"] >= 131072
     assert main(["fit", "llama-3.1-70b", "--gpu", "RTX-4090", "--gpus", "1"]) == 1  # weights do not fit
-    assert (
-        main(["fit", "llama-3.1-8b", "--gpu", "L4", "--gpus", "1", "--context", "1M", "--batch", "64"]) == 1
-    )
+    assert main(["fit", "llama-3.1-8b", "--gpu", "L4", "--gpus", "1", "--context", "1M", "--batch", "64"]) == 1
     capsys.readouterr()
-    assert (
-        main(["fit", "llama-3.1-8b", "--memory", "80GiB", "--gpus", "1", "-c", "8K", "--format", "json"]) == 0
-    )
+    assert main(["fit", "llama-3.1-8b", "--memory", "80GiB", "--gpus", "1", "-c", "8K", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["memory_bytes"] == 80 * GIB
 
 
@@ -128,9 +119,7 @@ def test_search_finds_the_smallest_layout():
     assert found and found[0].fits
     smallest = found[0].gpus
     for gpus in range(1, smallest):
-        for result in search(
-            model, find_gpu("H100"), Options(runtime="vllm"), context=32768, batch=8, max_gpus=gpus
-        ):
+        for result in search(model, find_gpu("H100"), Options(runtime="vllm"), context=32768, batch=8, max_gpus=gpus):
             assert result.gpus >= smallest
 
 

@@ -135,7 +135,8 @@ def test_kv_cache_scheme_sets_the_cache_dtype(tmp_path):
     }
     path = tmp_path / "config.json"
     path.write_text(json.dumps(data))
-    assert load(path).dtype == "fp8_e4m3"
+    assert load(path).cache_dtype == "fp8_e4m3" and load(path).dtype == "bf16"  # the scheme is the attention cache's
+    assert mla_mem.estimate(load(path), 1).kv_dtype == "fp8_e4m3"
     weights_only = json.loads((DATA / "deepseek-v3.config.json").read_text())  # fp8 weights, bf16 cache
     assert "quantization_config" in weights_only and load(DATA / "deepseek-v3.config.json").dtype == "bf16"
 
@@ -202,7 +203,7 @@ HOSTILE = [
     ("layer_types wrong length", {**LLAMA, "layer_types": ["full_attention"]}, "has 1 entries"),
     ("unknown layer type", {**LLAMA, "layer_types": ["full_attention", "mamba_magic"]}, "unknown layer type"),
     ("string number", {**LLAMA, "num_hidden_layers": "2"}, "expected an integer"),
-    ("NaN", '{"num_hidden_layers": NaN}', "invalid JSON"),
+    ("NaN", '{"num_hidden_layers": NaN}', "num_hidden_layers: expected an integer, got nan"),
     ("huge layers", {**LLAMA, "num_hidden_layers": 10**15}, "larger than any real model"),
     ("bad hidden", {**{k: v for k, v in LLAMA.items()}, "hidden_size": 257}, "not a multiple"),
     ("deepseek v4 incomplete", {"model_type": "deepseek_v4", "num_hidden_layers": 2}, "num_attention_heads"),

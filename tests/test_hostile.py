@@ -43,9 +43,7 @@ def expect_rejected(args: list[str], capsys, needle: str) -> None:
     if args[0] == "check":
         # check still writes its report, where the file is one ERROR verdict (CI keeps a report to read)
         lines = captured.out.splitlines()
-        assert lines[0].startswith("ERROR ") and lines[-1] == "0 passed, 0 failed, 1 could not be checked", (
-            lines
-        )
+        assert lines[0].startswith("ERROR ") and lines[-1] == "0 passed, 0 failed, 1 could not be checked", lines
     else:
         assert captured.out == "", (args, captured.out)  # nothing that parses as a result
     lines = [line for line in captured.err.splitlines() if not line.startswith("mla-mem: note:")]
@@ -167,13 +165,9 @@ def test_sigint_to_a_running_process():
         "def slow(*a, **k):\n    sys.stdout.write('running\\n'); sys.stdout.flush(); time.sleep(60)\n"
         "c._check_format = slow\nraise SystemExit(c.main(['models']))\n"
     )
-    process = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "running"
     process.send_signal(2)
     out, err = process.communicate(timeout=30)
-    assert (
-        process.returncode == 130 and err.strip() == "mla-mem: error: interrupted" and "Traceback" not in err
-    )
+    assert process.returncode == 130 and err.strip() == "mla-mem: error: interrupted" and "Traceback" not in err

@@ -172,13 +172,9 @@ def test_gallery_is_up_to_date(tmp_path, capsys):
     assert fresh["plots"] == committed["plots"], "run: uv run mla-mem gallery plots"
     if committed["matplotlib"] == matplotlib.__version__:
         for item in committed["plots"]:
-            assert (tmp_path / item["file"]).read_bytes() == (ROOT / "plots" / item["file"]).read_bytes(), (
-                item["file"]
-            )
+            assert (tmp_path / item["file"]).read_bytes() == (ROOT / "plots" / item["file"]).read_bytes(), item["file"]
     for item in committed["plots"]:
-        assert f"plots/{item['file']}" in (ROOT / "README.md").read_text(), (
-            f"README does not show {item['file']}"
-        )
+        assert f"plots/{item['file']}" in (ROOT / "README.md").read_text(), f"README does not show {item['file']}"
 
 
 @pytest.mark.slow

@@ -41,9 +41,7 @@ def attentions(draw):
 @st.composite
 def specs(draw):
     layers = draw(st.integers(1, 24))
-    kinds = tuple(
-        draw(st.lists(st.sampled_from(["full", "sliding", "linear"]), min_size=layers, max_size=layers))
-    )
+    kinds = tuple(draw(st.lists(st.sampled_from(["full", "sliding", "linear"]), min_size=layers, max_size=layers)))
     if all(k == "linear" for k in kinds):
         kinds = ("full",) + kinds[1:]
     linear = None

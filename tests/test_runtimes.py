@@ -43,9 +43,7 @@ def test_vllm_deepseek_v32_packed_fp8():
     packed = est("deepseek-v3.2", runtime="vllm", kv_dtype="fp8_ds_mla")
     assert packed.bytes_per_token == (656 + 132) * 61 == 48_068
     assert est("deepseek-v3.2", runtime="vllm", kv_dtype="fp8").bytes_per_token == 48_068  # fp8 -> fp8_ds_mla
-    assert (
-        est("deepseek-v3.2", runtime="vllm@0.33", kv_dtype="nvfp4_ds_mla").bytes_per_token == (352 + 132) * 61
-    )
+    assert est("deepseek-v3.2", runtime="vllm@0.33", kv_dtype="nvfp4_ds_mla").bytes_per_token == (352 + 132) * 61
 
 
 def test_vllm_version_difference_for_v32_default_dtype():
@@ -115,9 +113,7 @@ def test_transformers_mla_expanded_before_5_15():
     assert expanded.bytes_per_token == 61 * 128 * (128 + 64 + 128) * BF16 == 4_997_120
     assert est("deepseek-v3", runtime="transformers@5.15").bytes_per_token == 70_272
     assert "indexer" not in parts(est("deepseek-v3.2", runtime="transformers@4.57"))
-    assert (
-        parts(est("deepseek-v3.2", runtime="transformers@5.24"))["indexer"].bytes_per_token == 61 * 128 * BF16
-    )
+    assert parts(est("deepseek-v3.2", runtime="transformers@5.24"))["indexer"].bytes_per_token == 61 * 128 * BF16
 
 
 def test_transformers_linear_state_and_sliding_window_minus_one():
@@ -154,9 +150,7 @@ def test_llama_cpp_mla_layouts_by_era():
     [("q8_0", 34), ("q4_0", 18), ("q4_1", 20), ("q5_0", 22), ("q5_1", 24), ("iq4_nl", 18)],
 )
 def test_llama_cpp_block_quant_sizes(cache_type, block_bytes):
-    assert (
-        est("deepseek-v3", runtime="llama.cpp", kv_dtype=cache_type).bytes_per_token == 61 * 18 * block_bytes
-    )
+    assert est("deepseek-v3", runtime="llama.cpp", kv_dtype=cache_type).bytes_per_token == 61 * 18 * block_bytes
 
 
 def test_llama_cpp_pads_cells_to_256():
@@ -188,9 +182,7 @@ def test_trtllm():
     assert est("deepseek-v3", runtime="trtllm", kv_dtype="fp8").bytes_per_token == 61 * 576
     nvfp4 = 576 // 2 + 576 // 16
     assert est("deepseek-v3", runtime="trtllm", kv_dtype="nvfp4").bytes_per_token == 61 * nvfp4
-    assert (
-        est("llama-3.1-8b", context=1, runtime="trtllm").total_bytes == 32 * 32 * 2 * 8 * 128 * 2
-    )  # block 32
+    assert est("llama-3.1-8b", context=1, runtime="trtllm").total_bytes == 32 * 32 * 2 * 8 * 128 * 2  # block 32
 
 
 # --- every model on every runtime, versions, layouts -------------------------------------------------

@@ -56,11 +56,7 @@ def vllm_records(name: str, n: int, indexer: int = IDX_FP8) -> int:
 
 def test_marginal_bytes_per_token():
     pro = mla_mem.estimate("deepseek-v4-pro", M, runtime="vllm", kv_dtype="fp8")
-    assert (
-        pro.bytes_per_token
-        == Fraction(30 * (584 + 132), 4) + Fraction(31 * 584, 128)
-        == Fraction("5511.4375")
-    )
+    assert pro.bytes_per_token == Fraction(30 * (584 + 132), 4) + Fraction(31 * 584, 128) == Fraction("5511.4375")
     flash = mla_mem.estimate("deepseek-v4-flash", M, runtime="vllm", kv_dtype="fp8")
     assert flash.bytes_per_token == Fraction(21 * 716, 4) + Fraction(20 * 584, 128) == Fraction("3850.25")
 
@@ -89,9 +85,7 @@ def test_published_claims_at_one_million_tokens():
     assert ratio("deepseek-v4-pro", "mxfp4") == pytest.approx(0.105, abs=0.001)
     assert ratio("deepseek-v4-flash", "fp8") == pytest.approx(0.080, abs=0.001)
     assert ratio("deepseek-v4-flash", "mxfp4") == pytest.approx(0.073, abs=0.001)
-    gqa = mla_mem.estimate(
-        mla_mem.variant("deepseek-v4-pro", "gqa:8"), M
-    )  # bf16, 8 KV heads of 128, 61 layers
+    gqa = mla_mem.estimate(mla_mem.variant("deepseek-v4-pro", "gqa:8"), M)  # bf16, 8 KV heads of 128, 61 layers
     assert gqa.bytes_per_token == 61 * 2 * 8 * 128 * 2
     pro = mla_mem.estimate("deepseek-v4-pro", M, runtime="vllm", kv_dtype="fp8")
     assert pro.stored_bytes / gqa.stored_bytes == pytest.approx(0.022, abs=0.001)
@@ -148,9 +142,7 @@ def test_transformers_in_progress_state_by_hand():
     assert parts["buffer_hca"] == 20 * (n % 128) * 2 * 512 * bf16
     # before the first window closes there is no overlap state yet
     assert "overlap_csa" not in {
-        c.name
-        for c in mla_mem.estimate("deepseek-v4-flash", 3, runtime="transformers").components
-        if c.total_bytes
+        c.name for c in mla_mem.estimate("deepseek-v4-flash", 3, runtime="transformers").components if c.total_bytes
     }
 
 
@@ -229,8 +221,7 @@ def test_compressed_yaml_validation(tmp_path):
     with pytest.raises(ConfigError, match="expected one of window, csa, hca"):
         mla_mem.load_model(str(path))
     path.write_text(
-        "name: X\nlayers: 2\nattention: {kind: gqa, heads: 8, kv_heads: 8, head_dim: 64}\n"
-        "compress_rates: {csa: 4}\n"
+        "name: X\nlayers: 2\nattention: {kind: gqa, heads: 8, kv_heads: 8, head_dim: 64}\ncompress_rates: {csa: 4}\n"
     )
     with pytest.raises(ConfigError, match="only applies to attention kind compressed"):
         mla_mem.load_model(str(path))

@@ -39,9 +39,7 @@ def test_mla_variant_of_a_gqa_model():
 
 
 def test_mla_variant_of_an_mla_model_changes_the_rank():
-    assert (
-        mla_mem.estimate(mla_mem.variant("deepseek-v3", "mla:256"), 1).bytes_per_token == (256 + 64) * 2 * 61
-    )
+    assert mla_mem.estimate(mla_mem.variant("deepseek-v3", "mla:256"), 1).bytes_per_token == (256 + 64) * 2 * 61
 
 
 def test_equivalent_gqa_groups_paper_convention():
@@ -55,10 +53,7 @@ def test_equivalent_gqa_groups_paper_convention():
 @pytest.mark.parametrize("name", MLA_MODELS)
 def test_mla_is_smaller_than_its_mha_what_if(name):
     model = mla_mem.load_model(name)
-    assert (
-        mla_mem.estimate(model, 4096).total_bytes
-        < mla_mem.estimate(mla_mem.variant(model, "mha"), 4096).total_bytes
-    )
+    assert mla_mem.estimate(model, 4096).total_bytes < mla_mem.estimate(mla_mem.variant(model, "mha"), 4096).total_bytes
 
 
 def test_variant_keeps_layer_pattern_and_linear_layers():

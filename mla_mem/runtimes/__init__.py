@@ -82,9 +82,7 @@ def parse_runtime(text: str) -> RuntimeRef:
         raise OptionError("runtime", f"{raw!r}: expected a version such as {key}@{profile.default_version}")
     numbers = tuple(int(part) for part in version.split("."))
     if not profile.low <= numbers <= profile.high + (999,):
-        raise OptionError(
-            "runtime", f"mla-mem describes {key} {profile.described}; {version} is outside that range"
-        )
+        raise OptionError("runtime", f"mla-mem describes {key} {profile.described}; {version} is outside that range")
     return RuntimeRef(key, version)
 
 

@@ -23,9 +23,7 @@ def cache_type(text: str | None, field_name: str = "kv_dtype") -> DType:
     if name in ("fp32", "float32"):
         name = "f32"
     if name not in TYPES:
-        raise OptionError(
-            field_name, f"llama.cpp: unsupported cache type {text!r}; expected one of {', '.join(TYPES)}"
-        )
+        raise OptionError(field_name, f"llama.cpp: unsupported cache type {text!r}; expected one of {', '.join(TYPES)}")
     try:
         dtype = parse_dtype(name)
     except UsageError as exc:  # pragma: no cover - every name of TYPES parses

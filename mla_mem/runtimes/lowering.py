@@ -52,9 +52,7 @@ def kv_entry(attention: Attention, rules: Rules, tp: int) -> tuple[int, str]:
         entry = rules.kv.row_bytes(heads * attention.head_dim)
         dims = f"head_dim {attention.head_dim} x {rules.kv.width_text()} ({rules.kv.name}), K = V"
     else:
-        entry = rules.kv.row_bytes(heads * attention.head_dim) + rules.v.row_bytes(
-            heads * attention.v_head_dim
-        )
+        entry = rules.kv.row_bytes(heads * attention.head_dim) + rules.v.row_bytes(heads * attention.v_head_dim)
         if attention.v_head_dim != attention.head_dim or rules.kv.name != rules.v.name:
             dims = f"(K {attention.head_dim} x {rules.kv.name} + V {attention.v_head_dim} x {rules.v.name})"
         else:
@@ -219,9 +217,7 @@ def _tp_split(state: State, tp: int, kind: LayerKind) -> tuple[int, int, str]:
     elif isinstance(state, Mamba2):
         need("Mamba-2 heads", state.heads)
         if state.groups % tp and state.groups != 1:
-            raise OptionError(
-                "tp", f"{tp} must divide the Mamba-2 groups ({state.groups}) of kind {kind.name!r}"
-            )
+            raise OptionError("tp", f"{tp} must divide the Mamba-2 groups ({state.groups}) of kind {kind.name!r}")
         groups = state.groups // tp if state.groups % tp == 0 else 1
         conv = state.d_inner // tp + 2 * groups * state.d_state
         return conv, state.recurrent_values // tp, f" / tp {tp} (groups {groups} per rank)"
@@ -294,9 +290,7 @@ def aligned_block(model: ModelSpec, rules: Rules, deployment: Deployment) -> tup
     largest = max(state_bytes(k.state, k, rules, deployment)[0] for k in states if k.state is not None)
     align = 64 if isinstance(attention[0].attention, MLA) else 16
     raised = align * -(-largest // (align * entry))
-    block = (
-        raised if deployment.block_size is None or deployment.block_size < raised else deployment.block_size
-    )
+    block = raised if deployment.block_size is None or deployment.block_size < raised else deployment.block_size
     return block, entry
 
 
@@ -309,17 +303,13 @@ def lower_compressed(kind: LayerKind, layers: tuple[int, ...], rules: Rules, mtp
     kind has them, and (runtime-owned) compressor state; all replicated on every TP rank (one KV head)."""
     v4 = rules.compressed
     if v4 is None:
-        raise UsageError(
-            rules.refuse_compressed or f"{rules.runtime}: no DeepSeek-V4 (compressed attention) rules"
-        )
+        raise UsageError(rules.refuse_compressed or f"{rules.runtime}: no DeepSeek-V4 (compressed attention) rules")
     attention = kind.attention
     assert isinstance(attention, Compressed) and kind.window is not None
     if v4.in_progress:
         if mtp:
             raise OptionError("mtp", f"{rules.runtime}: builds no MTP layers for DeepSeek-V4; drop mtp")
-        return _in_progress_streams(
-            kind, layers, v4.record, v4.indexer, v4.record_formula, v4.indexer_formula
-        )
+        return _in_progress_streams(kind, layers, v4.record, v4.indexer, v4.record_formula, v4.indexer_formula)
     window = kind.window
     streams = [
         CacheStream(
@@ -516,15 +506,11 @@ def plan(model: ModelSpec, deployment: Deployment, rules: Rules) -> Plan:
     block = alignment[0] if alignment is not None else rules.block
     streams: list[CacheStream] = []
     for kind in model.used_kinds():
-        streams += lower_kind(
-            model, kind, model.layers_of(kind.name), rules, deployment, block, alignment, mtp=False
-        )
+        streams += lower_kind(model, kind, model.layers_of(kind.name), rules, deployment, block, alignment, mtp=False)
     mtp_kind = model.mtp_layer_kind if mtp_layers else None
     if mtp_kind is not None:
         layers = tuple(range(model.layers, model.layers + mtp_layers))
-        streams += lower_kind(
-            model, mtp_kind, layers, rules, deployment, block, alignment, mtp=model.mtp_kind is None
-        )
+        streams += lower_kind(model, mtp_kind, layers, rules, deployment, block, alignment, mtp=model.mtp_kind is None)
     merged = merge(streams)
     paged = [s.block for s in merged if s.order == ATTENTION and s.tokens_per_entry == 1] or [block]
     notes = list(rules.notes)

@@ -115,9 +115,7 @@ class Rules:
 
     @property
     def heads_rule(self) -> str:
-        return {"ceil": "ceil(kv_heads / tp)", "divides": "max(1, kv_heads // tp)", "none": "kv_heads"}[
-            self.head_split
-        ]
+        return {"ceil": "ceil(kv_heads / tp)", "divides": "max(1, kv_heads // tp)", "none": "kv_heads"}[self.head_split]
 
     def state_rule(self, state: State, kind: LayerKind) -> StateRule:
         rule = self.states.get(state.kind)
@@ -135,9 +133,10 @@ RulesFunction = Callable[["ModelSpec", "Deployment"], Rules]
 
 
 def model_dtype(text: str | None, model: ModelSpec) -> DType:
-    """The cache dtype asked for, or the model's own when none (or 'auto') is given."""
+    """The cache dtype asked for, or the model's own when none (or 'auto') is given: the checkpoint's cache format
+    (cache_dtype, from a kv_cache_scheme) or else the model dtype."""
     if text is None or str(text).lower() == "auto":
-        return parse_dtype(model.dtype)
+        return parse_dtype(model.cache_dtype or model.dtype)
     try:
         return parse_dtype(text)
     except Exception as exc:  # UsageError: unknown name

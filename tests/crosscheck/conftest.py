@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-transformers = pytest.importorskip(
-    "transformers", reason="the cross-check suite needs transformers and torch"
-)
+transformers = pytest.importorskip("transformers", reason="the cross-check suite needs transformers and torch")
 
 
 def pytest_collection_modifyitems(items):

@@ -60,7 +60,5 @@ def measured_bytes(config_dict: dict[str, Any], prompt: int, batch: int) -> tupl
     tensors = [t for t in cache_tensors(cache) if t.dtype.is_floating_point]
     by_dtype: dict[str, int] = {}
     for tensor in tensors:
-        by_dtype[str(tensor.dtype)] = (
-            by_dtype.get(str(tensor.dtype), 0) + tensor.numel() * tensor.element_size()
-        )
+        by_dtype[str(tensor.dtype)] = by_dtype.get(str(tensor.dtype), 0) + tensor.numel() * tensor.element_size()
     return sum(by_dtype.values()), by_dtype

@@ -78,10 +78,7 @@ def _gqa(spec: ModelSpec, model_type: str) -> dict[str, Any]:
 
 
 def _layer_types(kinds: tuple[str, ...]) -> list[str]:
-    return [
-        {"full": "full_attention", "sliding": "sliding_attention", "linear": "linear_attention"}[k]
-        for k in kinds
-    ]
+    return [{"full": "full_attention", "sliding": "sliding_attention", "linear": "linear_attention"}[k] for k in kinds]
 
 
 def case(name: str) -> tuple[ModelSpec, dict[str, Any]]:
@@ -151,9 +148,7 @@ def case(name: str) -> tuple[ModelSpec, dict[str, Any]]:
         kinds = ("sliding", "full")
         spec = shrink(name, kinds)
         config = _gqa(spec, "gemma3_text")
-        config.update(
-            layer_types=_layer_types(kinds), sliding_window=spec.sliding_window, query_pre_attn_scalar=128
-        )
+        config.update(layer_types=_layer_types(kinds), sliding_window=spec.sliding_window, query_pre_attn_scalar=128)
         return spec, config
     if name == "deepseek-v4-flash":
         kinds = ("window", "csa", "hca")
