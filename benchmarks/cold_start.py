@@ -24,12 +24,8 @@ def main() -> None:
     script = Path(sys.executable).parent / "mla-mem"
     tool = [str(script), "estimate", "deepseek-v3", "--context", "128K"]
     tool_median, base_median = compare(tool, [sys.executable, "-c", "import typer, yaml"], args.runs)
-    print(
-        f"mla-mem estimate deepseek-v3 --context 128K : median {tool_median * 1000:7.1f} ms over {args.runs} runs"
-    )
-    print(
-        f"python -c 'import typer, yaml'             : median {base_median * 1000:7.1f} ms over {args.runs} runs"
-    )
+    print(f"mla-mem estimate deepseek-v3 --context 128K : median {tool_median * 1000:7.1f} ms over {args.runs} runs")
+    print(f"python -c 'import typer, yaml'             : median {base_median * 1000:7.1f} ms over {args.runs} runs")
     print(f"ratio                                      : {tool_median / base_median:.2f}")
 
 

@@ -16,7 +16,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _timing import compare  # noqa: E402
 
-BASELINE = "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as p; p.plot([1],[1]); p.savefig('x.png')"
+BASELINE = (
+    "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as p; p.plot([1],[1]); p.savefig('x.png')"
+)
 
 
 def main() -> None:

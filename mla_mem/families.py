@@ -299,7 +299,7 @@ def qwen2_style(c: Config) -> Draft:
     notes: list[str] = []
     attention = kv_attention(c, notes=notes)
     layers = c.get_int("num_hidden_layers")
-    kinds = {"full": {"attention": attention}}
+    kinds: dict[str, dict[str, Any]] = {"full": {"attention": attention}}
     explicit = layer_types(c, layers, {"full_attention": "full", "sliding_attention": "sliding"})
     use = c.get_bool("use_sliding_window", False)
     c.read.update({"sliding_window", "max_window_layers"})
@@ -943,7 +943,7 @@ def generic(c: Config) -> Draft:
     explicit = layer_types(
         c, layers, {"full_attention": "full", "sliding_attention": "sliding", "chunked_attention": "chunked"}
     )
-    kinds = {"full": {"attention": attention}}
+    kinds: dict[str, dict[str, Any]] = {"full": {"attention": attention}}
     if explicit is not None:
         if "sliding" in explicit:
             kinds["sliding"] = {"attention": attention, "window": window(c)}

@@ -26,17 +26,13 @@ def main() -> int:
     mismatches = 0
     for name in SUITE:
         if LEGACY and name in NOT_IN_457:
-            print(
-                f"| {name} | transformers {transformers.__version__} | | | | | not built: {NOT_IN_457[name]} |"
-            )
+            print(f"| {name} | transformers {transformers.__version__} | | | | | not built: {NOT_IN_457[name]} |")
             continue
         spec, config = case(name)
         for prompt in PROMPTS.get(name, [24, 100]):
             for batch in (1, 2):
                 measured, _ = measured_bytes(config, prompt, batch)
-                estimate = mla_mem.estimate(
-                    spec, prompt + 1, batch, runtime=f"transformers@{VERSION}"
-                ).total_bytes
+                estimate = mla_mem.estimate(spec, prompt + 1, batch, runtime=f"transformers@{VERSION}").total_bytes
                 equal = measured == estimate
                 mismatches += not equal
                 print(
