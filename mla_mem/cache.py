@@ -81,7 +81,9 @@ class CacheStream:
     def allocated_bytes(self, context: int) -> int:
         """Bytes per layer per sequence as allocated: whole pages."""
         pages = _ceil_div(self.entries(context), self.block)
-        if self.window is not None and self.extra_blocks and not self.is_state:
+        if self.is_state:
+            return (pages + self.extra_blocks if pages else 0) * self.page  # extra: state pages kept beyond the one
+        if self.window is not None and self.extra_blocks:
             unwindowed = _ceil_div(context, self.token_shards) // self.tokens_per_entry
             pages = min(pages + self.extra_blocks, _ceil_div(unwindowed, self.block))
         return pages * self.page
@@ -348,7 +350,10 @@ def curve(plan: Plan, contexts: Sequence[int] | Any, batch: int = 1) -> dict[str
     def stream_bytes(stream: CacheStream) -> Any:
         tokens = -(-ctx // stream.token_shards)
         if stream.is_state:
-            return (tokens >= stream.min_tokens).astype(np.int64).astype(dtype) * stream.page
+            return (tokens >= stream.min_tokens).astype(np.int64).astype(dtype) * (
+                stream.page * (1 + stream.extra_blocks)
+            )
+
         if stream.remainder_of:
             return -(-(tokens % stream.remainder_of) // stream.block) * stream.page
         kept = np.minimum(tokens, stream.window) if stream.window is not None else tokens

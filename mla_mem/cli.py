@@ -75,6 +75,9 @@ def deployment_parameters(runtime: str) -> list[inspect.Parameter]:
                 "[default: 8192]"),
         _option("hybrid_allocator", bool, True, "vLLM hybrid KV allocator; off sizes sliding layers as full "
                 "attention (as with a KV connector).", "--hybrid-allocator/--no-hybrid-allocator"),
+        _option("prefix_caching", bool | None, None, "Prefix caching (vLLM keeps prefix checkpoints of linear/SSM "
+                "state). [default: the runtime's]", "--prefix-caching/--no-prefix-caching"),
+
     ]  # fmt: skip
 
 

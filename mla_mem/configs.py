@@ -79,6 +79,8 @@ STATE_FIELDS: dict[str, tuple[str, ...]] = {
     "short_conv": ("channels", "conv_kernel"),
 }
 INDEXER_KEYS = ("heads", "head_dim", "topk", "layers")
+RECURRENT_DTYPE_KINDS = ("gated_deltanet", "kda", "mamba1", "mamba2")
+
 WEIGHT_KEYS = ("hidden_size", "vocab_size", "intermediate_size", "tie_embeddings", "moe", "dtype")
 MOE_KEYS = ("experts", "experts_per_token", "shared_experts", "intermediate_size", "first_dense_layers")
 SHORT_KINDS = ("full", "sliding", "linear")
@@ -280,12 +282,22 @@ def _forbid(section: Section, keys: tuple[str, ...], message: str) -> None:
             raise section.error(key, message)
 
 
-def _parse_state(section: Section) -> State:
-    kind = section.choice("kind", tuple(STATE_FIELDS))
+def _parse_state(section: Section, kinds: tuple[str, ...] = tuple(STATE_FIELDS)) -> State:
+    kind = section.choice("kind", kinds)
+
     assert kind is not None
     fields = STATE_FIELDS[kind]
-    section.expect(("kind",) + fields)
-    values = {key: section.req_int(key, maximum=1024 if key == "conv_kernel" else MAX_DIM) for key in fields}
+    optional = ("recurrent_dtype",) if kind in RECURRENT_DTYPE_KINDS else ()
+    section.expect(("kind",) + fields + optional)
+    values: dict[str, Any] = {
+        key: section.req_int(key, maximum=1024 if key == "conv_kernel" else MAX_DIM) for key in fields
+    }
+    if optional and section.has("recurrent_dtype"):
+        text = section.get_str("recurrent_dtype")
+        try:
+            values["recurrent_dtype"] = parse_dtype(str(text)).name
+        except UsageError as exc:
+            raise section.error("recurrent_dtype", str(exc)) from None
     section.done()
     return state_from(kind, values)
 
@@ -296,7 +308,8 @@ def state_from(kind: str, values: dict[str, Any]) -> State:
         return GatedDeltaNet(**values)
     if kind == "kda":
         heads, dim = values["heads"], values["head_dim"]
-        return GatedDeltaNet(heads, heads, dim, dim, values["conv_kernel"], kind="kda")
+        return GatedDeltaNet(heads, heads, dim, dim, values["conv_kernel"], kind="kda",
+                             recurrent_dtype=values.get("recurrent_dtype"))  # fmt: skip
     if kind == "mamba1":
         return Mamba1(**values)
     if kind == "mamba2":
@@ -424,14 +437,7 @@ def _short_indexer(top: Section, layers: int, layer_kinds: tuple[str, ...]) -> t
 
 
 def _parse_linear(section: Section) -> State:
-    kind = section.choice("kind", ("gated_deltanet", "kda"))
-    assert kind is not None
-    section.expect(("kind",) + STATE_FIELDS[kind])
-    values = {
-        key: section.req_int(key, maximum=1024 if key == "conv_kernel" else MAX_DIM) for key in STATE_FIELDS[kind]
-    }
-    section.done()
-    return state_from(kind, values)
+    return _parse_state(section, ("gated_deltanet", "kda"))
 
 
 def _short_compressed(

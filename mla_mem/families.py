@@ -34,7 +34,7 @@ IGNORED_SCHEDULE_KEYS = (
     "mamba_chunk_size", "mamba_conv_bias", "mamba_proj_bias", "mamba_dt_rank", "mamba_dt_min", "mamba_dt_max",
     "mamba_dt_init_floor", "mamba_dt_limit", "mamba_norm_before_gate", "mamba_rms_norm", "use_mamba_kernels",
     "mamba_hidden_act", "ssm_multipliers", "mamba_expand_ratio", "linear_attn_bias", "use_mem_eff_path",
-    "mamba_ssm_cache_dtype", "mamba_ssm_dtype", "mamba_cache_dtype",
+    "mamba_cache_dtype",
 )  # fmt: skip
 
 
@@ -570,6 +570,10 @@ def indexer_owners(c: Config, layers: int) -> set[int] | None:
     max(i - offset + 1, 0) % freq == 0 (transformers glm_moe_dsa/configuration_glm_moe_dsa.py; vLLM
     models/deepseek_v32/attention.py; llama.cpp llama-model.cpp). None: every layer owns one."""
     types = c.get_list("indexer_types")
+    c.read.update({"index_topk_freq", "index_skip_topk_offset", "index_topk_pattern"})
+    if c.raw("index_topk_pattern") is not None:
+        raise c.error("index_topk_pattern", "is not read by mla-mem; give indexer_types (one 'full' or 'shared' per "
+                                            "layer) instead")  # fmt: skip
     if types is not None:
         if len(types) < layers:
             raise c.error("indexer_types", f"has {len(types)} entries but the model has {layers} layers")
@@ -603,12 +607,21 @@ def longcat_flash(c: Config) -> Draft:
 # Linear attention and state-space hybrids
 
 
+def torch_dtype_name(value: Any) -> str | None:
+    """'float32' / 'bfloat16' / 'float16' (as configs spell torch dtypes) -> mla-mem's name; None for anything else."""
+    return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(str(value).lower()) if value else None
+
+
 def gated_deltanet(c: Config) -> dict[str, Any]:
-    return {
+    state = {
         "kind": "gated_deltanet", "key_heads": c.get_int("linear_num_key_heads"),
         "value_heads": c.get_int("linear_num_value_heads"), "key_head_dim": c.get_int("linear_key_head_dim"),
         "value_head_dim": c.get_int("linear_value_head_dim"), "conv_kernel": c.get_int("linear_conv_kernel_dim"),
     }  # fmt: skip
+    declared = torch_dtype_name(c.raw("mamba_ssm_dtype"))  # Qwen3.5: vLLM (0.17+) and SGLang keep the state in it
+    if declared:
+        state["recurrent_dtype"] = declared
+    return state
 
 
 def qwen_next(c: Config) -> Draft:
@@ -674,8 +687,12 @@ def mamba2_state(c: Config, heads: str, head_dim: str, groups: str, d_state: str
         dim = inner // n_heads
     else:
         dim = c.get_int(head_dim)
-    return {"kind": "mamba2", "heads": n_heads, "head_dim": dim, "groups": c.get_int(groups),
-            "d_state": c.get_int(d_state), "conv_kernel": c.get_int(conv)}  # fmt: skip
+    state = {"kind": "mamba2", "heads": n_heads, "head_dim": dim, "groups": c.get_int(groups),
+             "d_state": c.get_int(d_state), "conv_kernel": c.get_int(conv)}  # fmt: skip
+    declared = torch_dtype_name(c.raw("mamba_ssm_cache_dtype") or c.raw("mamba_ssm_dtype"))
+    if declared:
+        state["recurrent_dtype"] = declared
+    return state
 
 
 def nemotron_h(c: Config) -> Draft:
@@ -702,6 +719,13 @@ def nemotron_h(c: Config) -> Draft:
     kinds = {"attention": "attention", "mamba": "mamba", "mlp": "mlp", "moe": "mlp"}
     state = mamba2_state(c, "mamba_num_heads", "mamba_head_dim", c.first("n_groups", "mamba_n_groups") or "n_groups",
                          "ssm_state_size", c.first("conv_kernel", "mamba_d_conv") or "conv_kernel")  # fmt: skip
+    # vLLM keeps Nemotron-H's SSM state in the config's mamba_ssm_cache_dtype, float32 when it names none
+    # (vllm/model_executor/models/config.py NemotronHForCausalLMConfig, 0.13+)
+    if "recurrent_dtype" not in state:
+        state["recurrent_dtype"] = "fp32"
+
+        notes.append("no mamba_ssm_cache_dtype: the SSM state is kept in fp32 (vLLM's default for Nemotron-H)")
+
     attention = kv_attention(c, notes=notes)
     draft = Draft({"attention": {"attention": attention}, "mamba": {"state": state},
                    "mlp": {"description": "MLP or MoE layer, no cache"}}, [kinds[b] for b in blocks], notes)  # fmt: skip

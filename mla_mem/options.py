@@ -73,6 +73,7 @@ class Deployment:
     block_size: int | None = None
     max_batched_tokens: int | None = None
     hybrid_allocator: bool = True
+    prefix_caching: bool | None = None  # None: the runtime's default (vLLM: on; for hybrid models from 0.26)
 
     @property
     def gpus(self) -> int:
@@ -117,6 +118,7 @@ if TYPE_CHECKING:
         block_size: int | None
         max_batched_tokens: int | str | None
         hybrid_allocator: bool
+        prefix_caching: bool | None
 
 
 FIELDS = tuple(f.name for f in fields(Deployment))
@@ -187,6 +189,7 @@ def deployment(
     block_size: int | None = None,
     max_batched_tokens: int | str | None = None,
     hybrid_allocator: bool = True,
+    prefix_caching: bool | None = None,
 ) -> Deployment:
     """A validated Deployment from loose values (strings as a user types them, or typed values)."""
     from .runtimes import parse_runtime
@@ -219,7 +222,9 @@ def deployment(
         block_size=block,
         max_batched_tokens=batched,
         hybrid_allocator=_flag("hybrid_allocator", hybrid_allocator),
+        prefix_caching=_flag("prefix_caching", prefix_caching, allow_none=True),
     )
+
     if result.tp % result.dcp:
         raise OptionError("dcp", f"{result.dcp} must divide tp {result.tp} (decode context parallel runs inside TP)")
     return result

@@ -123,6 +123,7 @@ class GatedDeltaNet:
     value_head_dim: int
     conv_kernel: int
     kind: str = "gated_deltanet"  # or "kda"
+    recurrent_dtype: str | None = None  # the dtype the model's config asks for the recurrent state (mamba_ssm_dtype)
 
     @property
     def conv_channels(self) -> int:
@@ -141,6 +142,7 @@ class Mamba1:
     d_state: int
     conv_kernel: int
     kind: str = "mamba1"
+    recurrent_dtype: str | None = None  # the dtype the model's config asks for the SSM state
 
     @property
     def conv_channels(self) -> int:
@@ -162,6 +164,7 @@ class Mamba2:
     d_state: int
     conv_kernel: int
     kind: str = "mamba2"
+    recurrent_dtype: str | None = None  # the dtype the model's config asks for the SSM state (mamba_ssm_cache_dtype)
 
     @property
     def d_inner(self) -> int:

@@ -292,7 +292,8 @@ def test_runtime_options_on_the_command_line():
     [row] = ok_json("estimate", "gpt-oss-120b", "-c", "100K", "--runtime", "vllm", "--no-hybrid-allocator")
     assert row["components"][1]["total_bytes"] == 18 * 102400 * 2048
     [row] = ok_json("estimate", "gpt-oss-120b", "-c", "100K", "--runtime", "vllm", "--max-batched-tokens", "2K")
-    assert row["components"][1]["total_bytes"] == 18 * (-(-(127 + 2048) // 16) + 1) * 16 * 2048
+    assert row["components"][1]["total_bytes"] == 18 * (-(-(127 + 2 * 2048) // 16) + 1) * 16 * 2048  # 2 in flight
+
     [row] = ok_json(
         "estimate",
         "deepseek-v3",

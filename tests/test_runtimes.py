@@ -69,12 +69,18 @@ def test_vllm_qwen3_next_hybrid_page_rule():
     attn_page_per_token = 2 * 2 * 256 * BF16  # 2 KV heads x (K + V) x 256
     block = 16 * -(-gdn_state // (16 * attn_page_per_token))  # vLLM raises the attention block
     assert block == 544
-    result = est("qwen3-next-80b-a3b", context=1000, runtime="vllm")
+    result = est("qwen3-next-80b-a3b", context=1000, runtime="vllm@0.25")  # no prefix caching for hybrids
     state = parts(result)["linear_state"]
     assert state.fixed_bytes == 36 * 1_097_728  # before page padding
     assert state.total_bytes == 36 * block * attn_page_per_token  # padded to one attention page
     assert result.bytes_per_token == 12 * attn_page_per_token == 24_576
     assert parts(result)["full_kv"].total_bytes == 12 * 2 * block * attn_page_per_token  # 1000 -> 2 blocks
+    # from 0.26 prefix caching is on for hybrid models: mamba_cache_mode "align" keeps 2 state pages per request
+    # (vllm/v1/kv_cache_interface.py MambaSpec.max_memory_usage_bytes); --no-prefix-caching keeps one
+    new = parts(est("qwen3-next-80b-a3b", context=1000, runtime="vllm@0.33"))["linear_state"]
+    assert new.fixed_bytes == 36 * 1_097_728 and new.total_bytes == 36 * 2 * block * attn_page_per_token
+    off = parts(est("qwen3-next-80b-a3b", context=1000, runtime="vllm@0.33", prefix_caching=False))["linear_state"]
+    assert off.total_bytes == 36 * block * attn_page_per_token
 
 
 def test_vllm_kimi_linear_kda_state_fp32():
@@ -85,17 +91,21 @@ def test_vllm_kimi_linear_kda_state_fp32():
 def test_vllm_gpt_oss_sliding_block_formula():
     per_layer_token = 2 * 8 * 64 * BF16
     n = 100_000
-    # vllm SlidingWindowSpec: cdiv(min(W - 1 + max_num_batched_tokens, n), block) + 1 blocks of 16
+    # vllm SlidingWindowSpec (0.11 to 0.25): cdiv(min(W - 1 + max_num_batched_tokens, n), block) + 1 blocks of 16
     blocks = -(-min(128 - 1 + 8192, n) // 16) + 1
-    result = est("gpt-oss-120b", context=n, runtime="vllm")
+    result = est("gpt-oss-120b", context=n, runtime="vllm@0.25")
     assert parts(result)["sliding_kv"].total_bytes == 18 * blocks * 16 * per_layer_token
     assert parts(result)["full_kv"].total_bytes == 18 * n * per_layer_token  # 100,000 is a multiple of 16
-    small = est("gpt-oss-120b", context=n, runtime="vllm", max_batched_tokens=2048)
+    small = est("gpt-oss-120b", context=n, runtime="vllm@0.25", max_batched_tokens=2048)
     assert parts(small)["sliding_kv"].total_bytes == 18 * (-(-(127 + 2048) // 16) + 1) * 16 * per_layer_token
     off = est("gpt-oss-120b", context=n, runtime="vllm", hybrid_allocator=False)
     assert parts(off)["sliding_kv"].total_bytes == 18 * n * per_layer_token  # sized as full attention
     tiny = est("gpt-oss-120b", context=20, runtime="vllm")  # a short request never holds the + 1 block
     assert parts(tiny)["sliding_kv"].total_bytes == 18 * 2 * 16 * per_layer_token
+    # from 0.26 the window keeps every batch in flight: max_in_flight_tokens = 2 x max_num_batched_tokens at pp 1
+    # (async scheduling; vllm/config/vllm.py max_concurrent_batches)
+    new = est("gpt-oss-120b", context=n, runtime="vllm@0.33")
+    assert parts(new)["sliding_kv"].total_bytes == 18 * (-(-(128 - 1 + 2 * 8192) // 16) + 1) * 16 * per_layer_token
 
 
 def test_vllm_dcp_divides_tokens():

@@ -35,7 +35,7 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
         runtime=RuntimeRef("ideal"), kv=kv, v=kv, kv_label=kv.name, compressed=compressed,
         indexer_bytes=kv.row_bytes(index_dim) if index_dim else None,
         indexer_formula=f"index_head_dim {index_dim} x {kv.name}" if index_dim else "",
-        head_split="ceil", window_rule="window", chunk_rule="window",
+        head_split="ceil", window_rule="window", chunk_rule="window", k_eq_v_shared=True,
         states={kind: StateRule("k-1", state, state) for kind in STATE_KINDS},
         supports_dcp=True,
         notes=("ideal: exactly the values the architecture needs, no paging, no runtime overhead",),

@@ -32,7 +32,9 @@ from ..spec import (
     ModelSpec,
     State,
 )
-from .rules import LLAMA_CPP_UBATCH, Rules
+from ..units import parse_dtype
+from .rules import LLAMA_CPP_UBATCH, Rules, StateRule
+
 
 ATTENTION, INDEXER, STATE = 0, 1, 2
 
@@ -48,7 +50,7 @@ def _fmt(n: int) -> str:
 def kv_entry(attention: Attention, rules: Rules, tp: int) -> tuple[int, str]:
     """Keys and values of the KV heads this rank holds."""
     heads = rules.heads_per_rank(attention.kv_heads, tp)
-    if attention.k_eq_v:
+    if attention.k_eq_v and rules.k_eq_v_shared:
         entry = rules.kv.row_bytes(heads * attention.head_dim)
         dims = f"head_dim {attention.head_dim} x {rules.kv.width_text()} ({rules.kv.name}), K = V"
     else:
@@ -133,14 +135,22 @@ def bounded(
         return None, 0, text + f"; {what} layer sized as full attention (hybrid allocator off)", block
     if rule == "window-1":
         return limit - 1, 0, text + f", keeps the last {what} - 1 = {_fmt(limit - 1)} tokens", block
+    in_flight = rules.max_batched_tokens * rules.in_flight_batches
+    flight = f"max_num_batched_tokens {_fmt(rules.max_batched_tokens)}" + (
+        f" x {rules.in_flight_batches} batches in flight" if rules.in_flight_batches > 1 else ""
+    )
     if rule == "vllm":
         # vllm/v1/kv_cache_interface.py SlidingWindowSpec.max_memory_usage_bytes:
-        # cdiv(min(W - 1 + max_num_batched_tokens, max_model_len), block) + 1 blocks
-        text += (
-            f", holds ceil(min(W - 1 + max_num_batched_tokens {_fmt(rules.max_batched_tokens)}, n) / {block}) + 1 "
-            "blocks (never more than n needs)"
-        )
-        return limit - 1 + rules.max_batched_tokens, 1, text, block
+        # cdiv(min(W - 1 + in-flight tokens, max_model_len), block) + 1 blocks (in flight: max_num_batched_tokens,
+        # from 0.26 max_concurrent_batches x max_num_batched_tokens)
+        text += f", holds ceil(min(W - 1 + {flight}, n) / {block}) + 1 blocks (never more than n needs)"
+        return limit - 1 + in_flight, 1, text, block
+    if rule == "vllm-chunk":
+        # vllm/v1/kv_cache_interface.py ChunkedLocalAttentionSpec.max_memory_usage_bytes:
+        # cdiv(min(attention_chunk_size + in-flight tokens, max_model_len), block) blocks, no + 1
+        text += f", holds ceil(min(chunk + {flight}, n) / {block}) blocks"
+        return limit + in_flight, 0, text, block
+
     if rule == "llama.cpp":
         pad = rules.cell_pad
         return (
@@ -201,9 +211,9 @@ def state_component(state: State) -> str:
     return "linear_state"
 
 
-def _tp_split(state: State, tp: int, kind: LayerKind) -> tuple[int, int, str]:
-    """(conv channels, recurrent values) on one rank, and the formula's split text. Heads split evenly; Mamba-2's
-    B/C groups split when tp divides them, a single group is kept by every rank."""
+def _tp_split(state: State, tp: int, kind: LayerKind, rule: StateRule) -> tuple[int, int, str]:
+    """(conv channels, recurrent values) on one rank, and the formula's split text. Heads split evenly (vLLM's
+    lightning attention floors); Mamba-2's B/C groups by the runtime's group rule."""
     if tp == 1:
         return state.conv_channels, state.recurrent_values, ""
 
@@ -216,14 +226,24 @@ def _tp_split(state: State, tp: int, kind: LayerKind) -> tuple[int, int, str]:
         need("value heads", state.value_heads)
     elif isinstance(state, Mamba2):
         need("Mamba-2 heads", state.heads)
-        if state.groups % tp and state.groups != 1:
-            raise OptionError("tp", f"{tp} must divide the Mamba-2 groups ({state.groups}) of kind {kind.name!r}")
-        groups = state.groups // tp if state.groups % tp == 0 else 1
+        if rule.groups == "vllm":
+            # vllm/model_executor/layers/mamba/mamba_utils.py extra_groups_for_head_shards
+            padded = state.groups + (0 if state.groups % tp == 0 else tp - state.groups)
+            if padded < 1 or padded % tp:
+                raise OptionError("tp", f"{tp} cannot split the Mamba-2 groups ({state.groups}) of kind {kind.name!r}")
+            groups = padded // tp
+        else:
+            groups = -(-state.groups // tp)
         conv = state.d_inner // tp + 2 * groups * state.d_state
         return conv, state.recurrent_values // tp, f" / tp {tp} (groups {groups} per rank)"
     elif isinstance(state, Mamba1):
         need("Mamba d_inner", state.d_inner)
     elif isinstance(state, Lightning):
+        if rule.floor_heads:
+            heads = state.heads // tp
+            if heads < 1:
+                raise OptionError("tp", f"{tp} is more than the lightning heads ({state.heads}) of kind {kind.name!r}")
+            return 0, heads * state.head_dim * state.head_dim, f" [heads // tp {tp}]"
         need("lightning heads", state.heads)
     else:
         need("short-conv channels", state.channels)
@@ -234,8 +254,12 @@ def state_bytes(state: State, kind: LayerKind, rules: Rules, deployment: Deploym
     """Bytes of one layer's state for one sequence on one rank, and the formula."""
     rule = rules.state_rule(state, kind)
     tp = deployment.tp if rules.supports_tp and rule.split_tp else 1
-    conv_channels, recurrent, by_tp = _tp_split(state, tp, kind)
+    conv_channels, recurrent, by_tp = _tp_split(state, tp, kind, rule)
     columns = state.conv_kernel - 1 if rule.conv_columns == "k-1" else state.conv_kernel
+    recurrent_dtype = rule.recurrent_dtype
+    declared = getattr(state, "recurrent_dtype", None)
+    if rule.declared_dtype and declared and deployment.state_dtype is None:
+        recurrent_dtype = parse_dtype(declared)
     parts = []
     total = 0
     if conv_channels:
@@ -243,8 +267,9 @@ def state_bytes(state: State, kind: LayerKind, rules: Rules, deployment: Deploym
         total += conv
         parts.append(f"conv {columns} x conv_dim {_fmt(state.conv_channels)}{by_tp} x {rule.conv_dtype.name}")
     if recurrent:
-        total += rule.recurrent_dtype.row_bytes(recurrent)
-        parts.append(f"{_recurrent_text(state)}{by_tp} x {rule.recurrent_dtype.name}")
+        total += recurrent_dtype.row_bytes(recurrent)
+        parts.append(f"{_recurrent_text(state)}{by_tp} x {recurrent_dtype.name}")
+
     return total, " + ".join(parts) + f" = {_fmt(total)} B per sequence per layer"
 
 
@@ -270,17 +295,20 @@ def lower_state(
     if page_block is not None:
         page = page_block * attention_entry_bytes
         formula += f", page padded to attention block {page_block} x {_fmt(attention_entry_bytes)} B = {_fmt(page)} B"
+    rule = rules.state_rule(kind.state, kind)
+    if rule.extra_pages:
+        formula += f"; {1 + rule.extra_pages} pages per request ({rule.extra_text})"
     return CacheStream(
-        state_component(kind.state), layers, state, tokens_per_entry=0, page_bytes=page,
+        state_component(kind.state), layers, state, tokens_per_entry=0, page_bytes=page, extra_blocks=rule.extra_pages,
         description=f"{kind.state.kind} state", formula=formula, kind=kind.name, order=STATE,
     )  # fmt: skip
 
 
 def aligned_block(model: ModelSpec, rules: Rules, deployment: Deployment) -> tuple[int, int] | None:
     """vLLM's hybrid page rule: (attention block, attention bytes per token per layer) such that one attention page
-    holds the largest state page (vllm/model_executor/models/config.py HybridAttentionMambaModelConfig: block =
-    align x ceil(state / (align x attention bytes per token)), align 64 for MLA, 16 otherwise). None when the
-    model has no state or no attention layers."""
+    holds the largest state page (vllm/model_executor/models/config.py HybridAttentionMambaModelConfig up to 0.19,
+    platforms/interface.py _align_hybrid_block_size from 0.20: block = align x ceil(state / (align x attention
+    bytes per token)), align from the runtime's rules). None when the model has no state or no attention layers."""
     kinds = model.used_kinds()
     states = [k for k in kinds if k.state is not None]
     attention = [k for k in kinds if k.attention is not None and not isinstance(k.attention, Compressed)]
@@ -288,8 +316,9 @@ def aligned_block(model: ModelSpec, rules: Rules, deployment: Deployment) -> tup
         return None
     entry = attention_entry(attention[0], rules, deployment.tp)[0]
     largest = max(state_bytes(k.state, k, rules, deployment)[0] for k in states if k.state is not None)
-    align = 64 if isinstance(attention[0].attention, MLA) else 16
+    align = rules.state_align
     raised = align * -(-largest // (align * entry))
+
     block = raised if deployment.block_size is None or deployment.block_size < raised else deployment.block_size
     return block, entry
 

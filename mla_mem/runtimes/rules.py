@@ -31,7 +31,11 @@ MLALayout = Literal["latent", "latent+v", "expanded"]
 #   vllm      ceil(min(W - 1 + max_num_batched_tokens, n) / block) + 1 blocks (SlidingWindowSpec)
 #   llama.cpp pad256(min(n, W + n_ubatch)) cells
 #   full      as full attention (vLLM with the hybrid allocator off)
-WindowRule = Literal["window", "window-1", "vllm", "llama.cpp", "full"]
+WindowRule = Literal["window", "window-1", "vllm", "vllm-chunk", "llama.cpp", "full"]
+# How Mamba-2's B/C groups are split over tensor-parallel ranks.
+#   ceil  ceil(groups / tp) per rank (groups padded to a multiple of tp: ideal, SGLang)
+#   vllm  groups + (0 if groups % tp == 0 else tp - groups), then / tp (vLLM extra_groups_for_head_shards)
+GroupSplit = Literal["ceil", "vllm"]
 ConvColumns = Literal["k-1", "k"]
 
 # vLLM's default max_num_batched_tokens for `vllm serve` on a GPU with >= 70 GiB other than A100
@@ -44,12 +48,19 @@ LLAMA_CPP_PAD = 256
 
 @dataclass(frozen=True)
 class StateRule:
-    """How a runtime keeps one kind of constant state: conv columns, dtypes, tensor-parallel split."""
+    """How a runtime keeps one kind of constant state: conv columns, dtypes, tensor-parallel split.
+    `declared_dtype`: the dtype the model's config names for the recurrent state (the state's recurrent_dtype)
+    wins over `recurrent_dtype` unless the user gave --state-dtype."""
 
     conv_columns: ConvColumns
     conv_dtype: DType
     recurrent_dtype: DType
     split_tp: bool = True
+    declared_dtype: bool = False
+    groups: GroupSplit = "ceil"
+    floor_heads: bool = False  # heads // tp without requiring divisibility (vLLM's lightning attention)
+    extra_pages: int = 0  # state pages a request holds beyond its one state (vLLM prefix caching: checkpoints)
+    extra_text: str = ""  # why
     source: str = ""
 
 
@@ -93,6 +104,10 @@ class Rules:
     state_page_align: bool = False  # vLLM: attention page >= state page, state page padded
     cell_pad: int = 0  # llama.cpp: cells per sequence padded to this
     max_batched_tokens: int = VLLM_MAX_BATCHED_TOKENS
+    in_flight_batches: int = 1  # vLLM 0.26+: windows keep the tokens of every batch in flight (async scheduling)
+    state_align: int = 16  # vLLM: the attention block of hybrid models is a multiple of this
+    k_eq_v_shared: bool = False  # keys that equal values stored once (ideal); engines keep K and V apart
+
     supports_tp: bool = True
     supports_pp: bool = True
     supports_dcp: bool = False

@@ -64,25 +64,85 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
             )
     is_mla = has_kind(model, lambda k: isinstance(k.attention, MLA))
     block = deployment.block_size or (64 if is_mla else 16)  # FlashMLA (Hopper default; CUTLASS MLA uses 128)
-    state = state_dtype(deployment, model.dtype)
-    fp32 = parse_dtype("fp32")
+    in_flight = _in_flight_batches(model, deployment, notes)
     return Rules(
         runtime=deployment.runtime, kv=kv, v=kv, kv_label=label or kv.name, mla_record=mla_record,
         indexer_bytes=132 if has_kind(model, lambda k: k.indexer is not None) else None,
         indexer_formula="index_head_dim 128 fp8 + one fp32 scale (vLLM indexer cache)",
         head_split="divides", block=block, indexer_block=block,
         window_rule="vllm" if deployment.hybrid_allocator else "full",
-        states={
-            # mamba_ssm_cache_dtype "auto" = model dtype for Gated DeltaNet; Kimi Delta Attention keeps fp32
-            "gated_deltanet": StateRule("k-1", state, state),
-            "kda": StateRule("k-1", state, fp32),
-        },
-        state_page_align=True,
-        max_batched_tokens=deployment.max_batched_tokens or VLLM_MAX_BATCHED_TOKENS,
+        chunk_rule="vllm-chunk" if deployment.hybrid_allocator else "full",
+        states=_states(model, deployment),
+        state_page_align=True, state_align=_state_align(is_mla, deployment),
+        max_batched_tokens=deployment.max_batched_tokens or VLLM_MAX_BATCHED_TOKENS, in_flight_batches=in_flight,
         supports_dcp=True,
         mtp_note="vllm: MTP layers share the main cache pool",
         notes=tuple(notes),
     )  # fmt: skip
+
+
+def _states(model: ModelSpec, deployment: Deployment) -> dict[str, StateRule]:
+    """State shapes and dtypes (vllm/model_executor/layers/mamba/mamba_utils.py MambaStateShapeCalculator and
+    MambaStateDtypeCalculator): conv state of conv_kernel - 1 columns and states in the model dtype (mamba_cache_dtype
+    "auto"); Kimi Delta Attention's recurrent state in fp32; the recurrent state in the dtype the model's config
+    names for Nemotron-H (0.13+) and Qwen3.5's Gated DeltaNet (0.17+); Mamba-2 B/C groups padded by
+    extra_groups_for_head_shards; lightning heads // tp."""
+    version = deployment.runtime.numbers
+    state = state_dtype(deployment, model.dtype)
+    fp32 = parse_dtype("fp32")
+    # prefix caching (on by default for hybrid models from 0.26; 0.15+ when asked) keeps mamba_cache_mode "align":
+    # 2 state pages per request (MambaSpec.max_memory_usage_bytes), plus a prefill checkpoint page for Mamba-2
+    # layers from 0.32 (mamba_mixer2.py get_kv_cache_spec)
+    cached = deployment.prefix_caching if deployment.prefix_caching is not None else version >= (0, 26)
+    align = 1 if cached and version >= (0, 15) else 0
+    text = "prefix caching: mamba_cache_mode align"
+    mamba2_extra = align + (1 if align and version >= (0, 32) else 0)
+    states = {
+        "gated_deltanet": StateRule("k-1", state, state, declared_dtype=version >= (0, 17), extra_pages=align,
+                                    extra_text=text),
+        "mamba1": StateRule("k-1", state, state, extra_pages=align, extra_text=text),
+        "mamba2": StateRule("k-1", state, state, declared_dtype=version >= (0, 13), groups="vllm",
+                            extra_pages=mamba2_extra, extra_text=text + (" + a prefill checkpoint" if mamba2_extra > 1 else "")),
+        "lightning": StateRule("k-1", state, state, floor_heads=True, extra_pages=align, extra_text=text),
+        "short_conv": StateRule("k-1", state, state, extra_pages=align, extra_text=text),
+    }  # fmt: skip
+    if version >= (0, 11, 1):  # Kimi Delta Attention arrived in 0.11.1
+        states["kda"] = StateRule("k-1", state, fp32, extra_pages=align, extra_text=text)
+
+    if version < (0, 20, 1) and deployment.state_dtype and parse_dtype(deployment.state_dtype).name == "fp32":
+        del states["lightning"]  # "fp32 state for minimax is not yet supported" before 0.20.1
+    return states
+
+
+def _state_align(is_mla: bool, deployment: Deployment) -> int:
+    """The grain of the attention block of attention + state models: 16 up to 0.11.0; then the backend's kernel
+    block (64 FlashMLA, 16 FlashAttention); from 0.20 at least the configured block size; from 0.27 at least 128
+    for MLA (TRTLLM/FlashInfer MLA decode kernels)."""
+    version = deployment.runtime.numbers
+    if version <= (0, 11, 0):
+        return 16
+    grain = 64 if is_mla else 16
+    if version >= (0, 20) and deployment.block_size:
+        grain = max(grain, deployment.block_size)
+    if version >= (0, 27) and is_mla:
+        grain = max(grain, 128)
+    return grain
+
+
+def _in_flight_batches(model: ModelSpec, deployment: Deployment, notes: list[str]) -> int:
+    """Batches whose tokens a sliding window or a chunk must still hold: from 0.26, max_concurrent_batches (async
+    scheduling, on by default for generative models: 2 at pp 1; pp + 1 with the V2 model runner, the default);
+    before, one (vllm/config/vllm.py max_in_flight_tokens)."""
+    if deployment.runtime.numbers < (0, 26) or not has_kind(
+        model, lambda k: k.window is not None or k.chunk is not None
+    ):
+        return 1
+    if deployment.pp == 1:
+        return 2
+    notes.append(
+        f"vllm: windows hold pp + 1 = {deployment.pp + 1} batches in flight (async scheduling, V2 model runner)"
+    )
+    return deployment.pp + 1
 
 
 def _rules_v4(model: ModelSpec, deployment: Deployment) -> Rules:
