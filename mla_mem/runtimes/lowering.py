@@ -35,7 +35,6 @@ from ..spec import (
 from ..units import parse_dtype
 from .rules import LLAMA_CPP_UBATCH, Rules, StateRule
 
-
 ATTENTION, INDEXER, STATE = 0, 1, 2
 
 
