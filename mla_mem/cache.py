@@ -321,7 +321,7 @@ def size(plan: Plan, context: int, batch: int = 1) -> Estimate:
         dcp=plan.dcp,
         mtp=plan.mtp,
         layout=plan.layout,
-        notes=plan.notes,
+        notes=plan.notes + beyond_max_context(plan.model, context),
         layers=layers,
     )
 
@@ -396,3 +396,10 @@ def _first_max(values: list[int]) -> int:
         if value > values[best]:
             best = index
     return best
+
+
+def beyond_max_context(model: ModelSpec, context: int) -> tuple[str, ...]:
+    """A note when `context` is longer than the model's maximum context (max_position_embeddings or the card's)."""
+    if model.max_context is None or context <= model.max_context:
+        return ()
+    return (f"context {context:,} exceeds {model.name}'s maximum context of {model.max_context:,} tokens",)

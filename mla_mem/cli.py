@@ -195,6 +195,7 @@ def show(
     [n] = _one_context(context)
     result = estimate(spec, n, _batch(batch), make_deployment(options or {}))
     emit(fmt, *show_view(spec, result, units))
+    _context_notes([result])
 
 
 def _one_context(text: str) -> list[int]:
@@ -230,6 +231,7 @@ def estimate(
         lowered = plan(load_model(name), chosen)
         results.extend(size(lowered, n, sequences) for n in contexts)
     emit(fmt, *estimates_view(results, units))
+    _context_notes(results)
 
 
 @with_deployment()
@@ -259,6 +261,7 @@ def compare(
     variants = (as_ if as_ is not None else DEFAULT_COMPARE_VARIANTS).split(",")
     result = run(model or DEFAULT_COMPARE_MODELS, variants, contexts, _batch(batch), make_deployment(options or {}))
     emit(fmt, *comparison_view(result, units))
+    _context_notes(e for row in result.rows for e in row.estimates)
 
 
 @with_deployment(runtime="vllm")
@@ -325,6 +328,7 @@ def fit(
         raise UsageError(f"--tp {chosen.tp} x --pp {chosen.pp} x --dp {chosen.dp} = {chosen.gpus}, not --gpus {count}")
     result = run(spec, device, chosen, context=n, batch=sequences, **settings)
     emit(fmt, *fit_view(result, units))
+    _context_notes([result])
     if not result.fits:
         raise typer.Exit(1)
 
@@ -403,6 +407,7 @@ def diff(
     limit = parse_percent(max_growth, "--max-growth") if max_growth is not None else None
     result = run(old, new, _contexts(context, ["128K"]), _batch(batch), make_deployment(options or {}), limit)
     emit(fmt, *diff_view(result, units))
+    _context_notes([result])
     if not result.passed:
         raise typer.Exit(1)
 
@@ -594,7 +599,18 @@ def _write_stderr(text: str) -> None:
         pass  # no stderr to write to: the exit code still says what happened
 
 
+def _context_notes(results: Any) -> None:
+    """Notes on stderr for contexts beyond a model's maximum (the same notes are in the results' JSON)."""
+    seen: set[str] = set()
+    for result in results:
+        for note in getattr(result, "notes", ()):
+            if "maximum context" in note and note not in seen:
+                seen.add(note)
+                _note(note)
+
+
 def _write_stdout(text: str) -> None:
+
     from .render import write
 
     write(text)

@@ -155,7 +155,8 @@ class Diff:
                 for r in self.rows
             ],
             "max_growth_percent": percent(self.max_growth), "largest_growth_percent": percent(self.largest_growth),
-            "passed": self.passed,
+            "passed": self.passed, "notes": list(self.notes),
+
         }  # fmt: skip
 
 
@@ -175,8 +176,10 @@ def diff(
     plans = [lower(spec, deployment) for spec in specs]
     rows: list[DiffRow] = []
     worst: Fraction | None = None
+    notes: list[str] = []
     for n in contexts:
         before, after = (size(plan, n, batch) for plan in plans)
+        notes += [note for note in before.notes + after.notes if "maximum context" in note and note not in notes]
         parts_before = {c.name: c for c in before.components}
         parts_after = {c.name: c for c in after.components}
         for name in dict.fromkeys([*parts_before, *parts_after]):
@@ -203,7 +206,7 @@ def diff(
         old=str(old if isinstance(old, str) else old.name), new=str(new if isinstance(new, str) else new.name),
         old_name=specs[0].name, new_name=specs[1].name, runtime=str(plans[0].runtime), batch=batch,
         rows=tuple(rows), changed_keys=tuple(changed_keys(specs[0], specs[1])), max_growth=limit,
-        largest_growth=worst,
+        largest_growth=worst, notes=tuple(notes),
     )  # fmt: skip
 
 

@@ -24,7 +24,8 @@ SCHEDULE_WORDS = (
     "block_configs", "window", "chunk", "interval", "mamba", "ssm", "linear_attn", "linear_num", "linear_key",
     "linear_value", "linear_conv", "conv_l", "lightning", "hybrid", "shared_layers", "kv_shared", "kv_source",
     "topk_freq", "indexer_types", "compress", "cross_attention", "layer_mapping", "swa_", "global_", "no_rope",
-    "recurrent", "state_size", "d_state", "memory_tokens", "use_cla", "cla_share",
+    "recurrent", "state_size", "d_state", "memory_tokens", "use_cla", "cla_share", "linear_attention",
+    "full_attention", "sliding_attention",
 )  # fmt: skip
 # Keys with those words that do not decide what is cached (rope settings, kernel chunk sizes, biases, MLP layout).
 IGNORED_SCHEDULE_KEYS = (
@@ -41,6 +42,14 @@ IGNORED_SCHEDULE_KEYS = (
 def is_schedule_key(key: str) -> bool:
     lowered = key.lower()
     return lowered not in IGNORED_SCHEDULE_KEYS and any(word in lowered for word in SCHEDULE_WORDS)
+
+
+def is_schedule_item(key: str, value: Any) -> bool:
+    """A key (with its value) that says some layers cache something else: a schedule key, or a transformers cache
+    class other than the plain ones."""
+    if value in (None, False, 0, "", [], {}):
+        return False
+    return is_schedule_key(key) or (key == "cache_implementation" and str(value).lower() not in PLAIN_CACHES)
 
 
 class Config:
@@ -676,6 +685,8 @@ def mamba2_state(c: Config, heads: str, head_dim: str, groups: str, d_state: str
     """A Mamba-2 state from the family's key names; head_dim 'auto' is d_inner / heads."""
     n_heads = c.get_int(heads)
     raw = c.raw(head_dim)
+    c.read.update({"mamba_expand", "expand"})  # only decides the width when the head dim is "auto"
+
     if raw in (None, "auto"):
         inner = (
             c.get_int(d_inner)
@@ -742,6 +753,8 @@ def jamba(c: Config) -> Draft:
     layers = c.get_int("num_hidden_layers")
     period = c.get_int("attn_layer_period", default=8)
     offset = c.get_int("attn_layer_offset", default=4, minimum=0)
+    c.read.update({"expert_layer_period", "expert_layer_offset"})  # which layers are MoE: no cache of their own
+
     if offset >= period:
         raise c.error("attn_layer_offset", f"{offset} must be smaller than attn_layer_period {period}")
     kinds = ["attention" if i % period == offset else "mamba" for i in range(layers)]
@@ -820,6 +833,8 @@ def minimax(c: Config) -> Draft:
         kinds = ["full" if v else "linear" for v in values[:layers]]
     attention = kv_attention(c, notes=notes)
     state = {"kind": "lightning", "heads": c.get_int("num_attention_heads"), "head_dim": attention["head_dim"]}
+    c.read.update(key for key in c.data if key.startswith("layernorm_"))  # norm scales of each attention type
+
     c.read.add("sliding_window")  # null in the MiniMax configs; softmax layers attend to everything
     if c.data.get("sliding_window") is not None:
         raise c.error("sliding_window", "MiniMax with a sliding window is not understood; describe it in YAML")
@@ -927,7 +942,7 @@ FAMILIES: dict[str, tuple[Reader, dict[str, Any]]] = {
     "qwen3_5_text": (qwen_next, {}), "qwen3_5_moe_text": (qwen_next, {}),
     "nemotron_h": (nemotron_h, {"head_dim": 128, "ssm_state_size": 128, "mamba_num_heads": 128,
                                 "mamba_head_dim": 64, "n_groups": 8, "conv_kernel": 4}),
-    "jamba": (jamba, {}), "bamba": (bamba, {"mamba_n_heads": 128, "mamba_n_groups": 1, "mamba_d_state": 256,
+    "jamba": (jamba, {}), "bamba": (bamba, {"max_position_embeddings": 262144, "mamba_n_heads": 128, "mamba_n_groups": 1, "mamba_d_state": 256,
                                           "mamba_d_conv": 4}),
     "granitemoehybrid": (granite_hybrid, {"mamba_n_heads": 128, "mamba_n_groups": 1, "mamba_d_state": 256,
                                           "mamba_d_conv": 4}),
@@ -936,7 +951,7 @@ FAMILIES: dict[str, tuple[Reader, dict[str, Any]]] = {
     "mamba": (mamba, {}), "falcon_mamba": (mamba, {}), "mamba2": (mamba2, {"n_groups": 8, "state_size": 128,
                                                                            "conv_kernel": 4, "head_dim": 64}),
     "minimax": (minimax, {}), "minimax_m1": (minimax, {}), "minimax_text_01": (minimax, {}),
-    "lfm2": (lfm2, {}), "nemotron-nas": (decilm, {}), "deci": (decilm, {}),
+    "lfm2": (lfm2, {}), "nemotron-nas": (decilm, {}), "deci": (decilm, {}), "decilm": (decilm, {}),
     # encoder-decoder
     **{name: (encoder_decoder, {}) for name in ("t5", "mt5", "umt5", "longt5", "bart", "mbart", "pegasus", "marian",
                                                 "led", "whisper", "t5gemma", "switch_transformers", "prophetnet")},
@@ -987,20 +1002,22 @@ def generic(c: Config) -> Draft:
     )
 
 
+# transformers' cache classes other than these say that some layers keep something else (hybrid, sliding, mamba)
+PLAIN_CACHES = ("dynamic", "static", "offloaded", "offloaded_static", "quantized")
+
+
 def unread_schedule_keys(c: Config) -> list[str]:
     """Keys that decide which layers cache what, set in the config and not read by its family's reader."""
-    out = []
-    for key, value in c.data.items():
-        if key in c.read or value in (None, False, 0, "", [], {}) or not is_schedule_key(key):
-            continue
-        out.append(key)
-    return out
+    return [key for key, value in c.data.items() if key not in c.read and is_schedule_item(key, value)]
 
 
 def read_family(model_type: str, c: Config) -> Draft:
     reader, defaults = FAMILIES.get(model_type, (generic, {}))
     c.defaults = defaults
     draft = reader(c)
+    if model_type in FAMILIES:
+        c.read.add("cache_implementation")  # a known family's reader knows which cache class it means
+
     unread = unread_schedule_keys(c)
     if unread:
         key = unread[0]
@@ -1025,3 +1042,21 @@ def normalise_spelling(data: dict[str, Any]) -> dict[str, Any]:
         if old in out and new not in out:
             out[new] = out[old]
     return out
+
+
+def family_from_architectures(architectures: Any) -> str | None:
+    """The family of a config whose model_type mla-mem does not know, from the model class it names (vLLM picks
+    its implementation by `architectures` too): 'Gemma2ForCausalLM' -> 'gemma2', 'NemotronHForCausalLM' ->
+    'nemotron_h'. None when no known family matches."""
+    if not isinstance(architectures, list) or not architectures or not isinstance(architectures[0], str):
+        return None
+    name = architectures[0]
+    for suffix in ("ForCausalLM", "ForConditionalGeneration", "LMHeadModel", "Model"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    wanted = name.lower().replace("_", "")
+    for family in (*FAMILIES, *WRAPPERS):
+        if family.replace("_", "").replace("-", "") == wanted:
+            return family
+    return None

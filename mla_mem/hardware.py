@@ -15,7 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .cache import Plan, size
+from .cache import Plan, beyond_max_context, size
 from .configs import builtin_dir
 from .errors import UsageError
 from .options import Deployment, resolve
@@ -230,7 +230,8 @@ def fit(
     model already lowered for `deployment`, when the caller has it."""
     plan = plan or lower(model, deployment)
     tp, pp, dp = plan.tp, plan.pp, plan.dp
-    notes = list(plan.notes)
+    notes = list(plan.notes) + list(beyond_max_context(model, context or 0))
+
     usable = int(gpu.memory_bytes * gpu_memory_utilization)
     per_gpu, dtype_name = _weights_per_gpu(model, plan, weight_dtype, notes)
     available = usable - per_gpu - reserve

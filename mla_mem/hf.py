@@ -20,7 +20,16 @@ from typing import Any
 
 from .configs import parse_model
 from .errors import ConfigError
-from .families import WRAPPERS, Config, Draft, indexer_section, normalise_spelling, read_family
+from .families import (
+    FAMILIES,
+    WRAPPERS,
+    Config,
+    Draft,
+    family_from_architectures,
+    indexer_section,
+    normalise_spelling,
+    read_family,
+)
 from .spec import ModelSpec
 
 MAX_JSON_BYTES = 4 << 20  # the largest real config here (GLM-5 FP8 with its module lists) is 36 KB
@@ -120,6 +129,22 @@ def _dtypes(out: dict[str, Any], data: dict[str, Any], outer: dict[str, Any], fi
         out["cache_dtype"] = cache
 
 
+KNOWN_TYPES = ("deepseek_v4", "deepseek_v41", "deepseek_v41_text")
+
+
+def _family_by_architecture(data: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """A config whose model_type mla-mem does not know, read as the family its `architectures` names."""
+    model_type = str(data.get("model_type", "")).lower()
+    if model_type in FAMILIES or model_type in WRAPPERS or model_type in KNOWN_TYPES:
+        return data
+    family = family_from_architectures(data.get("architectures"))
+    if family is None:
+        return data
+    notes.append(f"model_type {model_type or '(none)'!r} is unknown; read as {family}, the family of "
+                 f"architectures {data['architectures'][0]}")  # fmt: skip
+    return {**data, "model_type": family}
+
+
 def _unwrap(data: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
     """(language-model config, its model_type, key prefix) for multimodal wrappers."""
     model_type = str(data.get("model_type", "")).lower()
@@ -130,8 +155,9 @@ def _unwrap(data: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
             inner_type = str(inner.get("model_type", "")).lower() or (
                 wrapper[1] if wrapper and wrapper[1] else model_type
             )
-            if wrapper and wrapper[1] and inner_type in (model_type, ""):
-                inner_type = wrapper[1]
+            if wrapper and wrapper[1] and (inner_type in (model_type, "") or inner_type not in FAMILIES):
+                inner_type = wrapper[1]  # the wrapper says what its language model is
+
             if inner_type == "gemma3":
                 inner_type = "gemma3_text"
             return inner, inner_type, f"{key}."
@@ -148,7 +174,9 @@ def convert(data: dict[str, Any], file: str, name: str | None = None) -> tuple[d
         raise ConfigError(file, "is_encoder_decoder", f"{data.get('model_type') or 'this'} is an encoder-decoder "
                           "model: its cross-attention cache depends on the encoder's input, which mla-mem does not "
                           "size; describe the decoder's self-attention in YAML to size that part")  # fmt: skip
-    data, model_type, prefix = _unwrap(normalise_spelling(data))
+    data = _family_by_architecture(normalise_spelling(data), notes)
+    data, model_type, prefix = _unwrap(data)
+
     data = normalise_spelling(data)
     if model_type in ("deepseek_v41", "deepseek_v41_text"):
         raise ConfigError(file, f"{prefix}model_type",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..errors import UsageError
 from ..options import Deployment, OptionError, RuntimeRef
-from ..spec import MLA, ModelSpec
+from ..spec import MLA, STATE_KINDS, ModelSpec
 from ..units import DType, parse_dtype
 from . import Profile
 from .ideal import first_indexer_dim
@@ -56,7 +56,11 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
         indexer_bytes=k.row_bytes(index_dim) if index_dim else None,
         indexer_formula=f"index_head_dim {index_dim} x {k.name}" if index_dim else "",
         head_split="none", block=block, indexer_block=block, window_rule="llama.cpp", cell_pad=LLAMA_CPP_PAD,
-        states={"gated_deltanet": StateRule("k-1", f32, f32), "kda": StateRule("k-1", f32, f32)},
+        # src/llama-memory-recurrent.cpp: one f32 cell per sequence, r = (d_conv - 1) x conv channels, s = the
+        # recurrent state (src/llama-hparams.cpp n_embd_r / n_embd_s), whatever the family
+        states={kind: StateRule("k-1", f32, f32) for kind in STATE_KINDS},
+        chunk_rule="llama.cpp",  # Llama 4's chunked layers are an iSWA cache of n_swa = 8192 (src/models/llama4.cpp)
+
         supports_tp=False, notes=tuple(notes),
         refuse_compressed="llama.cpp: no DeepSeek-V4 (compressed attention) rules for this runtime yet; "
         "use runtime vllm or ideal",

@@ -27,7 +27,10 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
             )
     indexed = has_kind(model, lambda k: k.indexer is not None)
     block = deployment.block_size or (64 if indexed else 1)  # page size 1 by default, 64 for DSA
-    conv = state_dtype(deployment, model.dtype)
+    # MambaPool (mem_cache/memory_pool.py, configs/mamba_utils.py): conv state bf16 (SGLANG_MAMBA_CONV_DTYPE), the
+    # recurrent/SSM state fp32 unless the model's config names a dtype (mamba_ssm_dtype); Mamba-2 groups padded
+    # to a multiple of the attention tp
+    conv = state_dtype(deployment, "bf16")
     recurrent = state_dtype(deployment, "fp32")
     windowed = has_kind(model, lambda k: k.window is not None)
     return Rules(
@@ -35,7 +38,12 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
         indexer_bytes=132 if indexed else None,
         indexer_formula="index_head_dim 128 fp8 + one fp32 scale (SGLang index_k_with_scale)",
         head_split="divides", block=block, indexer_block=64 if indexed else block, window_rule="window",
-        states={"gated_deltanet": StateRule("k-1", conv, recurrent), "kda": StateRule("k-1", conv, recurrent)},
+        states={
+            "gated_deltanet": StateRule("k-1", conv, recurrent, declared_dtype=True),
+            "kda": StateRule("k-1", conv, recurrent),
+            "mamba2": StateRule("k-1", conv, recurrent, declared_dtype=True, groups="ceil"),
+        },
+
         mtp_note="sglang: MTP layers get a separate draft pool of the same token count",
         notes=("sglang: sliding layers counted as window W rounded to pages (SWA pool)",) if windowed else (),
         refuse_compressed="sglang: no DeepSeek-V4 (compressed attention) rules for this runtime yet; "

@@ -32,7 +32,11 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
         indexer_bytes=132 if indexed else None,
         indexer_formula="index_head_dim 128 fp8 + one fp32 scale (TensorRT-LLM DSA indexer cache)",
         head_split="ceil", block=block, indexer_block=64 if indexed else block, window_rule="window",
-        states={"gated_deltanet": StateRule("k-1", state, state), "kda": StateRule("k-1", state, state)},
+        # tensorrt_llm/_torch/pyexecutor/mamba_cache_manager.py: conv [conv_dim / tp, d_conv - 1] and SSM [heads / tp,
+        # head_dim, d_state], both in the model dtype (mamba_ssm_cache_dtype auto)
+        states={"gated_deltanet": StateRule("k-1", state, state), "kda": StateRule("k-1", state, state),
+                "mamba2": StateRule("k-1", state, state)},
+
         notes=tuple(notes),
         refuse_compressed="trtllm: no DeepSeek-V4 (compressed attention) rules for this runtime yet; "
         "use runtime vllm or ideal",
