@@ -211,7 +211,7 @@ class Estimate:
         return self.total_bytes - self.stored_bytes
 
     def as_dict(self) -> dict[str, Any]:
-        """The documented JSON shape (docs/json-schema.md): exact integers, fractions only when needed."""
+        """The documented JSON shape (docs/json.md): exact integers, fractions only when needed."""
         from .units import json_number
 
         return {

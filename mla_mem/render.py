@@ -253,8 +253,9 @@ def estimates_view(results: Sequence[Estimate], units: str) -> tuple[TableData, 
     paged = any(r.block_size > 1 for r in results)
     rows = [
         {"model": r.model, "context": r.context, "batch": r.batch, "kv_dtype": r.kv_dtype, "runtime": r.runtime,
-         "block_size": r.block_size, "bytes_per_token": r.bytes_per_token, "fixed_bytes": r.fixed_bytes,
-         "total_bytes": r.total_bytes, "deployment_bytes": r.deployment_bytes}
+         "block_size": r.block_size, "tp": r.tp, "pp": r.pp, "dp": r.dp, "dcp": r.dcp, "gpus": r.gpus,
+         "bytes_per_token": r.bytes_per_token, "fixed_bytes": r.fixed_bytes, "total_bytes": r.total_bytes,
+         "deployment_bytes": r.deployment_bytes}
         for r in results
     ]  # fmt: skip
     columns = [
@@ -272,7 +273,7 @@ def estimates_view(results: Sequence[Estimate], units: str) -> tuple[TableData, 
     if multi_gpu:
         caption += f", {results[0].layout} = {results[0].gpus} GPUs, bytes per GPU"
     caption += "." + notes_text([n for r in results for n in r.notes])
-    return TableData(columns, rows, caption=caption), [r.as_dict() for r in results]
+    return TableData(columns, rows, caption=caption, csv_keys=list(rows[0])), [r.as_dict() for r in results]
 
 
 def comparison_view(comparison: Comparison, units: str) -> tuple[TableData, Any]:

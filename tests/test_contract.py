@@ -1,0 +1,77 @@
+"""The command-line surface as a contract: every command that prints bytes takes the same deployment options, the
+docs name only flags and files that exist, and every help text has an example."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from mla_mem.cli import BYTE_COMMANDS, COMMANDS, DEPLOYMENT_PANEL, build_app
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+# Flags of the engines (vLLM, SGLang, TensorRT-LLM, llama.cpp) that the docs quote as the engines spell them.
+ENGINE_FLAGS = {
+    "--kv-cache-dtype", "--max-model-len", "--enable-dp-attention", "--hicache-size", "--hicache-ratio",
+    "--kv-offloading-size", "--kv-offloading-backend", "--num-gpu-blocks-override", "--kv-cache-memory-bytes",
+    "--max-num-batched-tokens", "--max-num-seqs", "--mem-fraction-static", "--block-size-tokens",
+    "--disable-hybrid-kv-cache-manager", "--enable-prefix-caching", "--no-enable-prefix-caching", "--ctx-size",
+    "--parallel", "--cache-type-k", "--cache-type-v", "--speculative-config", "--page-size", "--dp-size",
+    "--tp-size", "--swa-full", "--kv-unified", "--n-gpu-layers", "--kv-cache-memory", "--tensor-parallel-size",
+    "--data-parallel-size", "--pipeline-parallel-size", "--enable-expert-parallel", "--cpu-offload-gb",
+    "--force", "--help", "--version", "--debug",
+}  # fmt: skip
+
+
+def command_options(name: str) -> dict[str, str | None]:
+    """Option names of one command -> their help panel."""
+    command = typer.main.get_command(build_app(only=name)).commands[name]  # type: ignore[attr-defined]
+    out = {}
+    for param in command.params:
+        for opt in [*param.opts, *param.secondary_opts]:
+            out[opt] = getattr(param, "rich_help_panel", None)
+    return out
+
+
+def test_every_byte_printing_command_takes_the_same_deployment_options():
+    sets = {}
+    for name in BYTE_COMMANDS:
+        options = command_options(name)
+        sets[name] = {opt for opt, panel in options.items() if panel == DEPLOYMENT_PANEL}
+    reference = sets["estimate"]
+    assert len(reference) >= 15
+    for name, options in sets.items():
+        assert options == reference, (name, options ^ reference)
+
+
+def all_flags() -> set[str]:
+    flags = set()
+    for name in COMMANDS:
+        flags |= set(command_options(name))
+    return flags
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[d.name for d in DOCS])
+def test_docs_name_only_flags_that_exist(doc):
+    known = all_flags() | ENGINE_FLAGS
+    text = doc.read_text()
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]+", text))
+    missing = sorted(flag for flag in named if flag not in known)
+    assert not missing, f"{doc.name} names flags that no command has: {missing}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[d.name for d in DOCS])
+def test_docs_link_only_files_that_exist(doc):
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", doc.read_text()):
+        if "://" in target:
+            continue
+        assert (doc.parent / target).exists(), f"{doc.name} links {target}, which does not exist"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_has_an_example(name):
+    command = typer.main.get_command(build_app(only=name)).commands[name]  # type: ignore[attr-defined]
+    assert "Example: mla-mem " in (command.help or "")
