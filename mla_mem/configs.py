@@ -553,11 +553,20 @@ def builtin_dir() -> Path:
 def _builtin_files() -> Iterator[Path]:
     directory = builtin_dir()
     if directory.is_dir():
-        yield from sorted(p for p in directory.glob("*.yaml") if not p.name.startswith("gpus"))
+        yield from sorted(
+            (p for p in directory.glob("*.yaml") if not p.name.startswith("gpus")), key=lambda p: _natural(p.stem)
+        )
 
 
 def builtin_names() -> list[str]:
     return [p.stem for p in _builtin_files()]
+
+
+def _natural(name: str) -> tuple[tuple[int, int | str], ...]:
+    """glm-5 before glm-5.2 before glm-5.10: numbers compare as numbers."""
+    import re
+
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part)
 
 
 def normalise(name: str) -> str:

@@ -643,7 +643,10 @@ def qwen_next(c: Config) -> Draft:
     every = c.get_int("full_attention_interval", default=4)
     if kinds is None:
         kinds = ["full" if (i + 1) % every == 0 else "linear" for i in range(layers)]
-    return Draft({"full": {"attention": attention}, "linear": {"state": gated_deltanet(c)}}, kinds, notes)
+    draft = Draft({"full": {"attention": attention}, "linear": {"state": gated_deltanet(c)}}, kinds, notes)
+    # Qwen3.5's MTP block is one full-attention decoder layer (vLLM models/qwen3_5_mtp.py: mtp_num_hidden_layers)
+    draft.mtp_layers = c.get_int("mtp_num_hidden_layers", default=0, minimum=0)
+    return draft
 
 
 def kimi_linear(c: Config) -> Draft:

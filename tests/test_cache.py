@@ -50,6 +50,18 @@ GROWING = {
     # per 4 tokens on csa layers (MODELS.md: Pro 30 csa + 31 hca, Flash 21 csa + 20 hca + 2 window-only)
     "deepseek-v4-pro": 30 * 512 * BF16 // 4 + 30 * 128 * BF16 // 4 + 31 * 512 * BF16 // 128,
     "deepseek-v4-flash": 21 * 512 * BF16 // 4 + 21 * 128 * BF16 // 4 + 20 * 512 * BF16 // 128,
+    # Built-ins from real config.json files (tests/data/wild has each file):
+    "qwen3.5-397b-a17b": gqa_bpt(15, 2, 256),  # 15 of 60 layers full attention
+    "gemma-4-31b": 10 * 4 * 512 * BF16,  # 10 global layers, 4 KV heads x 512, the key is also the value
+    "llama-4-maverick": gqa_bpt(12, 8, 128),  # every 4th of 48 layers global
+    "nemotron-3-super": gqa_bpt(8, 2, 128),  # 8 '*' in hybrid_override_pattern
+    "jamba-v0.1": gqa_bpt(4, 8, 128),  # layers 4, 12, 20, 28
+    "minimax-m1": gqa_bpt(10, 8, 128),  # every 8th of 80 layers softmax attention
+    "longcat-flash": mla_bpt(56),  # 28 layers x 2 MLA blocks
+    "mimo-v2-flash": 9 * 4 * (192 + 128) * BF16,  # 9 global layers, K 192 + V 128 wide
+    "glm-4.7": gqa_bpt(92, 8, 128),
+    "glm-5.2": mla_bpt(78) + 21 * 128 * BF16,  # indexer keys only on the 21 layers that run the indexer
+    "kimi-k3": mla_bpt(24),
 }
 
 # Per-sequence constants: full windows and linear states (ideal runtime: state in bf16, kernel - 1 columns).
@@ -64,6 +76,16 @@ FIXED = {
     "kimi-linear-48b-a3b": 20 * KDA_STATE,
     "deepseek-v4-pro": 61 * 128 * 512 * BF16,  # every layer's 128-token window
     "deepseek-v4-flash": 43 * 128 * 512 * BF16,
+    "qwen3.5-397b-a17b": 45 * ((4 - 1) * (2 * 16 * 128 + 64 * 128) + 64 * 128 * 128) * BF16,
+    "gemma-4-31b": 50 * 1024 * 2 * 16 * 256 * BF16,
+    "llama-4-maverick": 36 * 8192 * 2 * 8 * 128 * BF16,  # a chunk of 8192 at most
+    # Mamba-2: conv (kernel - 1) x (heads x head_dim + 2 x groups x d_state), SSM heads x head_dim x d_state
+    "nemotron-3-super": 40 * ((4 - 1) * (128 * 64 + 2 * 8 * 128) + 128 * 64 * 128) * BF16,
+    # Mamba-1: conv (kernel - 1) x d_inner, SSM d_inner x d_state
+    "jamba-v0.1": 28 * ((4 - 1) * 8192 + 8192 * 16) * BF16,
+    "minimax-m1": 70 * 64 * 128 * 128 * BF16,  # lightning: heads x head_dim x head_dim
+    "mimo-v2-flash": 39 * 129 * 8 * (192 + 128) * BF16,
+    "kimi-k3": 69 * ((4 - 1) * (3 * 96 * 128) + 96 * 128 * 128) * BF16,
 }
 
 

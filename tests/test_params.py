@@ -20,6 +20,9 @@ PUBLISHED = {
     "gpt-oss-120b": (117e9, None),
     "minimax-m2": (230e9, None),
     "deepseek-v2": (236e9, 21e9),
+    "qwen3.5-397b-a17b": (397e9, 17e9),
+    "glm-5.2": (743e9, None),
+    "gemma-4-31b": (31e9, None),
 }
 
 

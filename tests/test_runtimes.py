@@ -199,13 +199,30 @@ def test_trtllm():
 
 
 V4_RUNTIMES = ("ideal", "vllm", "transformers")  # DeepSeek-V4 rules exist for these only (docs/runtimes.md)
+# (runtime, built-in) -> the layer kind the runtime has no rules for; the refusal must name it. Everything else runs.
+REFUSED = {
+    ("sglang", "jamba-v0.1"): "mamba1",
+    ("sglang", "llama-4-maverick"): "chunked attention",
+    ("sglang", "minimax-m1"): "lightning",
+    ("trtllm", "jamba-v0.1"): "mamba1",
+    ("trtllm", "llama-4-maverick"): "chunked attention",
+    ("trtllm", "minimax-m1"): "lightning",
+    ("transformers", "jamba-v0.1"): "mamba1",
+    ("transformers", "llama-4-maverick"): "chunked attention",
+    ("transformers", "minimax-m1"): "lightning",
+    ("transformers", "nemotron-3-super"): "mamba2",
+}
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_every_builtin_runs_on_every_runtime(runtime):
+def test_every_builtin_runs_on_every_runtime_or_refuses_its_kind_by_name(runtime):
     for name in mla_mem.builtin_names():
         if name.startswith("deepseek-v4") and runtime not in V4_RUNTIMES:
             with pytest.raises(UsageError, match="no DeepSeek-V4"):
+                est(name, context=131072, runtime=runtime)
+            continue
+        if (runtime, name) in REFUSED:
+            with pytest.raises(UsageError, match=f"no rules for {REFUSED[runtime, name]}"):
                 est(name, context=131072, runtime=runtime)
             continue
         result = est(name, context=131072, runtime=runtime)
