@@ -488,7 +488,7 @@ def state_text(state: State) -> str:
             f"{state.value_head_dim}, conv {state.conv_kernel}"
         )
     if isinstance(state, Mamba1):
-        return f"Mamba d_inner {state.d_inner}, d_state {state.d_state}, conv {state.conv_kernel}"
+        return f"Mamba-1 d_inner {state.d_inner:,}, d_state {state.d_state}, conv {state.conv_kernel}"
     if isinstance(state, Mamba2):
         return (
             f"Mamba-2 {state.heads} heads x {state.head_dim}, {state.groups} groups, d_state {state.d_state}, "

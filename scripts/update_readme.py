@@ -1,4 +1,4 @@
-"""Regenerate the command outputs embedded in README.md from the real commands.
+"""Regenerate the command outputs embedded in README.md and docs/config-format.md from the real commands.
 
 Each block looks like
 
@@ -9,6 +9,7 @@ Each block looks like
     <!-- /mla-mem -->
 
 and is replaced by what `mla-mem compare` prints now (markdown-format blocks are embedded without a fence).
+`<!-- include: configs/jamba-v0.1.yaml -->` blocks hold a file of the repository, fenced as YAML.
 
     uv run python scripts/update_readme.py          # rewrite README.md
     uv run python scripts/update_readme.py --check  # exit 1 if README.md is out of date (used by the tests)
@@ -24,8 +25,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
-BLOCK = re.compile(r"(<!-- mla-mem: (?P<args>.*?) -->\n)(?P<body>.*?)(<!-- /mla-mem -->)", re.S)
+DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "config-format.md")
+BLOCK = re.compile(r"(<!-- (?P<verb>mla-mem|include): (?P<args>.*?) -->\n)(?P<body>.*?)(<!-- /(?P=verb) -->)", re.S)
 
 
 def run(args: list[str]) -> str:
@@ -46,27 +47,32 @@ def render(text: str) -> str:
     os.chdir(ROOT)  # paths in the README's commands are relative to the repository
 
     def replace(match: re.Match[str]) -> str:
+        if match.group("verb") == "include":
+            content = (ROOT / match.group("args").strip()).read_text()
+            return f"{match.group(1)}```yaml\n{content}```\n{match.group(5)}"
         args = shlex.split(match.group("args"))
         output = run(args)
         if "markdown" in args:
             body = output
         else:
             body = f"```\n$ mla-mem {match.group('args')}\n{output}```\n"
-        return f"{match.group(1)}{body}{match.group(4)}"
+        return f"{match.group(1)}{body}{match.group(5)}"
 
     return BLOCK.sub(replace, text)
 
 
 def main() -> int:
-    current = README.read_text()
-    fresh = render(current)
-    if "--check" in sys.argv:
+    stale = []
+    for document in DOCUMENTS:
+        current = document.read_text()
+        fresh = render(current)
         if fresh != current:
-            print("README.md is out of date: run uv run python scripts/update_readme.py", file=sys.stderr)
-            return 1
-        return 0
-    if fresh != current:
-        README.write_text(fresh)
+            stale.append(document.relative_to(ROOT).as_posix())
+            if "--check" not in sys.argv:
+                document.write_text(fresh)
+    if stale and "--check" in sys.argv:
+        print(f"{', '.join(stale)} out of date: run uv run python scripts/update_readme.py", file=sys.stderr)
+        return 1
     return 0
 
 

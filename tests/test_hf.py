@@ -71,7 +71,7 @@ def test_import_matches_the_shipped_yaml(file, builtin, tmp_path):
         if file.startswith("glm-5-fp8"):
             expected = replace(expected, dtype="fp8")  # the FP8 release of GLM-5
         assert imported.weights == expected
-    for runtime in ("ideal", "vllm", "transformers@4.57"):
+    for runtime in ("ideal", "vllm", "transformers@5.17", "transformers@5.24"):
         assert breakdown(imported, runtime=runtime) == breakdown(shipped, runtime=runtime)
     if "inference-config" not in file:
         assert imported.mtp_layers == shipped.mtp_layers

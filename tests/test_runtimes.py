@@ -121,9 +121,22 @@ def test_vllm_dcp_divides_tokens():
 def test_transformers_mla_expanded_before_5_15():
     expanded = est("deepseek-v3", runtime="transformers@4.57")
     assert expanded.bytes_per_token == 61 * 128 * (128 + 64 + 128) * BF16 == 4_997_120
+    assert est("deepseek-v3", runtime="transformers@5.14").bytes_per_token == 4_997_120
     assert est("deepseek-v3", runtime="transformers@5.15").bytes_per_token == 70_272
-    assert "indexer" not in parts(est("deepseek-v3.2", runtime="transformers@4.57"))
-    assert parts(est("deepseek-v3.2", runtime="transformers@5.24"))["indexer"].bytes_per_token == 61 * 128 * BF16
+
+
+def test_transformers_dsa_models_expanded_with_indexer_keys_until_5_18():
+    # measured: deepseek_v32 / glm_moe_dsa cache expanded keys and values plus indexer keys [B, T, 128] up to 5.17,
+    # the latent plus indexer keys from 5.18 (modeling_deepseek_v32.py 5.17.0:460 -> 5.18.0:442)
+    at_517 = est("deepseek-v3.2", runtime="transformers@5.17")
+    assert at_517.bytes_per_token == 61 * (128 * (128 + 64 + 128) + 128) * BF16
+    assert est("deepseek-v3.2", runtime="transformers@5.18").bytes_per_token == 61 * (512 + 64 + 128) * BF16
+    assert est("glm-5", runtime="transformers@5.17").bytes_per_token == 78 * (64 * (192 + 64 + 256) + 128) * BF16
+    # the issue's measured 58x on GPU for DeepSeek-V3.2's full-size dims
+    assert at_517.bytes_per_token / est("deepseek-v3.2", runtime="transformers@5.18").bytes_per_token > 58
+    with pytest.raises(UsageError, match="glm_moe_dsa"):
+        est("deepseek-v3.2", runtime="transformers@4.57")  # no DSA model class before 5.2
+
 
 
 def test_transformers_linear_state_and_sliding_window_minus_one():
@@ -207,10 +220,6 @@ REFUSED = {
     ("trtllm", "jamba-v0.1"): "mamba1",
     ("trtllm", "llama-4-maverick"): "chunked attention",
     ("trtllm", "minimax-m1"): "lightning",
-    ("transformers", "jamba-v0.1"): "mamba1",
-    ("transformers", "llama-4-maverick"): "chunked attention",
-    ("transformers", "minimax-m1"): "lightning",
-    ("transformers", "nemotron-3-super"): "mamba2",
 }
 
 
