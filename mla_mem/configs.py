@@ -476,6 +476,11 @@ def _short_compressed(
 # Weights
 
 
+def check_weights(weights: dict[str, Any], file: str, layers: int) -> Weights:
+    """A `weights` section as the YAML reader would read it (the importer checks what it writes)."""
+    return _parse_weights(Section(weights, file, "weights"), layers)
+
+
 def _parse_weights(section: Section, layers: int) -> Weights:
     section.expect(WEIGHT_KEYS)
     tie = section.raw("tie_embeddings")
@@ -591,4 +596,4 @@ def builtin_models() -> list[ModelSpec]:
     return [load_model_file(path) for path in _builtin_files()]
 
 
-__all__ = ["builtin_models", "builtin_names", "load_model_file", "parse_model", "resolve_builtin"]
+__all__ = ["builtin_models", "builtin_names", "check_weights", "load_model_file", "parse_model", "resolve_builtin"]

@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .configs import parse_model
+from .configs import check_weights, parse_model
 from .errors import ConfigError
 from .families import (
     FAMILIES,
@@ -199,7 +199,7 @@ def convert(data: dict[str, Any], file: str, name: str | None = None) -> tuple[d
     if mtp and _has_mtp_kind(draft):
         out["mtp_layers"] = mtp
     out.update(_layers_section(draft, context, notes))
-    weights = _weights_or_note(config, data, outer, notes)
+    weights = _weights_or_note(config, data, outer, notes, out["layers"])
     if weights:
         out["weights"] = weights
     return out, notes
@@ -272,10 +272,14 @@ def _pattern_or_list(kinds: list[str]) -> dict[str, Any]:
 
 
 def _weights_or_note(
-    config: Config, data: dict[str, Any], outer: dict[str, Any], notes: list[str]
+    config: Config, data: dict[str, Any], outer: dict[str, Any], notes: list[str], layers: int
 ) -> dict[str, Any] | None:
+    """The weights section, or None with a note: a parameter-count problem never blocks a cache estimate."""
     try:
-        return _weights(Config(data, config.file, config.prefix, config.defaults), data, outer, notes)
+        weights = _weights(Config(data, config.file, config.prefix, config.defaults), data, outer, notes)
+        if weights is not None:
+            check_weights(weights, config.file, layers)
+        return weights
     except ConfigError as exc:
         notes.append(f"no weights section ({exc.key}: {exc.detail}); fit needs the checkpoint or a published "
                      "parameter count for this model")  # fmt: skip
@@ -455,7 +459,7 @@ def _convert_mistral_params(data: dict[str, Any], file: str, name: str | None, n
             out["sliding_window"] = window
     if c.has("index_n_heads"):
         out["indexer"] = indexer_section(c)
-    weights = _weights_or_note(c, data, data, notes)
+    weights = _weights_or_note(c, data, data, notes, out["layers"])
     if weights:
         out["weights"] = weights
     return out

@@ -138,7 +138,6 @@ def test_transformers_dsa_models_expanded_with_indexer_keys_until_5_18():
         est("deepseek-v3.2", runtime="transformers@4.57")  # no DSA model class before 5.2
 
 
-
 def test_transformers_linear_state_and_sliding_window_minus_one():
     state = parts(est("qwen3-next-80b-a3b", runtime="transformers"))["linear_state"]
     assert state.fixed_bytes == 36 * (4 * 8192 * BF16 + 32 * 128 * 128 * 4) == 36 * 2_162_688
@@ -215,10 +214,8 @@ V4_RUNTIMES = ("ideal", "vllm", "transformers")  # DeepSeek-V4 rules exist for t
 # (runtime, built-in) -> the layer kind the runtime has no rules for; the refusal must name it. Everything else runs.
 REFUSED = {
     ("sglang", "jamba-v0.1"): "mamba1",
-    ("sglang", "llama-4-maverick"): "chunked attention",
     ("sglang", "minimax-m1"): "lightning",
     ("trtllm", "jamba-v0.1"): "mamba1",
-    ("trtllm", "llama-4-maverick"): "chunked attention",
     ("trtllm", "minimax-m1"): "lightning",
 }
 

@@ -8,7 +8,7 @@ from ..options import Deployment, OptionError
 from ..spec import ModelSpec
 from ..units import parse_dtype
 from . import Profile
-from .rules import Rules, StateRule, has_kind, has_sparse_mla, model_dtype, state_dtype
+from .rules import Rules, StateRule, WindowRule, has_kind, has_sparse_mla, model_dtype, state_dtype
 
 
 def rules(model: ModelSpec, deployment: Deployment) -> Rules:
@@ -33,25 +33,42 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
     conv = state_dtype(deployment, "bf16")
     recurrent = state_dtype(deployment, "fp32")
     windowed = has_kind(model, lambda k: k.window is not None)
+    version = deployment.runtime.numbers
+    notes = ["sglang: sliding layers counted as window W rounded to pages (SWA pool)"] if windowed else []
+    chunk_rule: WindowRule | None = None
+    if has_kind(model, lambda k: k.chunk is not None):
+        # Llama 4 (Llama4ForConditionalGeneration): from 0.5.8 the chunked layers live in the SWA pool with
+        # window = attention_chunk_size (model_runner.py); before, one full pool unless --hybrid-kvcache-ratio
+        chunk_rule = "window" if version >= (0, 5, 8) else "full"
+        notes.append(
+            "sglang: chunked layers in the sliding-window pool (window = chunk), as for Llama4ForConditionalGeneration"
+            if version >= (0, 5, 8)
+            else "sglang < 0.5.8: chunked layers get full-length KV (one pool)"
+        )
+    states = {
+        "gated_deltanet": StateRule("k-1", conv, recurrent, declared_dtype=True),
+        "kda": StateRule("k-1", conv, recurrent),
+        "mamba2": StateRule("k-1", conv, recurrent, declared_dtype=True, groups="ceil"),
+    }
+    if version >= (0, 5, 9):  # LFM2 (models/lfm2.py): conv (hidden / tp, L_cache - 1) in bf16, no SSM state
+        states["short_conv"] = StateRule("k-1", conv, recurrent)
+    pure_mamba1 = all(k.attention is None for k in model.used_kinds())
+    if version >= (0, 5, 20) and pure_mamba1:  # Mamba-1 models (not Jamba: PR 20141 was closed unmerged)
+        states["mamba1"] = StateRule("k-1", conv, recurrent)
     return Rules(
         runtime=deployment.runtime, kv=kv, v=kv, kv_label=label or kv.name, mla_record=mla_record,
         indexer_bytes=132 if indexed else None,
         indexer_formula="index_head_dim 128 fp8 + one fp32 scale (SGLang index_k_with_scale)",
         head_split="divides", block=block, indexer_block=64 if indexed else block, window_rule="window",
-        states={
-            "gated_deltanet": StateRule("k-1", conv, recurrent, declared_dtype=True),
-            "kda": StateRule("k-1", conv, recurrent),
-            "mamba2": StateRule("k-1", conv, recurrent, declared_dtype=True, groups="ceil"),
-        },
-
+        chunk_rule=chunk_rule, states=states,
         mtp_note="sglang: MTP layers get a separate draft pool of the same token count",
-        notes=("sglang: sliding layers counted as window W rounded to pages (SWA pool)",) if windowed else (),
+        notes=tuple(notes),
         refuse_compressed="sglang: no DeepSeek-V4 (compressed attention) rules for this runtime yet; "
         "use runtime vllm or ideal",
     )  # fmt: skip
 
 
 PROFILE = Profile(
-    name="sglang", default_version="0.5", low=(0, 5), high=(0, 5, 99), described="0.5.x", rules=rules, order=2,
+    name="sglang", default_version="0.5.23", low=(0, 5), high=(0, 5, 99), described="0.5.x", rules=rules, order=2,
     sources=("python/sglang/srt/mem_cache/memory_pool.py", "python/sglang/srt/model_executor/model_runner.py"),
 )  # fmt: skip

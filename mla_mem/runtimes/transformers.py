@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..options import Deployment, OptionError
 from ..spec import MLA, Compressed, ModelSpec
-from ..units import DType
+from ..units import DType, parse_dtype
 from . import Profile
 from .ideal import first_indexer_dim
 from .rules import CompressedRules, Rules, StateRule, has_kind, has_sparse_mla, model_dtype, state_dtype
@@ -61,7 +61,9 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
 
 def _states(model: ModelSpec, deployment: Deployment, version: Version) -> dict[str, StateRule]:
     """Conv states keep the whole kernel (K columns) in the model dtype in every release; the recurrent / SSM state
-    dtype moved twice (measured: 5.4.0 -> 5.5.0 -> 5.14.0)."""
+    dtype moved twice (measured: 5.4.0 -> 5.5.0 -> 5.14.0). --state-dtype sets the recurrent / SSM state only:
+    transformers never changes the conv state's dtype."""
+    conv = parse_dtype(model.dtype)
     model_dt = state_dtype(deployment, model.dtype)
     fp32 = state_dtype(deployment, "fp32")
     # Gated DeltaNet (Qwen3NextDynamicCache): fp32 up to 5.4, the conv dtype 5.5-5.13, fp32 from 5.14
@@ -69,12 +71,12 @@ def _states(model: ModelSpec, deployment: Deployment, version: Version) -> dict[
     # Mamba-1 and Mamba-2: the model dtype up to 5.13 (Jamba's own cache kept fp32 up to 5.4), fp32 from 5.14
     ssm = fp32 if version >= (5, 14) else model_dt
     return {
-        "gated_deltanet": StateRule("k", model_dt, gdn, split_tp=False),
-        "kda": StateRule("k", model_dt, fp32, split_tp=False),  # kimi_linear, 5.17+
-        "mamba1": StateRule("k", model_dt, ssm, split_tp=False),
-        "mamba2": StateRule("k", model_dt, ssm, split_tp=False),
-        "lightning": StateRule("k", model_dt, model_dt, split_tp=False),  # MiniMaxCache: [B, H, d, d]
-        "short_conv": StateRule("k", model_dt, model_dt, split_tp=False),  # Lfm2: [B, hidden, conv_L_cache]
+        "gated_deltanet": StateRule("k", conv, gdn, split_tp=False),
+        "kda": StateRule("k", conv, fp32, split_tp=False),  # kimi_linear, 5.17+
+        "mamba1": StateRule("k", conv, ssm, split_tp=False),
+        "mamba2": StateRule("k", conv, ssm, split_tp=False),
+        "lightning": StateRule("k", conv, model_dt, split_tp=False),  # MiniMaxCache: [B, H, d, d]
+        "short_conv": StateRule("k", conv, model_dt, split_tp=False),  # Lfm2: [B, hidden, conv_L_cache]
     }
 
 
@@ -102,7 +104,8 @@ def _refuse_unsettled_states(model: ModelSpec, deployment: Deployment, version: 
         raise OptionError(
             "state_dtype",
             "transformers < 5.5 keeps the Mamba-1 SSM state in fp32 for Jamba (HybridMambaAttentionDynamicCache) "
-            "and in the model dtype for Mamba (MambaCache); say which with --state-dtype fp32 or bf16",
+            "and in the model dtype for Mamba (MambaCache); say which with --state-dtype fp32 (Jamba) or bf16 "
+            "(Mamba)",
         )
     if "short_conv" in kinds and version < (5, 5):
         raise OptionError(

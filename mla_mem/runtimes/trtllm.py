@@ -22,6 +22,8 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
     notes = []
     if has_kind(model, lambda k: k.window is not None):
         notes.append("trtllm: sliding layers counted as the window rounded up to whole blocks")
+    if has_kind(model, lambda k: k.chunk is not None):
+        notes.append("trtllm: chunked layers keep the full sequence (attention_chunk_size reaches only the kernel)")
     if has_kind(model, lambda k: k.state is not None):
         notes.append(
             "trtllm: linear state assumed (k-1) conv columns and recurrent state in the model dtype "
@@ -34,9 +36,12 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
         head_split="ceil", block=block, indexer_block=64 if indexed else block, window_rule="window",
         # tensorrt_llm/_torch/pyexecutor/mamba_cache_manager.py: conv [conv_dim / tp, d_conv - 1] and SSM [heads / tp,
         # head_dim, d_state], both in the model dtype (mamba_ssm_cache_dtype auto)
+        # the SSM state in mamba_ssm_cache_dtype when the config names it (Nemotron 3: float32; PR 16065)
         states={"gated_deltanet": StateRule("k-1", state, state), "kda": StateRule("k-1", state, state),
-                "mamba2": StateRule("k-1", state, state)},
-
+                "mamba2": StateRule("k-1", state, state, declared_dtype=True)},
+        # Llama 4: attention_chunk_size reaches only the attention kernel (PR 4330); every layer is sized at the
+        # full sequence
+        chunk_rule="full",
         notes=tuple(notes),
         refuse_compressed="trtllm: no DeepSeek-V4 (compressed attention) rules for this runtime yet; "
         "use runtime vllm or ideal",
