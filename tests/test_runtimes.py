@@ -125,6 +125,22 @@ def test_transformers_mla_expanded_before_5_15():
     assert est("deepseek-v3", runtime="transformers@5.15").bytes_per_token == 70_272
 
 
+def test_transformers_gemma_4_windows_and_state_dtypes_by_release():
+    # 5.5-5.13: DynamicCache(config) emptied its layer list for num_kv_shared_layers 0, so Gemma 4's sliding layers
+    # kept every token (measured by tests/crosscheck at 5.13.1); 5.14 keeps W - 1
+    sliding = 50 * 16 * 256 * 2 * BF16  # per token of the 50 sliding layers
+    at_513 = parts(est("gemma-4-31b", context=10_000, runtime="transformers@5.13"))["sliding_kv"]
+    assert at_513.total_bytes == 10_000 * sliding
+    at_514 = parts(est("gemma-4-31b", context=10_000, runtime="transformers@5.14"))["sliding_kv"]
+    assert at_514.total_bytes == 1023 * sliding
+    # Gated DeltaNet's recurrent state: fp32 up to 5.4, bf16 5.5-5.13, fp32 from 5.14
+    recurrent = 45 * 64 * 128 * 128
+    conv = 45 * 4 * (2 * 16 * 128 + 64 * 128) * BF16
+    for release, width in (("5.4", 4), ("5.13", 2), ("5.14", 4)):
+        state = parts(est("qwen3.5-397b-a17b", runtime=f"transformers@{release}"))["linear_state"]
+        assert state.fixed_bytes == conv + recurrent * width, release
+
+
 def test_transformers_dsa_models_expanded_with_indexer_keys_until_5_18():
     # measured: deepseek_v32 / glm_moe_dsa cache expanded keys and values plus indexer keys [B, T, 128] up to 5.17,
     # the latent plus indexer keys from 5.18 (modeling_deepseek_v32.py 5.17.0:460 -> 5.18.0:442)

@@ -131,7 +131,7 @@ def bounded(
             "use --runtime ideal or one whose rules are known (docs/runtimes.md)"
         )
     if rule == "full":
-        return None, 0, text + f"; {what} layer sized as full attention (hybrid allocator off)", block
+        return None, 0, text + f"; the {what} layer is kept whole, as full attention", block
     if rule == "window-1":
         return limit - 1, 0, text + f", keeps the last {what} - 1 = {_fmt(limit - 1)} tokens", block
     in_flight = rules.max_batched_tokens * rules.in_flight_batches

@@ -18,7 +18,16 @@ from ..spec import MLA, Compressed, ModelSpec
 from ..units import DType, parse_dtype
 from . import Profile
 from .ideal import first_indexer_dim
-from .rules import CompressedRules, Rules, StateRule, has_kind, has_sparse_mla, model_dtype, state_dtype
+from .rules import (
+    CompressedRules,
+    Rules,
+    StateRule,
+    WindowRule,
+    has_kind,
+    has_sparse_mla,
+    model_dtype,
+    state_dtype,
+)
 
 Version = tuple[int, ...]
 
@@ -50,11 +59,21 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
     if index_dim and version < (5, 11):
         notes.append("transformers < 5.11 keeps GLM-5's indexer keys on the indexer module, outside the cache object")
     _refuse_unsettled_states(model, deployment, version)
+    window_rule: WindowRule = "window-1"
+    if (5, 5) <= version < (5, 14) and has_kind(model, lambda k: getattr(k.attention, "k_eq_v", False)):
+        # Gemma 4 31B / 26B-A4B (num_kv_shared_layers 0, attention_k_eq_v): DynamicCache(config) cut the layer list
+        # to layer_types[:-0] = [] (cache_utils.py 5.13.1:1566), so every layer became a full DynamicLayer; fixed in
+        # 5.14.0 (`num_kv_shared_layers > 0`). Measured by tests/crosscheck.
+        window_rule = "full"
+        notes.append(
+            "transformers 5.5 to 5.13 keep every token on Gemma 4's sliding layers (num_kv_shared_layers 0 emptied "
+            "the cache's layer list; fixed in 5.14)"
+        )
     return Rules(
         runtime=deployment.runtime, kv=kv, v=kv, kv_label=kv.name, mla_layout="latent" if latent else "expanded",
         indexer_bytes=kv.row_bytes(index_dim) if index_dim else None,
         indexer_formula=f"index_head_dim {index_dim} x {kv.name}" if index_dim else "",
-        head_split="none", window_rule="window-1", chunk_rule="window-1",
+        head_split="none", window_rule=window_rule, chunk_rule="window-1",
         states=_states(model, deployment, version), supports_tp=False, supports_pp=False, notes=tuple(notes),
     )  # fmt: skip
 
