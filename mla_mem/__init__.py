@@ -109,18 +109,22 @@ def fit(
     context: int | None = None,
     batch: int = 1,
     weight_dtype: str | None = None,
-    gpu_memory_utilization: float | str = "0.9",
-    reserve: int | str = "2GiB",
+    gpu_memory_utilization: float | str | None = None,
+    reserve: int | str | None = None,
+    kv_cache_memory: int | str | None = None,
+    num_gpu_blocks_override: int | None = None,
     deployment: Deployment | None = None,
     **options: Unpack[DeploymentOptions],
 ) -> FitResult:
-    """Does `model` fit on these GPUs: weights, cache room, token capacity, concurrency, longest context. `gpu` is a
-    catalogue name ("H200") or a hardware.GPU; the runtime defaults to vLLM."""
+    """Does `model` fit on these GPUs: weights, cache memory, the engine's token capacity and log lines, concurrency,
+    longest context. `gpu` is a catalogue name ("H200") or a hardware.GPU; the runtime defaults to vLLM. Sizes are
+    bytes (int) or text with a unit ("5.44GiB"); `kv_cache_memory` is the engine's own cache budget per GPU."""
     from .hardware import fit_model
 
     return fit_model(
         model, gpu, gpus=gpus, context=context, batch=batch, weight_dtype=weight_dtype,
-        gpu_memory_utilization=gpu_memory_utilization, reserve=reserve, deployment=deployment, options=dict(options),
+        gpu_memory_utilization=gpu_memory_utilization, reserve=reserve, kv_cache_memory=kv_cache_memory,
+        num_gpu_blocks_override=num_gpu_blocks_override, deployment=deployment, options=dict(options),
     )  # fmt: skip
 
 

@@ -312,7 +312,7 @@ def size(plan: Plan, context: int, batch: int = 1) -> Estimate:
         sequences_per_gpu=sequences,
         gpus=plan.gpus,
         # every rank of a TP group holds its share (or, for replicated streams, a full copy)
-        deployment_bytes=plan.tp * per_sequence_all_stages * batch,
+        deployment_bytes=plan.deployment.attention_tp * per_sequence_all_stages * batch,
         stage=stage,
         block_size=plan.block_size,
         tp=plan.tp,

@@ -77,6 +77,10 @@ def deployment_parameters(runtime: str) -> list[inspect.Parameter]:
                 "attention (as with a KV connector).", "--hybrid-allocator/--no-hybrid-allocator"),
         _option("prefix_caching", bool | None, None, "Prefix caching (vLLM keeps prefix checkpoints of linear/SSM "
                 "state). [default: the runtime's]", "--prefix-caching/--no-prefix-caching"),
+        _option("dp_attention", bool, False, "SGLang --enable-dp-attention: the --dp ranks split the --tp group "
+                "(GPUs = tp x pp; attention tp = tp / dp).", "--dp-attention"),
+        _option("compute_capability", str | None, None, "The GPU's CUDA compute capability, e.g. 10.0 (engine "
+                "defaults depend on it). [default: fit: the --gpu's]"),
 
     ]  # fmt: skip
 
@@ -274,10 +278,16 @@ def fit(
     batch: BatchOpt = "1",
     weight_dtype: Annotated[str | None, typer.Option("--weight-dtype", help="auto (the checkpoint's), bf16, fp16, fp8, "
                             "int4, mxfp4, mxfp4-experts. [default: auto]")] = None,
-    utilization: Annotated[str, typer.Option("--gpu-memory-utilization", help="Fraction of GPU memory the engine may "
-                           "use.")] = "0.9",
-    reserve: Annotated[str, typer.Option("--reserve", help="Activations, CUDA graphs, non-torch memory, with a unit: "
-                       "2GiB.")] = "2GiB",
+    utilization: Annotated[str | None, typer.Option("--gpu-memory-utilization", help="The engine's memory fraction: "
+                           "vLLM gpu_memory_utilization, SGLang mem_fraction_static, TensorRT-LLM "
+                           "free_gpu_memory_fraction. [default: the engine's (0.9; SGLang's own rule)]")] = None,
+    reserve: Annotated[str | None, typer.Option("--reserve", help="Memory around the cache (activations, CUDA graphs, "
+                       "non-torch) with a unit, e.g. 3GiB. [default: modelled, see docs/memory.md]")] = None,
+    kv_cache_memory: Annotated[str | None, typer.Option("--kv-cache-memory", help="The cache memory per GPU as the "
+                               "engine states it (vLLM 'Available KV cache memory', --kv-cache-memory-bytes), with a "
+                               "unit: 5.44GiB.")] = None,
+    blocks_override: Annotated[int | None, typer.Option("--num-gpu-blocks-override", help="vLLM: this many cache "
+                               "blocks instead of what memory gives.")] = None,
     fmt: FormatOpt = "table",
     units: UnitsOpt = "binary",
     options: dict[str, Any] | None = None,
@@ -303,8 +313,12 @@ def fit(
     sequences = _batch(batch)
     values = dict(options or {})
     settings: dict[str, Any] = {
-        "weight_dtype": weight_dtype, "reserve": parse_size(reserve, "--reserve"),
-        "gpu_memory_utilization": parse_fraction(utilization, "--gpu-memory-utilization"),
+        "weight_dtype": weight_dtype,
+        "reserve": parse_size(reserve, "--reserve") if reserve is not None else None,
+        "gpu_memory_utilization": parse_fraction(utilization, "--gpu-memory-utilization") if utilization else None,
+        "kv_cache_memory": parse_size(kv_cache_memory, "--kv-cache-memory") if kv_cache_memory is not None else None,
+        "num_gpu_blocks_override": parse_count(blocks_override, "--num-gpu-blocks-override", maximum=1 << 40)
+        if blocks_override is not None else None,
     }  # fmt: skip
     if gpus is None:
         if n is None:
@@ -318,19 +332,33 @@ def fit(
         emit(fmt, *fit_search_view(found, units))
         return
     count = parse_count(gpus, "--gpus", maximum=4096)
-    pp = values.get("pp") or 1
-    if values.get("tp") is None:
-        values["tp"] = max(1, count // (pp * (values.get("dp") or 1)))
-    if values.get("dp") is None:
-        values["dp"] = max(1, count // (values["tp"] * pp))
-    chosen = make_deployment(values)
-    if chosen.gpus != count:
-        raise UsageError(f"--tp {chosen.tp} x --pp {chosen.pp} x --dp {chosen.dp} = {chosen.gpus}, not --gpus {count}")
-    result = run(spec, device, chosen, context=n, batch=sequences, **settings)
+    if all(values.get(k) is None for k in ("tp", "pp", "dp", "pp_layers")) and not values.get("dp_attention"):
+        from .hardware import best_layout
+
+        result = best_layout(spec, device, make_deployment(values), count, context=n, batch=sequences, **settings)
+    else:
+        result = run(spec, device, _gpus_layout(values, count), context=n, batch=sequences, **settings)
     emit(fmt, *fit_view(result, units))
     _context_notes([result])
     if not result.fits:
         raise typer.Exit(1)
+
+
+def _gpus_layout(values: dict[str, Any], count: int) -> Any:
+    """The Deployment of --gpus N with the layout options given; SGLang's `--tp N --dp D` on N GPUs is its
+    data-parallel attention (the dp ranks split the tp group)."""
+    pp = values.get("pp") or 1
+    sglang = str(values.get("runtime") or "").startswith("sglang")
+    if sglang and values.get("dp") and values.get("tp") and values["tp"] * pp == count and values["dp"] > 1:
+        values["dp_attention"] = True
+    if values.get("tp") is None:
+        values["tp"] = max(1, count // (pp * (1 if values.get("dp_attention") else values.get("dp") or 1)))
+    if values.get("dp") is None:
+        values["dp"] = 1 if values.get("dp_attention") else max(1, count // (values["tp"] * pp))
+    chosen = make_deployment(values)
+    if chosen.gpus != count:
+        raise UsageError(f"--tp {chosen.tp} x --pp {chosen.pp} x --dp {chosen.dp} = {chosen.gpus}, not --gpus {count}")
+    return chosen
 
 
 def gpus(fmt: FormatOpt = "table", units: UnitsOpt = "binary") -> None:

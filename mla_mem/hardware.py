@@ -10,15 +10,17 @@ The cache must fit in `available` on every GPU; capacity is counted the way the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from .cache import Plan, beyond_max_context, size
+from .capacity import engine_capacity
 from .configs import builtin_dir
 from .errors import UsageError
 from .options import Deployment, resolve
+from .overhead import Around, given, modelled
 from .runtimes import lower
 from .spec import ModelSpec
 from .units import MAX_CONTEXT, parse_size
@@ -28,10 +30,23 @@ from .yamlio import Section, load_yaml, read_text
 @dataclass(frozen=True)
 class GPU:
     name: str
-    memory_bytes: int
+    memory_bytes: int  # the total nvidia-smi / rocm-smi prints (SGLang's gpu_mem)
     nominal: str = ""
     source: str = ""
     aliases: tuple[str, ...] = ()
+    cuda_bytes: int | None = None  # the total CUDA reports (torch.cuda.mem_get_info()[1]); engines budget from it
+    cuda_source: str = ""
+    compute_capability: str = ""  # "9.0"; "" for AMD and user-given memory
+    estimated: bool = False  # a nominal figure, no device reading
+
+    @property
+    def budget_bytes(self) -> int:
+        """The device total engines budget from: CUDA's figure when known, else the smi total."""
+        return self.cuda_bytes or self.memory_bytes
+
+    @property
+    def sm_major(self) -> int | None:
+        return int(self.compute_capability.split(".")[0]) if self.compute_capability else None
 
 
 def _norm(text: str) -> str:
@@ -46,10 +61,13 @@ def gpu_catalogue(path: Path | None = None) -> list[GPU]:
     gpus = []
     for index, entry in enumerate(entries):
         section = Section(entry, str(path), f"gpus[{index}]")
-        section.expect(("name", "nominal", "aliases", "memory_mib", "source"))
+        section.expect(("name", "nominal", "aliases", "memory_mib", "source", "cuda_mib", "cuda_bytes",
+                        "cuda_source", "compute_capability", "estimated"))  # fmt: skip
         name = section.get_str("name", required=True)
         assert name is not None
         aliases = tuple(str(a) for a in (section.get_list("aliases") or []))
+        cuda = section.get_int("cuda_bytes", required=False, maximum=1 << 44)
+        cuda_mib = section.get_int("cuda_mib", required=False, maximum=1 << 24)
         gpus.append(
             GPU(
                 name=name,
@@ -57,6 +75,10 @@ def gpu_catalogue(path: Path | None = None) -> list[GPU]:
                 nominal=section.get_str("nominal") or "",
                 source=section.get_str("source") or "",
                 aliases=aliases,
+                cuda_bytes=cuda if cuda is not None else (cuda_mib * 2**20 if cuda_mib is not None else None),
+                cuda_source=section.get_str("cuda_source") or "",
+                compute_capability=section.get_str("compute_capability") or "",
+                estimated=bool(section.get_bool("estimated")),
             )
         )
     return gpus
@@ -116,6 +138,12 @@ class FitResult:
     weights_fit: bool
     fits: bool
     notes: tuple[str, ...] = field(default=())
+    around: dict[str, Any] = field(default_factory=dict)  # the memory around the cache, by term (overhead.py)
+    memory_rule: str = ""  # how the engine arrives at its cache memory
+    fraction: Fraction | None = None  # gpu_memory_utilization / mem_fraction_static / free_gpu_memory_fraction
+    engine_lines: tuple[str, ...] = ()  # what the engine logs for this deployment
+    dp_attention: bool = False
+    smi_bytes: int = 0  # the device total nvidia-smi prints
 
     def as_dict(self) -> dict[str, Any]:
         from .units import json_number
@@ -128,20 +156,7 @@ class FitResult:
                 out[key] = list(value)
             else:
                 out[key] = value
-        out["vllm_log"] = (
-            self.vllm_lines() if self.runtime.startswith("vllm") and self.capacity_kind == "blocks" else None
-        )
         return out
-
-    def vllm_lines(self) -> list[str]:
-        """The two lines vLLM logs at start-up (vllm/v1/core/kv_cache_utils.py), for this deployment."""
-        lines = [f"GPU KV cache size: {self.token_capacity:,} tokens"]
-        if self.context is not None and self.concurrency_per_gpu_group is not None:
-            lines.append(
-                f"Maximum concurrency for {self.context:,} tokens per request: "
-                f"{float(self.concurrency_per_gpu_group):.2f}x"
-            )
-        return lines
 
 
 def weights_per_gpu(total_dense: int, total_expert: int, tp: int, pp: int, ep: int) -> int:
@@ -198,6 +213,14 @@ def _weights_per_gpu(model: ModelSpec, plan: Plan, weight_dtype: str | None, not
             notes.append(f"weights: {exc}; used the published parameter count")
     if counted is not None:
         assert model.weights is not None
+        if plan.deployment.dp_attention:
+            # SGLang data-parallel attention: attention weights whole on every rank of the tp group (attention tp =
+            # tp / dp), the rest (MLP, experts, embeddings) split over the tp group
+            group = tp * pp
+            attention_tp = plan.deployment.attention_tp
+            notes.append(f"dp attention: attention weights split over {attention_tp}, the rest over the {group} GPUs")
+            return (-(-counted.attention // (attention_tp * pp)) + -(-(counted.dense - counted.attention) // group)
+                    + -(-counted.expert // group), counted.dtype)  # fmt: skip
         use_ep = plan.deployment.ep if plan.deployment.ep is not None else (dp > 1 and model.weights.experts > 0)
         if use_ep:
             notes.append(f"routed experts sharded over tp x pp x dp = {tp * pp * dp} GPUs (expert parallel)")
@@ -214,36 +237,127 @@ def _weights_per_gpu(model: ModelSpec, plan: Plan, weight_dtype: str | None, not
     return int(-(-model.params.total * width // (tp * pp))), ("fp8" if width == 1 else "bf16")
 
 
+def sglang_mem_fraction(gpu: GPU, plan: Plan) -> tuple[Fraction, str]:
+    """SGLang's default mem_fraction_static (0.5.10-0.5.23 server_args `_handle_gpu_memory_settings`, arg_groups/
+    memory_hook.py): gpu_mem is nvidia-smi's total in MiB; the GPU class sets chunked_prefill_size and
+    cuda_graph_max_bs; reserved = 512 + max(cps, 2048) x 1.5 + bs x 2 + tp x pp / 8 x 1024 (+ bs x dp x 3, and
+    x 1.5 more above 300, with dp attention), at least 10 GiB above 60 GiB; mfs = round((gpu_mem - reserved) /
+    gpu_mem, 3)."""
+    gpu_mem = gpu.memory_bytes // 2**20
+    tp, pp, dp = plan.tp, plan.pp, plan.dp
+    small = tp < 4
+    if gpu_mem < 20 * 1024:
+        cps, bs = 2048, 8
+    elif gpu_mem < 35 * 1024:
+        cps, bs = 2048, 24 if small else 80
+    elif gpu_mem < 60 * 1024:
+        cps, bs = 4096, 32 if small else 160
+    elif gpu_mem < 160 * 1024:
+        cps, bs = 8192, 256 if small else 512
+    else:
+        cps, bs = 16384, 512
+    reserved = Fraction(512) + Fraction(max(cps, 2048) * 3, 2) + bs * 2 + Fraction(tp * pp * 1024, 8)
+    if plan.deployment.dp_attention:
+        reserved += bs * dp * 3 + (Fraction(bs * dp * 3, 2) if bs > 300 else 0)
+    if gpu_mem > 60 * 1024:
+        reserved = max(reserved, Fraction(10 * 1024))
+    mfs = Fraction(round((gpu_mem - reserved) / gpu_mem, 3)).limit_denominator(1000)
+    return (
+        mfs,
+        f"sglang default mem_fraction_static {float(mfs):.3f} ({gpu_mem:,} MiB, {float(reserved):,.0f} MiB reserved)",
+    )
+
+
+@dataclass(frozen=True)
+class _Budget:
+    cache: int
+    usable: int
+    fraction: Fraction
+    rule: str
+
+
+def _engine_budget(plan: Plan, gpu: GPU, fraction: Fraction | None, weights: int, around: Around,
+                   notes: list[str]) -> _Budget:  # fmt: skip
+    """The bytes the engine gives its cache per GPU, by its own rule."""
+    device = gpu.budget_bytes
+    name = plan.runtime.name
+    if name == "sglang":
+        if fraction is None:
+            fraction, text = sglang_mem_fraction(gpu, plan)
+            notes.append(text)
+        # model_runner profile_max_num_token: rest = free after weights - free before weights x (1 - mfs)
+        before = device - around.non_torch
+        usable = int(before * fraction)
+        return _Budget(
+            usable - weights,
+            usable,
+            fraction,
+            "(device - non-torch) x mem_fraction_static - weights (activations and graphs live in the rest)",
+        )
+    fraction = fraction if fraction is not None else Fraction(9, 10)
+    if name == "trtllm":
+        # KvCacheCreator: available = (total - peak incl. weights, activations, non-torch) x free_gpu_memory_fraction
+        free = device - weights - around.total
+        return _Budget(
+            int(free * fraction),
+            device,
+            fraction,
+            "(device - weights - activation - non-torch) x free_gpu_memory_fraction",
+        )
+    # vLLM: requested = ceil(total x gpu_memory_utilization) (0.14+), then minus what the profile run measured
+    usable = -(-device * fraction.numerator // fraction.denominator)
+    return _Budget(
+        usable - weights - around.total,
+        usable,
+        fraction,
+        "ceil(device x gpu_memory_utilization) - weights - activation - non-torch - CUDA graphs",
+    )
+
+
 def fit(
     model: ModelSpec,
     gpu: GPU,
     deployment: Deployment,
     *,
     weight_dtype: str | None = None,
-    gpu_memory_utilization: Fraction = Fraction(9, 10),
-    reserve: int = 2 * 2**30,
+    gpu_memory_utilization: Fraction | None = None,
+    reserve: int | None = None,
+    kv_cache_memory: int | None = None,
+    num_gpu_blocks_override: int | None = None,
     context: int | None = None,
     batch: int = 1,
     plan: Plan | None = None,
 ) -> FitResult:
-    """Does `model` fit on tp x pp x dp GPUs of this kind, and how much cache is left for requests? `plan` is the
+    """Does `model` fit on these GPUs, and how much cache is left for requests? `kv_cache_memory` (per GPU) is the
+    engine's cache budget as its log or --kv-cache-memory states it; without it the budget follows the engine's rule
+    from the device memory, the weights and the memory around the cache (overhead.py, or `reserve`). `plan` is the
     model already lowered for `deployment`, when the caller has it."""
+    if deployment.compute_capability is None and gpu.compute_capability:
+        deployment = deployment.with_(compute_capability=gpu.compute_capability)
+        plan = None
     plan = plan or lower(model, deployment)
     tp, pp, dp = plan.tp, plan.pp, plan.dp
     notes = list(plan.notes) + list(beyond_max_context(model, context or 0))
-
-    usable = int(gpu.memory_bytes * gpu_memory_utilization)
+    if gpu.cuda_bytes is None and kv_cache_memory is None:
+        notes.append(f"{gpu.name}: no CUDA-reported total known; nvidia-smi's total used (engines see slightly less)")
+    if gpu.estimated:
+        notes.append(f"{gpu.name}: memory is a nominal figure, not a device reading")
     per_gpu, dtype_name = _weights_per_gpu(model, plan, weight_dtype, notes)
-    available = usable - per_gpu - reserve
-    weights_fit = available > 0
+    around = given(reserve) if reserve is not None else (modelled(plan, gpu.budget_bytes, gpu.name) or given(2 * 2**30))
+    if around.source == "--reserve" and reserve is None:
+        notes.append("memory around the cache: 2 GiB assumed (the model file has no weights section with widths)")
+    budget = _engine_budget(plan, gpu, gpu_memory_utilization, per_gpu, around, notes)
+    available = budget.cache
+    if kv_cache_memory is not None:
+        available = kv_cache_memory
+        notes.append(f"cache memory per GPU given: {kv_cache_memory:,} B (the engine's own figure)")
+    weights_fit = per_gpu < budget.usable and (available > 0)
     probe = size(plan, 1, 1)
-    uniform = _uniform_blocks(plan)
+    engine = engine_capacity(plan, max(0, available), context, num_gpu_blocks_override)
     num_blocks = None
-    if uniform is not None:
-        block, block_bytes = uniform
-        num_blocks = max(0, available) // block_bytes
-        capacity = num_blocks * block * plan.dcp
-        kind = "blocks"
+    if engine is not None:
+        capacity, kind, num_blocks = engine.tokens, "engine", engine.blocks
+        notes += engine.notes
     else:
         capacity = longest_context(plan, 1, available) if weights_fit else 0
         kind = "single sequence"
@@ -252,24 +366,27 @@ def fit(
     if context is not None:
         per_sequence = size(plan, context, 1).total_bytes
         per_gpu_sequences = max(0, available) // per_sequence if per_sequence else 0
-        max_concurrency = per_gpu_sequences * dp
-        if uniform is not None and num_blocks is not None:
-            blocks_per_request = -(-context // (uniform[0] * plan.dcp))
-            concurrency = Fraction(num_blocks, blocks_per_request)
-        else:
-            concurrency = Fraction(per_gpu_sequences)
+        concurrency = (
+            engine.concurrency if engine is not None and engine.concurrency is not None else Fraction(per_gpu_sequences)
+        )
+        max_concurrency = int(concurrency) * dp
         cache = size(plan, context, batch).total_bytes
         fits = weights_fit and cache <= available
+        if engine is not None and engine.needed is not None and engine.needed > available:
+            fits = False
     if weights_fit:
         longest = longest_context(plan, batch, available)
     return FitResult(
-        model=model.name, gpu=gpu.name, gpus=tp * pp * dp, tp=tp, pp=pp, dp=dp, runtime=str(plan.runtime),
-        kv_dtype=plan.kv_dtype, weight_dtype=dtype_name, memory_bytes=gpu.memory_bytes, usable_bytes=usable,
-        weight_bytes=per_gpu, reserve_bytes=reserve, available_bytes=available, bytes_per_token=probe.bytes_per_token,
-        block_size=plan.block_size, token_capacity=capacity, capacity_kind=kind, num_blocks=num_blocks,
-        context=context, batch=batch if context is not None else None, max_concurrency=max_concurrency,
+        model=model.name, gpu=gpu.name, gpus=plan.gpus, tp=tp, pp=pp, dp=dp, runtime=str(plan.runtime),
+        kv_dtype=plan.kv_dtype, weight_dtype=dtype_name, memory_bytes=gpu.budget_bytes, usable_bytes=budget.usable,
+        weight_bytes=per_gpu, reserve_bytes=around.total, available_bytes=available,
+        bytes_per_token=probe.bytes_per_token, block_size=engine.block_size if engine else plan.block_size,
+        token_capacity=capacity, capacity_kind=kind, num_blocks=num_blocks, context=context,
+        batch=batch if context is not None else None, max_concurrency=max_concurrency,
         concurrency_per_gpu_group=concurrency, longest_context=longest, cache_bytes=cache, weights_fit=weights_fit,
-        fits=fits, notes=tuple(notes),
+        fits=fits, notes=tuple(notes), around=around.as_dict(), memory_rule=budget.rule,
+        fraction=budget.fraction, engine_lines=engine.lines if engine else (), dp_attention=plan.deployment.dp_attention,
+        smi_bytes=gpu.memory_bytes,
     )  # fmt: skip
 
 
@@ -281,8 +398,10 @@ def fit_model(
     context: int | None = None,
     batch: int = 1,
     weight_dtype: str | None = None,
-    gpu_memory_utilization: float | str | Fraction = "0.9",
-    reserve: int | str = "2GiB",
+    gpu_memory_utilization: float | str | Fraction | None = None,
+    reserve: int | str | None = None,
+    kv_cache_memory: int | str | None = None,
+    num_gpu_blocks_override: int | None = None,
     deployment: Deployment | None = None,
     options: dict[str, Any] | None = None,
 ) -> FitResult:
@@ -303,8 +422,11 @@ def fit_model(
     device = gpu if isinstance(gpu, GPU) else find_gpu(gpu)
     return fit(
         load_model(model), device, chosen, weight_dtype=weight_dtype,
-        gpu_memory_utilization=parse_fraction(gpu_memory_utilization, "gpu_memory_utilization"),
-        reserve=parse_size(reserve, "reserve"), context=context, batch=batch,
+        gpu_memory_utilization=None if gpu_memory_utilization is None
+        else parse_fraction(gpu_memory_utilization, "gpu_memory_utilization"),
+        reserve=None if reserve is None else parse_size(reserve, "reserve"),
+        kv_cache_memory=None if kv_cache_memory is None else parse_size(kv_cache_memory, "kv_cache_memory"),
+        num_gpu_blocks_override=num_gpu_blocks_override, context=context, batch=batch,
     )  # fmt: skip
 
 
@@ -344,6 +466,64 @@ def search(
             return sorted(results, key=key) + sorted(fitting(count * 2), key=key)[:3]
         count *= 2
     return []
+
+
+def layouts_on(model: ModelSpec, count: int, deployment: Deployment) -> list[Deployment]:
+    """Every layout the engine allows on exactly `count` GPUs: tp x pp x dp (vLLM, TRT-LLM: data-parallel replicas,
+    experts sharded over all of them), and for SGLang also data-parallel attention inside the tp group."""
+    found = []
+    for tp in (t for t in (1, 2, 4, 8, 16, 32) if count % t == 0):
+        for pp in (p for p in (1, 2, 4, 8) if count % (tp * p) == 0):
+            dp = count // (tp * pp)
+            try:
+                found.append(deployment.with_(tp=tp, pp=pp, dp=dp, pp_layers=None, dp_attention=False))
+                if deployment.runtime.name == "sglang" and tp > 1 and pp == 1:
+                    for inner in (d for d in (2, 4, 8, 16, 32) if d <= tp and tp % d == 0):
+                        found.append(deployment.with_(tp=tp, pp=1, dp=inner, pp_layers=None, dp_attention=True))
+            except UsageError:
+                continue
+    return found
+
+
+def best_layout(
+    model: ModelSpec, gpu: GPU, deployment: Deployment, count: int, *, context: int | None, batch: int, **kwargs: Any
+) -> FitResult:
+    """`fit` on `count` GPUs with the layout that holds the most: requests of `context` tokens, else tokens. The
+    result's notes compare it with pure tensor parallelism (every GPU in one tp group)."""
+    results = []
+    for layout in layouts_on(model, count, deployment):
+        try:
+            results.append(fit(model, gpu, layout, context=context, batch=batch, **kwargs))
+        except UsageError:
+            continue
+    pure = next((r for r in results if r.tp == count and r.pp == 1 and not r.dp_attention), None)
+    if not results:
+        return fit(model, gpu, deployment.with_(tp=count), context=context, batch=batch, **kwargs)
+
+    def held(r: FitResult) -> tuple[int, int, int]:
+        requests = r.max_concurrency if r.max_concurrency is not None else 0
+        tokens = r.token_capacity * (1 if r.dp_attention else r.dp) * (r.dp if r.dp_attention else 1)
+        return (int(r.fits), requests if context is not None else tokens, -r.pp)
+
+    best = max(results, key=held)
+    if pure is None or best is pure:
+        return replace(best, notes=best.notes + (f"layout: pure tensor parallelism (tp {count}) holds the most of "
+                                                  f"the {len(results)} layouts tried",))  # fmt: skip
+    what = f"requests of {context:,} tokens" if context is not None else "tokens"
+
+    def name(r: FitResult) -> str:
+        return f"tp {r.tp} x pp {r.pp} x dp {r.dp}" + (" (dp attention)" if r.dp_attention else "")
+
+    def versus(r: FitResult) -> str:
+        mine, theirs = held(r)[1], held(pure)[1]
+        return f"{name(r)} holds {mine:,} {what}" + (f" ({mine / theirs:.1f}x pure tp)" if theirs else "")
+
+    others = sorted((r for r in results if r is not best and r is not pure and r.pp == 1), key=held, reverse=True)
+    text = [versus(best), f"pure tp {count} holds {held(pure)[1]:,}"] + [versus(r) for r in others[:1]]
+    note = "layout: " + "; ".join(text) + f" ({len(results)} layouts tried; --tp/--dp/--pp choose one)"
+    if model.first_mla() is not None:
+        note += "; every tensor-parallel rank keeps the whole MLA latent, so tp adds no cache room"
+    return replace(best, notes=best.notes + (note,))
 
 
 def memory_gpu(text: str, what: str = "memory") -> GPU:

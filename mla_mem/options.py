@@ -74,14 +74,27 @@ class Deployment:
     max_batched_tokens: int | None = None
     hybrid_allocator: bool = True
     prefix_caching: bool | None = None  # None: the runtime's default (vLLM: on; for hybrid models from 0.26)
+    # SGLang --enable-dp-attention: the dp attention ranks live inside the tp group (GPUs = tp x pp, attention
+    # tp = tp / dp; each rank keeps its own requests' cache)
+    dp_attention: bool = False
+    compute_capability: str | None = None  # the GPU's, e.g. "10.0" (engines pick defaults by it)
 
     @property
     def gpus(self) -> int:
-        return self.tp * self.pp * self.dp
+        return self.tp * self.pp if self.dp_attention else self.tp * self.pp * self.dp
+
+    @property
+    def attention_tp(self) -> int:
+        """Ranks that split one attention layer's heads (tp, or tp / dp with data-parallel attention)."""
+        return self.tp // self.dp if self.dp_attention else self.tp
+
+    @property
+    def sm_major(self) -> int | None:
+        return int(self.compute_capability.split(".")[0]) if self.compute_capability else None
 
     @property
     def layout(self) -> str:
-        text = f"tp {self.tp}, pp {self.pp}, dp {self.dp}"
+        text = f"tp {self.tp}, pp {self.pp}, dp {self.dp}" + (" (dp attention)" if self.dp_attention else "")
         return text + (f", dcp {self.dcp}" if self.dcp > 1 else "")
 
     def with_(self, **changes: Any) -> Deployment:
@@ -119,6 +132,8 @@ if TYPE_CHECKING:
         max_batched_tokens: int | str | None
         hybrid_allocator: bool
         prefix_caching: bool | None
+        dp_attention: bool
+        compute_capability: str | None
 
 
 FIELDS = tuple(f.name for f in fields(Deployment))
@@ -190,6 +205,8 @@ def deployment(
     max_batched_tokens: int | str | None = None,
     hybrid_allocator: bool = True,
     prefix_caching: bool | None = None,
+    dp_attention: bool = False,
+    compute_capability: str | None = None,
 ) -> Deployment:
     """A validated Deployment from loose values (strings as a user types them, or typed values)."""
     from .runtimes import parse_runtime
@@ -223,11 +240,30 @@ def deployment(
         max_batched_tokens=batched,
         hybrid_allocator=_flag("hybrid_allocator", hybrid_allocator),
         prefix_caching=_flag("prefix_caching", prefix_caching, allow_none=True),
+        dp_attention=_flag("dp_attention", dp_attention),
+        compute_capability=_capability(compute_capability),
     )
+    if result.dp_attention:
+        if result.runtime.name != "sglang":
+            raise OptionError("dp_attention", f"is SGLang's --enable-dp-attention; {result.runtime.name} runs data "
+                              "parallel attention as dp replicas (--dp, GPUs = tp x pp x dp)")  # fmt: skip
+        if result.tp % result.dp:
+            raise OptionError("dp", f"{result.dp} must divide tp {result.tp} with data-parallel attention")
 
     if result.tp % result.dcp:
         raise OptionError("dcp", f"{result.dcp} must divide tp {result.tp} (decode context parallel runs inside TP)")
     return result
+
+
+def _capability(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not re.fullmatch(r"\d{1,2}\.\d", text):
+        raise OptionError(
+            "compute_capability", f"expected a CUDA compute capability such as 9.0 or 10.0, got {value!r}"
+        )
+    return text
 
 
 def resolve(value: Deployment | None, options: dict[str, Any]) -> Deployment:

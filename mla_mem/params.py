@@ -215,12 +215,17 @@ def _tensor_bytes(tensor: Tensor, fmt: str) -> int:
     raise UsageError(f"--weight-dtype: expected one of {', '.join(WEIGHT_DTYPES)}, got {fmt!r}")
 
 
+ATTENTION_NAMES = ("q_proj", "q_a_proj", "q_a_layernorm", "q_b_proj", "k_proj", "v_proj", "o_proj",
+                   "kv_a_proj_with_mqa", "kv_a_layernorm", "kv_b_proj", "indexer.")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class WeightBytes:
     total: int
     expert: int  # routed experts (sharded by expert parallelism)
     dense: int  # everything else
     dtype: str
+    attention: int = 0  # of `dense`: the attention layers' weights (replicated with data-parallel attention)
 
 
 def weight_bytes(model: ModelSpec, dtype: str | None = None, mtp: bool = False) -> WeightBytes:
@@ -234,4 +239,7 @@ def weight_bytes(model: ModelSpec, dtype: str | None = None, mtp: bool = False) 
     groups = tensors(model, mtp=mtp)
     expert = sum(_tensor_bytes(t, fmt) for t in groups if t.kind == "expert")
     dense = sum(_tensor_bytes(t, fmt) for t in groups if t.kind != "expert")
-    return WeightBytes(total=expert + dense, expert=expert, dense=dense, dtype=fmt)
+    attention = sum(
+        _tensor_bytes(t, fmt) for t in groups if t.kind != "expert" and any(n in t.name for n in ATTENTION_NAMES)
+    )
+    return WeightBytes(total=expert + dense, expert=expert, dense=dense, dtype=fmt, attention=attention)

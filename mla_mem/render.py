@@ -360,14 +360,32 @@ def fit_view(result: FitResult, units: str) -> tuple[TableData, Any]:
     def line(what: str, value: Any, unit: str, text: str | None = None) -> None:
         lines.append({"what": what, "value": value, "unit": unit, "text": text})
 
-    line("GPU", r.gpu, "", f"{r.gpu} x {r.gpus} (tp {r.tp}, pp {r.pp}, dp {r.dp})")
-    line("memory per GPU (device)", r.memory_bytes, "bytes")
-    line("usable (x utilization)", r.usable_bytes, "bytes")
-    line(f"weights per GPU ({r.weight_dtype})", r.weight_bytes, "bytes")
-    line("reserve", r.reserve_bytes, "bytes")
-    line("left for the KV cache", r.available_bytes, "bytes")
-    line("cache bytes per token (per GPU)", r.bytes_per_token, "bytes", format_number(r.bytes_per_token))
-    line(f"token capacity per GPU ({r.capacity_kind})", r.token_capacity, "tokens")
+    layout = f"tp {r.tp}, pp {r.pp}, dp {r.dp}" + (" with dp attention" if r.dp_attention else "")
+    line("GPU", r.gpu, "", f"{r.gpu} x {r.gpus} ({layout})")
+    line("memory per GPU (CUDA total)", r.memory_bytes, "bytes")
+    engine = r.runtime.split(" ")[0]
+    fraction_name = {"sglang": "mem_fraction_static", "trtllm": "free_gpu_memory_fraction"}.get(
+        engine, "gpu_memory_utilization"
+    )
+    if r.fraction is not None:
+        line(f"{fraction_name} {float(r.fraction):.3g}", r.usable_bytes, "bytes")
+    line(f"weights ({r.weight_dtype})", r.weight_bytes, "bytes")
+    around = r.around or {}
+    source = around.get("source", "")
+    if source == "model":
+        tokens = around.get("max_num_batched_tokens", 0)
+        line(f"activations (profile run, {tokens:,} tokens)", around["activation"], "bytes")
+        line("non-torch (CUDA context, NCCL)", around["non_torch"], "bytes")
+        if around.get("cuda_graphs"):
+            line("CUDA graphs", around["cuda_graphs"], "bytes")
+    else:
+        line("reserve (--reserve)", r.reserve_bytes, "bytes")
+    line("KV cache memory", r.available_bytes, "bytes")
+    line("cache bytes per token", r.bytes_per_token, "bytes", format_number(r.bytes_per_token))
+    what = "token capacity (engine arithmetic)" if r.capacity_kind == "engine" else "token capacity (longest sequence)"
+    line(what, r.token_capacity, "tokens")
+    if r.num_blocks is not None:
+        line(f"blocks of {r.block_size} tokens", r.num_blocks, "blocks")
     if r.dp > 1:
         line("token capacity, all replicas", r.token_capacity * r.dp, "tokens",
              f"{r.token_capacity * r.dp:,} tokens ({r.dp} independent pools)")  # fmt: skip
@@ -383,14 +401,9 @@ def fit_view(result: FitResult, units: str) -> tuple[TableData, Any]:
             value, unit = entry["value"], entry["unit"]
             entry["text"] = format_bytes(value, units) if unit == "bytes" else f"{value:,} {unit}"
         entry["bytes"] = entry["value"] if entry["unit"] == "bytes" else None
-    caption = f"Runtime {r.runtime}, cache {r.kv_dtype}, block {r.block_size}."
-    if r.runtime.startswith("vllm") and r.capacity_kind == "blocks":
-        caption += " vLLM would log: " + " / ".join(r.vllm_lines()) + "."
-    elif r.runtime.startswith("vllm"):
-        caption += (
-            " Token capacity is the longest single sequence that fits; vLLM counts hybrid models per"
-            " KV-cache group, which mla-mem does not reproduce."
-        )
+    caption = f"Runtime {r.runtime}, cache {r.kv_dtype}, block {r.block_size}. KV cache memory = {r.memory_rule}."
+    if r.engine_lines:
+        caption += f" {engine} would log: " + " / ".join(r.engine_lines) + "."
     caption += notes_text(r.notes)
     table = TableData(
         [Column("what", "Per GPU"), Column("text", "Value", numeric=True), exact_column("bytes", "Bytes")],

@@ -49,17 +49,23 @@ def test_catalogue_covers_the_required_gpus():
 def test_deepseek_v3_vllm_block_capacity_by_hand():
     model = mla_mem.load_model("deepseek-v3")
     gpu = find_gpu("H200")
-    result = fit(model, gpu, tp=8, runtime="vllm", context=163840, batch=1, block_size=64)
-    usable = gpu.memory_bytes * 9 // 10
+    result = fit(model, gpu, tp=8, runtime="vllm", context=163840, batch=1, block_size=64, reserve="2GiB")
+    # vLLM 0.14+: requested = ceil(CUDA total x 0.9); the H200's CUDA total is 150,109,880,320 B
+    assert gpu.budget_bytes == 150_109_880_320
+    usable = -(-150_109_880_320 * 9 // 10)
     weights = weight_bytes(model)
     per_gpu_weights = -(-weights.dense // 8) + -(-weights.expert // 8)
     available = usable - per_gpu_weights - 2 * GIB
     assert result.available_bytes == available
     blocks = available // (61 * 64 * 1152)
     assert result.num_blocks == blocks
+    # 0.20.1+: GPU KV cache size = int(max_concurrency x max_model_len), blocks / 2,560 x 163,840 = blocks x 64
     assert result.token_capacity == blocks * 64
     assert result.concurrency_per_gpu_group == Fraction(blocks, 2560)  # 163,840 / 64 = 2,560 blocks per request
-    assert result.vllm_lines()[1].endswith(f"{blocks / 2560:.2f}x")
+    assert result.engine_lines[-1] == (
+        f"GPU KV cache size: {blocks * 64:,} tokens, Maximum concurrency for 163,840 tokens per request: "
+        f"{blocks / 2560:.2f}x"
+    )
 
 
 def test_capacity_fed_back_fits_and_one_more_block_does_not():
@@ -176,8 +182,8 @@ def test_fit_options_on_the_command_line(capsys):
     ]
     assert main(args) == 0
     payload = json.loads(capsys.readouterr().out)
-    gpu = find_gpu("H200").memory_bytes
-    assert payload["usable_bytes"] == gpu * 8 // 10 and payload["reserve_bytes"] == 4 * GIB
+    gpu = find_gpu("H200").budget_bytes
+    assert payload["usable_bytes"] == -(-gpu * 8 // 10) and payload["reserve_bytes"] == 4 * GIB
     assert payload["weight_dtype"] == "int4" and payload["kv_dtype"] == "fp8_e4m3"
     assert (payload["tp"], payload["pp"], payload["dp"]) == (8, 2, 1)
     assert payload["bytes_per_token"] == 31 * 576  # the larger pipeline stage holds 31 of 61 layers

@@ -165,7 +165,7 @@ def lower_attention(
     model: ModelSpec, kind: LayerKind, layers: tuple[int, ...], rules: Rules, deployment: Deployment, block: int,
     mtp: bool,
 ) -> CacheStream:  # fmt: skip
-    entry, formula, description, name = attention_entry(kind, rules, deployment.tp)
+    entry, formula, description, name = attention_entry(kind, rules, deployment.attention_tp)
     window, extra, formula, block = bounded(kind, rules, block, formula, model.max_context)
     if rules.cell_pad:
         block = max(rules.cell_pad, block)
@@ -187,8 +187,8 @@ def lower_indexer(
         return None
     block = max(rules.indexer_block, rules.cell_pad) if rules.cell_pad else rules.indexer_block
     text = f"{rules.indexer_formula} = {rules.indexer_bytes} B per token per layer"
-    if deployment.tp > 1:
-        text += f", on every GPU (not split by tp {deployment.tp})"
+    if deployment.attention_tp > 1:
+        text += f", on every GPU (not split by tp {deployment.attention_tp})"
     if block > 1:
         text += f"; paged in blocks of {block} tokens"
     return CacheStream(
@@ -252,7 +252,7 @@ def _tp_split(state: State, tp: int, kind: LayerKind, rule: StateRule) -> tuple[
 def state_bytes(state: State, kind: LayerKind, rules: Rules, deployment: Deployment) -> tuple[int, str]:
     """Bytes of one layer's state for one sequence on one rank, and the formula."""
     rule = rules.state_rule(state, kind)
-    tp = deployment.tp if rules.supports_tp and rule.split_tp else 1
+    tp = deployment.attention_tp if rules.supports_tp and rule.split_tp else 1
     conv_channels, recurrent, by_tp = _tp_split(state, tp, kind, rule)
     columns = state.conv_kernel - 1 if rule.conv_columns == "k-1" else state.conv_kernel
     recurrent_dtype = rule.recurrent_dtype
@@ -313,7 +313,7 @@ def aligned_block(model: ModelSpec, rules: Rules, deployment: Deployment) -> tup
     attention = [k for k in kinds if k.attention is not None and not isinstance(k.attention, Compressed)]
     if not states or not attention:
         return None
-    entry = attention_entry(attention[0], rules, deployment.tp)[0]
+    entry = attention_entry(attention[0], rules, deployment.attention_tp)[0]
     largest = max(state_bytes(k.state, k, rules, deployment)[0] for k in states if k.state is not None)
     align = rules.state_align
     raised = align * -(-largest // (align * entry))

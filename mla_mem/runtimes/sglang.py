@@ -11,11 +11,34 @@ from . import Profile
 from .rules import Rules, StateRule, WindowRule, has_kind, has_sparse_mla, model_dtype, state_dtype
 
 
+def _dsa_default(deployment: Deployment, notes: list[str]) -> str:
+    """--kv-cache-dtype auto for DeepSeek DSA models: fp8_e4m3 on compute capability 10 and above, bf16 below
+    (0.5.5-0.5.19 server_args `_set_default_nsa_kv_cache_dtype`; 0.5.20+ arg_groups/overrides.py
+    `_dsa_kv_cache_dtype_default`, except models with learnable sinks); 0.5.3-0.5.4 forced fp8 on 10+."""
+    major = deployment.sm_major
+    if major is None:
+        notes.append(
+            "sglang: kv cache dtype auto is bf16 for DSA models below compute capability 10 and fp8_e4m3 from 10 "
+            "(Blackwell); no GPU given, bf16 assumed (--compute-capability or --kv-dtype says it)"
+        )
+        return "bf16"
+    choice = "fp8" if major >= 10 else "bf16"
+    notes.append(f"sglang: kv cache dtype auto is {'fp8_e4m3' if major >= 10 else 'bf16'} for DSA models on SM{major}")
+    return choice
+
+
 def rules(model: ModelSpec, deployment: Deployment) -> Rules:
     requested = (deployment.kv_dtype or "auto").lower()
     sparse = has_sparse_mla(model)
     mla_record = None
     label = None
+    notes: list[str] = []
+    version = deployment.runtime.numbers
+    forced = sparse and (0, 5, 3) <= version < (0, 5, 5) and (deployment.sm_major or 0) >= 10
+    if sparse and (requested == "auto" or forced):
+        if forced and requested != "auto":
+            notes.append("sglang 0.5.3-0.5.4 force fp8_e4m3 for DSA models on compute capability 10+")
+        requested = _dsa_default(deployment, notes)
     if sparse and requested.startswith("fp8"):
         mla_record, kv, label = 656, parse_dtype("fp8"), "fp8_e4m3 (656 B sparse layout)"
     else:
@@ -33,8 +56,8 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
     conv = state_dtype(deployment, "bf16")
     recurrent = state_dtype(deployment, "fp32")
     windowed = has_kind(model, lambda k: k.window is not None)
-    version = deployment.runtime.numbers
-    notes = ["sglang: sliding layers counted as window W rounded to pages (SWA pool)"] if windowed else []
+    if windowed:
+        notes.append("sglang: sliding layers counted as window W rounded to pages (SWA pool)")
     chunk_rule: WindowRule | None = None
     if has_kind(model, lambda k: k.chunk is not None):
         # Llama 4 (Llama4ForConditionalGeneration): from 0.5.8 the chunked layers live in the SWA pool with

@@ -1,0 +1,276 @@
+"""What an engine does with the memory it gives its cache: blocks, token capacity, concurrency, and the lines it logs.
+
+Input: a model lowered for the engine (a Plan: per-GPU streams, pipeline stages) and the bytes of cache memory per
+GPU (vLLM's "Available KV cache memory", `--kv-cache-memory`; SGLang's rest memory; TensorRT-LLM's
+max_gpu_total_bytes). Output: the engine's own arithmetic, to the digit it prints. Sources per engine below, with the
+versions where a rule changed (docs/capacity.md has the walk-through).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .cache import CacheStream, Plan
+
+GIB = 2**30
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class EngineCapacity:
+    engine: str
+    cache_memory: int  # bytes per GPU the engine gives its cache
+    tokens: int  # the token capacity as the engine counts and logs it
+    block_size: int
+    blocks: int | None = None
+    blocks_per_request: int | None = None
+    concurrency: Fraction | None = None  # requests of `context` tokens one GPU group holds
+    needed: int | None = None  # bytes one request of `context` tokens needs (vLLM's start-up check)
+    lines: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# vLLM (v1 engine). vllm/v1/core/kv_cache_utils.py (0.11-0.28), vllm/v1/core/kv_cache_planning.py (0.29+),
+# vllm/v1/kv_cache_interface.py (max_memory_usage_bytes per spec).
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """One vLLM layer type on one pipeline stage: how many layers, the page of one layer, its block, and what bounds
+    a request's tokens (a window or chunk of in-flight tokens included; state pages)."""
+
+    kind: str  # full | sliding | chunked | state
+    layers: int
+    page: int
+    block: int
+    window: int | None = None
+    state_pages: int = 1
+
+    def request_blocks(self, tokens: int, context: int, block: int) -> int:
+        """Blocks one request of `context` tokens (`tokens` on this rank) needs: max_memory_usage_bytes / page."""
+        if self.kind == "full":
+            return _cdiv(tokens, block)
+        if self.kind == "sliding":  # SlidingWindowSpec: cdiv(min(W - 1 + in flight, L), block) + 1
+            assert self.window is not None
+            return _cdiv(min(self.window, context), block) + 1
+        if self.kind == "chunked":  # ChunkedLocalAttentionSpec: cdiv(min(chunk + in flight, L), block), no + 1
+            assert self.window is not None
+            return _cdiv(min(self.window, context), block)
+        return self.state_pages  # MambaSpec: one state page, + the pages prefix caching keeps
+
+
+def _vllm_specs(plan: Plan, stage: int) -> list[_Spec] | None:
+    """The stage's layers as vLLM's KV cache specs, or None for what this module does not model (DeepSeek-V4)."""
+    model = plan.model
+    merged: dict[tuple[str, str], list[tuple[CacheStream, int]]] = {}
+    for stream, count in plan.stage_streams(stage):
+        if stream.tokens_per_entry > 1 or stream.remainder_of or stream.min_tokens:
+            return None  # compressed along the sequence: DeepSeek-V4's own planner
+        if stream.is_state:
+            kind = "state"
+        elif stream.window is None:
+            kind = "full"
+        else:
+            kind = "chunked" if model.kind(stream.kind).chunk is not None else "sliding"
+        # a layer's MLA latent and its indexer keys are one UniformTypeKVCacheSpecs (pages added up)
+        merged.setdefault((kind, stream.kind), []).append((stream, count))
+    specs = []
+    for (kind, _), streams in merged.items():
+        counts = {count for _, count in streams}
+        if len(counts) != 1:
+            return None
+        first = streams[0][0]
+        specs.append(_Spec(kind, counts.pop(), sum(stream.page for stream, _ in streams), first.block, first.window,
+                           1 + first.extra_blocks))  # fmt: skip
+    return specs
+
+
+def _group_size(counts: list[int], version: tuple[int, ...]) -> int:
+    """_get_kv_cache_groups_uniform_page_size: the smallest layer count, or the largest when it is within 1.25x
+    (0.12-0.17) or 1.5x (0.18+) of the smallest (padding layers are cheaper than more groups)."""
+    low, high = min(counts), max(counts)
+    factor = Fraction(3, 2) if version >= (0, 18) else Fraction(5, 4) if version >= (0, 12) else None
+    return high if factor is not None and high < low * factor else low
+
+
+@dataclass(frozen=True)
+class _Planned:
+    bytes_per_block: int
+    groups: int
+    request_blocks: int
+    min_block: int
+    padding_layers: int
+
+
+def _vllm_plan(specs: list[_Spec], version: tuple[int, ...], tokens: int, context: int) -> _Planned | None:
+    kinds = {s.kind for s in specs}
+    if kinds == {"full"}:  # one type (UniformTypeKVCacheSpecs when pages differ): a block holds every layer's page
+        block = specs[0].block
+        if any(s.block != block for s in specs):
+            return None
+        return _Planned(sum(s.page * s.layers for s in specs), 1, _cdiv(tokens, block), block, 0)
+    page = max(s.page for s in specs)
+    size = _group_size([s.layers for s in specs], version)
+    groups = request = padding = 0
+    blocks = []
+    for spec in specs:
+        block = spec.block
+        if spec.kind != "state":
+            if page % spec.page:
+                return None  # vLLM refuses pages that do not divide (NotImplementedError)
+            # unify_kv_cache_spec_page_size: a smaller attention page grows its block until the pages are equal
+            block = spec.block * (page // spec.page)
+            blocks.append(block)
+        n = _cdiv(spec.layers, size)
+        groups += n
+        padding += n * size - spec.layers
+        request += n * spec.request_blocks(tokens, context, block)
+    return _Planned(page * size, groups, request, min(blocks), padding)
+
+
+def vllm_capacity(
+    plan: Plan, cache_memory: int, context: int, override_blocks: int | None = None
+) -> EngineCapacity | None:
+    """vLLM's num_blocks, "GPU KV cache size" and "Maximum concurrency" for `context` (= max_model_len), or None for
+    layouts it plans otherwise (DeepSeek-V4)."""
+    version = plan.runtime.numbers
+    tokens = _cdiv(context, plan.dcp)
+    best: tuple[int, _Planned] | None = None
+    for stage in range(len(plan.stages)):
+        specs = _vllm_specs(plan, stage)
+        planned = _vllm_plan(specs, version, tokens, context) if specs else None
+        if planned is None:
+            return None
+        blocks = cache_memory // planned.bytes_per_block
+        if best is None or blocks < best[0]:
+            best = (blocks, planned)  # the engine keeps the minimum over ranks (get_kv_cache_configs)
+    assert best is not None
+    blocks, planned = best
+    notes = []
+    if override_blocks is not None:
+        notes.append(f"vllm: num_gpu_blocks_override {override_blocks:,} replaces {blocks:,} blocks")
+        blocks = override_blocks
+        if version >= (0, 20, 1):
+            cache_memory = override_blocks * planned.bytes_per_block
+    if planned.padding_layers:
+        notes.append(f"vllm: {planned.padding_layers} padding layers in the hybrid groups take memory too")
+    concurrency = Fraction(blocks, planned.request_blocks)
+    if version >= (0, 20, 1):
+        capacity = int(concurrency * context)  # int(max_concurrency * max_model_len)
+    else:
+        capacity = blocks // planned.groups * planned.min_block  # num_blocks // len(groups) * min_block_size
+    needed = planned.bytes_per_block * planned.request_blocks
+    return EngineCapacity(
+        engine="vllm", cache_memory=cache_memory, tokens=capacity, block_size=planned.min_block, blocks=blocks,
+        blocks_per_request=planned.request_blocks, concurrency=concurrency, needed=needed,
+        lines=_vllm_lines(version, cache_memory, capacity, context, concurrency, needed), notes=tuple(notes),
+    )  # fmt: skip
+
+
+def _vllm_lines(
+    version: tuple[int, ...], memory: int, tokens: int, context: int, concurrency: Fraction, needed: int
+) -> tuple[str, ...]:
+    available = f"Available KV cache memory: {memory / GIB:.2f} GiB"
+    size = f"GPU KV cache size: {tokens:,} tokens"
+    most = f"Maximum concurrency for {context:,} tokens per request: {float(concurrency):.2f}x"
+    lines = [available]
+    if needed > memory:
+        lines.append(
+            f"ValueError: To serve at least one request with the models's max seq len ({context}), "
+            f"({needed / GIB:.2f} GiB KV cache is needed, which is larger than the available KV cache memory "
+            f"({memory / GIB:.2f} GiB)."
+        )
+        return tuple(lines)
+    if version >= (0, 28):  # one line from 0.28 (kv_cache_utils.py:1870)
+        lines.append(f"{size}, {most}")
+    else:
+        lines += [size, most]
+    return tuple(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# SGLang 0.5.x: model_runner(_kv_cache_mixin).py profile_max_num_token, mem_cache/memory_pool.py (rows per layer =
+# size + page_size; the log prints the bytes of the real tensors in GiB).
+
+TORCH_NAMES = {"bf16": "torch.bfloat16", "fp16": "torch.float16", "fp32": "torch.float32", "fp8_e4m3": "torch.float8_e4m3fn",
+               "fp8_e5m2": "torch.float8_e5m2"}  # fmt: skip
+
+
+def sglang_capacity(plan: Plan, cache_memory: int, context: int | None = None) -> EngineCapacity | None:
+    """SGLang's token pool for one GPU: tokens = rest // cell, floored to pages, and its "KV Cache is allocated"
+    line; None for pools this module does not model (sliding-window and state pools)."""
+    streams = plan.stage_streams(0) if len(plan.stages) == 1 else None
+    if streams is None or any(s.is_state or s.window is not None or s.tokens_per_entry != 1 for s, _ in streams):
+        return None
+    page = plan.block_size
+    cell = sum(stream.entry_bytes * count for stream, count in streams)
+    tokens = cache_memory // cell // page * page
+    rows = tokens + page  # the first page is the padding slot
+    attention = [(s, n) for s, n in streams if s.order == 0]
+    version = plan.runtime.numbers
+    dtype = TORCH_NAMES.get(plan.kv_dtype.split(" ")[0], plan.kv_dtype)
+    prefix = "KV Cache is allocated. " + (f"dtype: {dtype}, " if version >= (0, 5, 13) else "")
+    mla = any("mla" in s.component for s, _ in attention)
+    if mla:
+        size = sum(s.entry_bytes * n for s, n in streams) * rows
+        line = f"{prefix}#tokens: {tokens}, KV size: {size / GIB:.2f} GB"
+    else:
+        k_bytes = sum(s.entry_bytes * n for s, n in attention) // 2 * rows
+        line = f"{prefix}#tokens: {tokens}, K size: {k_bytes / GIB:.2f} GB, V size: {k_bytes / GIB:.2f} GB"
+    concurrency = None
+    if context:
+        concurrency = Fraction(tokens, context)
+    return EngineCapacity(
+        engine="sglang", cache_memory=cache_memory, tokens=tokens, block_size=page, concurrency=concurrency,
+        lines=(line,), notes=(f"sglang: cell {cell:,} B per token over the GPU's layers; pools hold tokens + page rows",),
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------
+# TensorRT-LLM (PyTorch backend): resource_manager.py calculate_max_num_blocks / kvCacheManager.cpp:
+# max_tokens = budget // bytes per token, blocks = ceilDiv(max_tokens, tokens_per_block).
+
+
+def trtllm_capacity(plan: Plan, cache_memory: int, context: int | None = None) -> EngineCapacity | None:
+    streams = plan.stage_streams(0) if len(plan.stages) == 1 else None
+    if streams is None or any(s.is_state or s.window is not None or s.tokens_per_entry != 1 for s, _ in streams):
+        return None
+    per_token = sum(stream.entry_bytes * count for stream, count in streams)
+    block = plan.block_size
+    max_tokens = cache_memory // per_token
+    blocks = _cdiv(max_tokens, block)
+    allocated = blocks * block * per_token
+    lines = (
+        f"Number of blocks in KV cache primary pool: {blocks}",
+        f"[MemUsageChange] Allocated {allocated / GIB:.2f} GiB for max tokens in paged KV cache ({blocks * block}).",
+    )
+    concurrency = Fraction(blocks, _cdiv(context, block)) if context else None
+    return EngineCapacity(
+        engine="trtllm", cache_memory=cache_memory, tokens=blocks * block, block_size=block, blocks=blocks,
+        blocks_per_request=_cdiv(context, block) if context else None, concurrency=concurrency, lines=lines,
+        notes=("trtllm: blocks = ceilDiv(max_tokens, tokens_per_block), so the pool may exceed the budget by a block",),
+    )  # fmt: skip
+
+
+def engine_capacity(
+    plan: Plan, cache_memory: int, context: int | None, override_blocks: int | None = None
+) -> EngineCapacity | None:
+    name = plan.runtime.name
+    if name == "vllm":
+        length = context or plan.model.max_context
+        return vllm_capacity(plan, cache_memory, length, override_blocks) if length else None
+    if name == "sglang":
+        return sglang_capacity(plan, cache_memory, context)
+    if name == "trtllm":
+        return trtllm_capacity(plan, cache_memory, context)
+    return None
+
+
+__all__ = ["EngineCapacity", "engine_capacity", "sglang_capacity", "trtllm_capacity", "vllm_capacity"]
