@@ -54,6 +54,7 @@ class CacheStream:
     min_tokens: int = 0
     kind: str = ""  # the layer kind it was lowered from
     order: int = 0  # display order: 0 attention, 1 indexer keys, 2 constant state
+    key_bytes: int = 0  # of entry_bytes, the keys when the entry is separate keys and values (0: one tensor, MLA)
 
     @property
     def page(self) -> int:

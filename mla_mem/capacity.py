@@ -107,6 +107,7 @@ class _Planned:
     request_blocks: int
     min_block: int
     padding_layers: int
+    old_request_blocks: int = 0  # 0.20.1-0.26 concurrency divisor when it differs (pages of unequal groups)
 
 
 def _vllm_plan(specs: list[_Spec], version: tuple[int, ...], tokens: int, context: int) -> _Planned | None:
@@ -139,20 +140,25 @@ def vllm_capacity(
     plan: Plan, cache_memory: int, context: int, override_blocks: int | None = None
 ) -> EngineCapacity | None:
     """vLLM's num_blocks, "GPU KV cache size" and "Maximum concurrency" for `context` (= max_model_len), or None for
-    layouts it plans otherwise (DeepSeek-V4)."""
+    layouts it plans otherwise (DeepSeek-V4 outside 0.20-0.28)."""
     version = plan.runtime.numbers
-    tokens = _cdiv(context, plan.dcp)
-    best: tuple[int, _Planned] | None = None
-    for stage in range(len(plan.stages)):
-        specs = _vllm_specs(plan, stage)
-        planned = _vllm_plan(specs, version, tokens, context) if specs else None
-        if planned is None:
-            return None
-        blocks = cache_memory // planned.bytes_per_block
-        if best is None or blocks < best[0]:
-            best = (blocks, planned)  # the engine keeps the minimum over ranks (get_kv_cache_configs)
-    assert best is not None
-    blocks, planned = best
+
+    def planned_for(length: int) -> _Planned | None:
+        tokens = _cdiv(length, plan.dcp)
+        worst: _Planned | None = None
+        for stage in range(len(plan.stages)):
+            specs = _vllm_specs(plan, stage)
+            planned = _vllm_plan(specs, version, tokens, length) if specs else None
+            if planned is None:
+                return _v4_planned(plan, length)
+            if worst is None or planned.bytes_per_block > worst.bytes_per_block:
+                worst = planned  # the engine keeps the minimum blocks over ranks (get_kv_cache_configs)
+        return worst
+
+    planned = planned_for(context)
+    if planned is None:
+        return None
+    blocks = cache_memory // planned.bytes_per_block
     notes = []
     if override_blocks is not None:
         notes.append(f"vllm: num_gpu_blocks_override {override_blocks:,} replaces {blocks:,} blocks")
@@ -161,31 +167,55 @@ def vllm_capacity(
             cache_memory = override_blocks * planned.bytes_per_block
     if planned.padding_layers:
         notes.append(f"vllm: {planned.padding_layers} padding layers in the hybrid groups take memory too")
-    concurrency = Fraction(blocks, planned.request_blocks)
+    per_request = planned.request_blocks if version >= (0, 27) else planned.old_request_blocks or planned.request_blocks
+    concurrency = Fraction(blocks, per_request)
     if version >= (0, 20, 1):
         capacity = int(concurrency * context)  # int(max_concurrency * max_model_len)
     else:
         capacity = blocks // planned.groups * planned.min_block  # num_blocks // len(groups) * min_block_size
     needed = planned.bytes_per_block * planned.request_blocks
+    longest = None
+    if needed > cache_memory:  # _check_enough_kv_cache_memory: the longest max_model_len that would fit
+        low, high = 0, context
+        while high - low > 1:
+            middle = (low + high) // 2
+            trial = planned_for(middle)
+            if trial is not None and trial.bytes_per_block * trial.request_blocks <= cache_memory:
+                low = middle
+            else:
+                high = middle
+        longest = low
+    lines = _vllm_lines(version, cache_memory, capacity, context, concurrency, needed, longest)
     return EngineCapacity(
         engine="vllm", cache_memory=cache_memory, tokens=capacity, block_size=planned.min_block, blocks=blocks,
-        blocks_per_request=planned.request_blocks, concurrency=concurrency, needed=needed,
-        lines=_vllm_lines(version, cache_memory, capacity, context, concurrency, needed), notes=tuple(notes),
+        blocks_per_request=per_request, concurrency=concurrency, needed=needed, lines=lines, notes=tuple(notes),
     )  # fmt: skip
 
 
+def _v4_planned(plan: Plan, context: int) -> _Planned | None:
+    from .runtimes.vllm import deepseek_v4_plan
+
+    v4 = deepseek_v4_plan(plan.model, plan.deployment, context)
+    if v4 is None:
+        return None
+    return _Planned(v4.bytes_per_block, 1, v4.request_pages, 256, 0, v4.old_request_blocks)
+
+
 def _vllm_lines(
-    version: tuple[int, ...], memory: int, tokens: int, context: int, concurrency: Fraction, needed: int
-) -> tuple[str, ...]:
+    version: tuple[int, ...], memory: int, tokens: int, context: int, concurrency: Fraction, needed: int,
+    longest: int | None,
+) -> tuple[str, ...]:  # fmt: skip
     available = f"Available KV cache memory: {memory / GIB:.2f} GiB"
     size = f"GPU KV cache size: {tokens:,} tokens"
     most = f"Maximum concurrency for {context:,} tokens per request: {float(concurrency):.2f}x"
     lines = [available]
     if needed > memory:
+        whose = "model's" if version >= (0, 22) else "models's"  # the spelling was fixed in 0.22
         lines.append(
-            f"ValueError: To serve at least one request with the models's max seq len ({context}), "
+            f"ValueError: To serve at least one request with the {whose} max seq len ({context}), "
             f"({needed / GIB:.2f} GiB KV cache is needed, which is larger than the available KV cache memory "
-            f"({memory / GIB:.2f} GiB)."
+            f"({memory / GIB:.2f} GiB). Based on the available memory, the estimated maximum model length is "
+            f"{longest}."
         )
         return tuple(lines)
     if version >= (0, 28):  # one line from 0.28 (kv_cache_utils.py:1870)
@@ -209,27 +239,38 @@ def sglang_capacity(plan: Plan, cache_memory: int, context: int | None = None) -
     streams = plan.stage_streams(0) if len(plan.stages) == 1 else None
     if streams is None or any(s.is_state or s.window is not None or s.tokens_per_entry != 1 for s, _ in streams):
         return None
-    page = plan.block_size
-    cell = sum(stream.entry_bytes * count for stream, count in streams)
-    tokens = cache_memory // cell // page * page
-    rows = tokens + page  # the first page is the padding slot
-    attention = [(s, n) for s, n in streams if s.order == 0]
     version = plan.runtime.numbers
+    page = plan.block_size
+    notes = []
+    cell = 0
+    for stream, count in streams:
+        entry = stream.entry_bytes
+        if entry == 656 and (0, 5, 3) <= version < (0, 5, 17):
+            # the profile counted fp8 DSA rows as 576 B while the pool stores 656 (fixed in 0.5.17,
+            # pool_configurator.py _compute_cell_size with calculate_mla_kv_cache_dim)
+            entry = 576
+            notes.append("sglang 0.5.3-0.5.16: the profile counts 576 B per fp8 DSA row, the pool stores 656")
+        cell += entry * count
+    tokens = cache_memory // cell // page * page
+    rows = tokens + page  # rows per layer = size + page_size (the first page is padding)
     dtype = TORCH_NAMES.get(plan.kv_dtype.split(" ")[0], plan.kv_dtype)
     prefix = "KV Cache is allocated. " + (f"dtype: {dtype}, " if version >= (0, 5, 13) else "")
-    mla = any("mla" in s.component for s, _ in attention)
-    if mla:
-        size = sum(s.entry_bytes * n for s, n in streams) * rows
+    attention = [(s, n) for s, n in streams if s.order == 0]
+    if any(not s.key_bytes for s, _ in attention):
+        # one KV size; it includes the DSA indexer buffer from 0.5.4 (NSATokenToKVPool.get_kv_size_bytes)
+        counted = [(s, n) for s, n in streams if s.order == 0 or version >= (0, 5, 4)]
+        size = sum(s.entry_bytes * n for s, n in counted) * rows
         line = f"{prefix}#tokens: {tokens}, KV size: {size / GIB:.2f} GB"
     else:
-        k_bytes = sum(s.entry_bytes * n for s, n in attention) // 2 * rows
-        line = f"{prefix}#tokens: {tokens}, K size: {k_bytes / GIB:.2f} GB, V size: {k_bytes / GIB:.2f} GB"
-    concurrency = None
-    if context:
-        concurrency = Fraction(tokens, context)
+        k_bytes = v_bytes = 0
+        for stream, count in attention:
+            k_bytes += stream.key_bytes * count * rows
+            v_bytes += (stream.entry_bytes - stream.key_bytes) * count * rows
+        line = f"{prefix}#tokens: {tokens}, K size: {k_bytes / GIB:.2f} GB, V size: {v_bytes / GIB:.2f} GB"
+    notes.append(f"sglang: cell {cell:,} B per token over the GPU's layers; pools hold tokens + page rows")
     return EngineCapacity(
-        engine="sglang", cache_memory=cache_memory, tokens=tokens, block_size=page, concurrency=concurrency,
-        lines=(line,), notes=(f"sglang: cell {cell:,} B per token over the GPU's layers; pools hold tokens + page rows",),
+        engine="sglang", cache_memory=cache_memory, tokens=tokens, block_size=page,
+        concurrency=Fraction(tokens, context) if context else None, lines=(line,), notes=tuple(notes),
     )  # fmt: skip
 
 

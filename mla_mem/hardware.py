@@ -314,6 +314,20 @@ def _engine_budget(plan: Plan, gpu: GPU, fraction: Fraction | None, weights: int
     )
 
 
+def _weights_unless_given(
+    model: ModelSpec, plan: Plan, weight_dtype: str | None, kv_cache_memory: int | None, notes: list[str]
+) -> tuple[int, str]:
+    """Weights per GPU; when the model cannot say and the cache memory is given, they do not matter."""
+    try:
+        return _weights_per_gpu(model, plan, weight_dtype, notes)
+    except UsageError as exc:
+        if kv_cache_memory is None:
+            raise UsageError(f"{exc}; give the model a `weights` section or params.total, or give --kv-cache-memory "
+                             "(the engine's cache memory, which makes weights irrelevant)") from None  # fmt: skip
+        notes.append(f"weights not counted ({exc}): the cache memory was given")
+        return 0, "unknown"
+
+
 def fit(
     model: ModelSpec,
     gpu: GPU,
@@ -342,7 +356,7 @@ def fit(
         notes.append(f"{gpu.name}: no CUDA-reported total known; nvidia-smi's total used (engines see slightly less)")
     if gpu.estimated:
         notes.append(f"{gpu.name}: memory is a nominal figure, not a device reading")
-    per_gpu, dtype_name = _weights_per_gpu(model, plan, weight_dtype, notes)
+    per_gpu, dtype_name = _weights_unless_given(model, plan, weight_dtype, kv_cache_memory, notes)
     around = given(reserve) if reserve is not None else (modelled(plan, gpu.budget_bytes, gpu.name) or given(2 * 2**30))
     if around.source == "--reserve" and reserve is None:
         notes.append("memory around the cache: 2 GiB assumed (the model file has no weights section with widths)")

@@ -173,10 +173,14 @@ def lower_attention(
         formula += f"; paged in blocks of {block} tokens"
     if window is not None:
         description += " (sliding)" if kind.window is not None else " (chunked)"
+    key_bytes = 0
+    if isinstance(kind.attention, Attention) and not (kind.attention.k_eq_v and rules.k_eq_v_shared):
+        heads = rules.heads_per_rank(kind.attention.kv_heads, deployment.attention_tp)
+        key_bytes = rules.kv.row_bytes(heads * kind.attention.head_dim) * kind.attention_blocks
     return CacheStream(
         component="mtp" if mtp else name, layers=layers, entry_bytes=entry, window=window, block=block,
         extra_blocks=extra, description=description, formula=formula, token_shards=deployment.dcp,
-        kind=kind.name, order=ATTENTION,
+        kind=kind.name, order=ATTENTION, key_bytes=key_bytes,
     )  # fmt: skip
 
 

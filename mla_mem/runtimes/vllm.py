@@ -6,6 +6,8 @@ vllm/model_executor/models/deepseek_v4/ and third_party/flashmla/flash_mla_inter
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..options import Deployment, OptionError
 from ..spec import MLA, Compressed, ModelSpec
 from ..units import parse_dtype
@@ -187,3 +189,73 @@ PROFILE = Profile(
     sources=("vllm/v1/kv_cache_interface.py", "vllm/v1/core/kv_cache_utils.py",
              "vllm/v1/attention/backends/mla/flashmla_sparse.py", "vllm/model_executor/models/config.py"),
 )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------
+# DeepSeek-V4's own KV planner, vLLM 0.20-0.28 (vllm/v1/core/kv_cache_utils.py _get_kv_cache_config_deepseek_v4,
+# _get_kv_cache_groups_uniform_groups, _approximate_gcd, _max_memory_usage_bytes_from_groups; page sizes from
+# vllm/models/deepseek_v4/{attention,compressor}.py). Reproduces vllm-project/vllm#44376 (docs/capacity.md).
+
+
+def _round_up(value: int, grain: int) -> int:
+    return -(-value // grain) * grain
+
+
+def _approximate_gcd(values: list[int], lower: int) -> int:
+    """The tuple count with the least padding over the groups' layer counts (ties: the larger)."""
+    best, best_pad = lower, None
+    for candidate in range(lower, max(values) + 1):
+        pad = sum((candidate - v % candidate) % candidate for v in values)
+        if best_pad is None or pad < best_pad or (pad == best_pad and candidate > best):
+            best, best_pad = candidate, pad
+    return best
+
+
+@dataclass(frozen=True)
+class V4Planned:
+    bytes_per_block: int
+    request_pages: int  # sum over groups of the pages a request needs (0.27+ concurrency, "needed")
+    old_request_blocks: int  # cdiv(sum of max_memory_usage over groups, group 0's page) (0.20.1-0.26)
+
+
+def deepseek_v4_plan(model: ModelSpec, deployment: Deployment, context: int) -> V4Planned | None:
+    """vLLM 0.20-0.28's V4 groups for fp8_ds_mla (584 B records, pages aligned to 576 B); None otherwise."""
+    version = deployment.runtime.numbers
+    if not (0, 20) <= version < (0, 29) or (deployment.kv_dtype or "auto").lower() not in (
+        "auto",
+        "fp8",
+        "fp8_e4m3",
+        "fp8_ds_mla",
+    ):
+        return None
+    kinds = [model.kind_of(i) for i in range(model.layers)]
+    compressed = [k for k in kinds if isinstance(k.attention, Compressed)]
+    if len(compressed) != len(kinds):
+        return None
+    attention = compressed[0].attention
+    assert isinstance(attention, Compressed)
+    if (attention.head_dim, attention.qk_rope_head_dim) != (512, 64):
+        return None  # the 584 B record is 448 fp8 nope + 64 bf16 rope + 8 B of scales
+    window = compressed[0].window or 128
+    index = next((k.indexer.head_dim for k in kinds if k.indexer is not None), 128)
+    c4 = sum(1 for k in kinds if 1 < k.compress_ratio < 64)
+    c128 = sum(1 for k in kinds if k.compress_ratio >= 64)
+    block = deployment.block_size or 256
+    tokens = deployment.max_batched_tokens or VLLM_MAX_BATCHED_TOKENS  # `vllm serve`; the LLM class: 16,384
+    align, record, index_row = 576, 584, index + index // 128 * 4
+    full = {"c4": _round_up(block // 4 * record, align), "c128": _round_up(block // 128 * record, align),
+            "index": _round_up(block // 4 * index_row, align)}  # fmt: skip
+    tuple_bytes = sum(full.values())
+    swa_page = _round_up(64 * record, align)
+    tuples = _approximate_gcd([max(c4, c128), len(kinds), c4, c128], max(c4, c128))
+    swa_groups = -(-len(kinds) // tuples)
+    group_tuples = [max(c4, c128), *(len(range(len(kinds))[i::swa_groups]) for i in range(swa_groups)), c4, c128]
+
+    def pages(limit: int | None, grain: int) -> int:
+        return -(-context // grain) if limit is None else -(-min(limit - 1 + tokens, context) // grain) + 1
+
+    need = [(pages(None, block), c4 * full["c4"] + c128 * full["c128"] + c4 * full["index"])]
+    need += [(pages(window, 64), n * swa_page) for n in group_tuples[1 : 1 + swa_groups]]
+    need += [(pages(2 * 4, 4), c4 * (swa_page + full["index"])), (pages(window, 8), c128 * swa_page)]
+    old = -(-sum(p * page for p, page in need) // need[0][1])
+    return V4Planned(max(group_tuples) * tuple_bytes, sum(p for p, _ in need), old)
