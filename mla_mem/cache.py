@@ -206,6 +206,8 @@ class Estimate:
     layout: str = ""
     notes: tuple[str, ...] = field(default=())
     layers: int = 0
+    # every pipeline stage: (first layer, last layer + 1, bytes per GPU of that stage at context x batch)
+    stages: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def paging_bytes(self) -> int:
@@ -247,6 +249,7 @@ class Estimate:
                 }
                 for c in self.components
             ],
+            "stages": [{"layers": [first, last], "total_bytes": total} for first, last, total in self.stages],
             "notes": list(self.notes),
         }
 
@@ -324,6 +327,7 @@ def size(plan: Plan, context: int, batch: int = 1) -> Estimate:
         layout=plan.layout,
         notes=plan.notes + beyond_max_context(plan.model, context),
         layers=layers,
+        stages=tuple((first, last, stage_sizes[i][0] * sequences) for i, (first, last) in enumerate(plan.stages)),
     )
 
 

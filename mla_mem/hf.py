@@ -324,11 +324,15 @@ def _weights(c: Config, data: dict[str, Any], outer: dict[str, Any], notes: list
     elif str(data.get("dtype", "")).lower() == "fp8":
         weights["dtype"] = "fp8"
     if experts:
-        moe: dict[str, Any] = {
-            "experts": experts,
-            "experts_per_token": _first(c, "num_experts_per_tok", "experts_per_token", "n_activated_experts",
-                                        "num_experts_per_token") or _first(moe_c, "num_experts_per_tok") or 1,
-        }  # fmt: skip
+        if data.get("enable_moe_block") is True or data.get("interleave_moe_layer_step", 1) != 1:
+            # Gemma 4 26B-A4B: a dense MLP beside the experts in every layer; Llama 4: MoE every other layer
+            raise c.error("enable_moe_block" if data.get("enable_moe_block") is True else "interleave_moe_layer_step",
+                          "dense and expert MLPs mixed this way are not in the weights schema")  # fmt: skip
+        per_token = _first(c, "num_experts_per_tok", "experts_per_token", "n_activated_experts",
+                           "num_experts_per_token", "top_k_experts", "moe_topk") or _first(moe_c, "num_experts_per_tok")  # fmt: skip
+        if per_token is None:
+            raise c.error("num_experts_per_tok", "the experts a token uses are not in the config")
+        moe: dict[str, Any] = {"experts": experts, "experts_per_token": per_token}
         shared = _first(c, "n_shared_experts", "num_shared_experts") or _first(moe_c, "num_shared_experts")
         if shared is None and c.has("shared_expert_intermediate_size"):
             shared = 1

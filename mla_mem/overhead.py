@@ -7,8 +7,9 @@ term from the model's widths and the engine's settings; docs/memory.md has the m
 calibrated on, and its error on each. `--reserve` replaces the model with one figure.
 
   activation  = max_num_batched_tokens x hidden x 2 B x ACT_HIDDEN_FACTOR          (hidden states, attention, norms)
-              + max_num_batched_tokens x widest MLP x 2 B x 3                      (gate, up and their product)
-              + min(max_num_batched_tokens, max_num_seqs) x vocab x 4 B x 2        (fp32 logits and the sampler's copy)
+              + max_num_batched_tokens x widest MLP / tp x 2 B x ACT_MLP_FACTOR    (gate, up and their product; MoE:
+                                                                                    experts per token x expert width)
+              + min(max_num_batched_tokens, max_num_seqs) x vocab / tp x 4 B x 2   (fp32 logits and the sampler's copy)
   non_torch   = NON_TORCH_BASE + NCCL_PER_GROUP when tp or pp > 1                  (CUDA context, cuBLAS, NCCL)
   cuda_graphs = GRAPH_BYTES (vLLM 0.20+, which subtracts the capture's estimate; earlier it fits in the headroom)
 """
@@ -24,9 +25,10 @@ if TYPE_CHECKING:
 GIB = 2**30
 MIB = 2**20
 # Calibrated on the log lines of tests/engine_logs/profiling*.yaml (docs/memory.md).
-ACT_HIDDEN_FACTOR = 8
-NON_TORCH_BASE = 400 * MIB
-NCCL_PER_GROUP = 1536 * MIB
+ACT_HIDDEN_FACTOR = 4
+ACT_MLP_FACTOR = 3
+NON_TORCH_BASE = 512 * MIB
+NCCL_PER_GROUP = 512 * MIB
 GRAPH_BYTES = 512 * MIB
 MAX_NUM_SEQS = 256  # vLLM's default max_num_seqs (EngineArgs)
 
@@ -70,7 +72,7 @@ def modelled(plan: Plan, device_bytes: int, gpu_name: str) -> Around | None:
     widest = max(weights.intermediate_size, weights.expert_intermediate_size * max(1, weights.experts_per_token))
     activation = (
         tokens * weights.hidden_size * 2 * ACT_HIDDEN_FACTOR
-        + tokens * -(-widest // tp) * 2 * 3
+        + tokens * -(-widest // tp) * 2 * ACT_MLP_FACTOR
         + min(tokens, MAX_NUM_SEQS) * -(-weights.vocab_size // tp) * 4 * 2
     )
     non_torch = NON_TORCH_BASE + (NCCL_PER_GROUP if plan.tp * plan.pp > 1 else 0)

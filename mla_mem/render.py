@@ -272,7 +272,12 @@ def estimates_view(results: Sequence[Estimate], units: str) -> tuple[TableData, 
     caption = f"Runtime {results[0].runtime}"
     if multi_gpu:
         caption += f", {results[0].layout} = {results[0].gpus} GPUs, bytes per GPU"
-    caption += "." + notes_text([n for r in results for n in r.notes])
+    caption += "."
+    for r in results:
+        if len(r.stages) > 1:
+            parts = [f"layers {first}-{last - 1}: {format_bytes(total, units)}" for first, last, total in r.stages]
+            caption += f" {r.model} at {r.context:,} by pipeline stage: {'; '.join(parts)} (the largest is per GPU)."
+    caption += notes_text([n for r in results for n in r.notes])
     return TableData(columns, rows, caption=caption, csv_keys=list(rows[0])), [r.as_dict() for r in results]
 
 

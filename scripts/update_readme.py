@@ -9,7 +9,8 @@ Each block looks like
     <!-- /mla-mem -->
 
 and is replaced by what `mla-mem compare` prints now (markdown-format blocks are embedded without a fence).
-`<!-- include: configs/jamba-v0.1.yaml -->` blocks hold a file of the repository, fenced as YAML.
+`<!-- include: configs/jamba-v0.1.yaml -->` blocks hold a file of the repository, fenced as YAML;
+`<!-- script: memory_report -->` blocks hold what scripts/memory_report.py's render() prints.
 
     uv run python scripts/update_readme.py          # rewrite README.md
     uv run python scripts/update_readme.py --check  # exit 1 if README.md is out of date (used by the tests)
@@ -25,8 +26,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "config-format.md")
-BLOCK = re.compile(r"(<!-- (?P<verb>mla-mem|include): (?P<args>.*?) -->\n)(?P<body>.*?)(<!-- /(?P=verb) -->)", re.S)
+DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "config-format.md", ROOT / "docs" / "memory.md")
+BLOCK = re.compile(
+    r"(<!-- (?P<verb>mla-mem|include|script): (?P<args>.*?) -->\n)(?P<body>.*?)(<!-- /(?P=verb) -->)", re.S
+)
 
 
 def run(args: list[str]) -> str:
@@ -47,6 +50,15 @@ def render(text: str) -> str:
     os.chdir(ROOT)  # paths in the README's commands are relative to the repository
 
     def replace(match: re.Match[str]) -> str:
+        if match.group("verb") == "script":  # a table printed by scripts/<name>.py render()
+            import importlib.util
+
+            path = ROOT / "scripts" / f"{match.group('args').strip()}.py"
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return f"{match.group(1)}{module.render()}{match.group(5)}"
         if match.group("verb") == "include":
             content = (ROOT / match.group("args").strip()).read_text()
             return f"{match.group(1)}```yaml\n{content}```\n{match.group(5)}"
