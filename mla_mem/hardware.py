@@ -362,9 +362,10 @@ def fit(
         notes.append("memory around the cache: 2 GiB assumed (the model file has no weights section with widths)")
     budget = _engine_budget(plan, gpu, gpu_memory_utilization, per_gpu, around, notes)
     available = budget.cache
+    rule = budget.rule
     if kv_cache_memory is not None:
         available = kv_cache_memory
-        notes.append(f"cache memory per GPU given: {kv_cache_memory:,} B (the engine's own figure)")
+        rule = "as given, the engine's own figure"
     weights_fit = per_gpu < budget.usable and (available > 0)
     probe = size(plan, 1, 1)
     engine = engine_capacity(plan, max(0, available), context, num_gpu_blocks_override)
@@ -398,7 +399,7 @@ def fit(
         token_capacity=capacity, capacity_kind=kind, num_blocks=num_blocks, context=context,
         batch=batch if context is not None else None, max_concurrency=max_concurrency,
         concurrency_per_gpu_group=concurrency, longest_context=longest, cache_bytes=cache, weights_fit=weights_fit,
-        fits=fits, notes=tuple(notes), around=around.as_dict(), memory_rule=budget.rule,
+        fits=fits, notes=tuple(notes), around=around.as_dict() if kv_cache_memory is None else {}, memory_rule=rule,
         fraction=budget.fraction, engine_lines=engine.lines if engine else (), dp_attention=plan.deployment.dp_attention,
         smi_bytes=gpu.memory_bytes,
     )  # fmt: skip

@@ -372,12 +372,15 @@ def fit_view(result: FitResult, units: str) -> tuple[TableData, Any]:
     fraction_name = {"sglang": "mem_fraction_static", "trtllm": "free_gpu_memory_fraction"}.get(
         engine, "gpu_memory_utilization"
     )
-    if r.fraction is not None:
+    given = not r.around
+    if r.fraction is not None and not given:
         line(f"{fraction_name} {float(r.fraction):.3g}", r.usable_bytes, "bytes")
     line(f"weights ({r.weight_dtype})", r.weight_bytes, "bytes")
     around = r.around or {}
     source = around.get("source", "")
-    if source == "model":
+    if given:
+        pass
+    elif source == "model":
         tokens = around.get("max_num_batched_tokens", 0)
         line(f"activations (profile run, {tokens:,} tokens)", around["activation"], "bytes")
         line("non-torch (CUDA context, NCCL)", around["non_torch"], "bytes")
@@ -385,7 +388,7 @@ def fit_view(result: FitResult, units: str) -> tuple[TableData, Any]:
             line("CUDA graphs", around["cuda_graphs"], "bytes")
     else:
         line("reserve (--reserve)", r.reserve_bytes, "bytes")
-    line("KV cache memory", r.available_bytes, "bytes")
+    line("KV cache memory" + (" (given)" if given else ""), r.available_bytes, "bytes")
     line("cache bytes per token", r.bytes_per_token, "bytes", format_number(r.bytes_per_token))
     what = "token capacity (engine arithmetic)" if r.capacity_kind == "engine" else "token capacity (longest sequence)"
     line(what, r.token_capacity, "tokens")

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "config-format.md", ROOT / "docs" / "memory.md")
+DOCUMENTS = tuple(ROOT / name for name in ("README.md", "docs/config-format.md", "docs/memory.md", "docs/capacity.md"))
 BLOCK = re.compile(
     r"(<!-- (?P<verb>mla-mem|include|script): (?P<args>.*?) -->\n)(?P<body>.*?)(<!-- /(?P=verb) -->)", re.S
 )
