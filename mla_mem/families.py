@@ -580,9 +580,18 @@ def indexer_owners(c: Config, layers: int) -> set[int] | None:
     models/deepseek_v32/attention.py; llama.cpp llama-model.cpp). None: every layer owns one."""
     types = c.get_list("indexer_types")
     c.read.update({"index_topk_freq", "index_skip_topk_offset", "index_topk_pattern"})
-    if c.raw("index_topk_pattern") is not None:
-        raise c.error("index_topk_pattern", "is not read by mla-mem; give indexer_types (one 'full' or 'shared' per "
-                                            "layer) instead")  # fmt: skip
+    pattern = c.raw("index_topk_pattern")
+    if types is None and pattern is not None:
+        # a string of F (full) and S (shared), or a list of the words (configuration_glm_moe_dsa.py __post_init__)
+        if isinstance(pattern, str):
+            letters = {"F": "full", "S": "shared"}
+            if any(ch not in letters for ch in pattern):
+                raise c.error("index_topk_pattern", f"expected a string of F and S, got {pattern!r}")
+            types = [letters[ch] for ch in pattern]
+        elif isinstance(pattern, list):
+            types = pattern
+        else:
+            raise c.error("index_topk_pattern", f"expected a string of F and S or a list, got {pattern!r}")
     if types is not None:
         if len(types) < layers:
             raise c.error("indexer_types", f"has {len(types)} entries but the model has {layers} layers")

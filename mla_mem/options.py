@@ -42,6 +42,9 @@ class RuntimeRef:
 
     @property
     def numbers(self) -> tuple[int, ...]:
+        """The version as numbers; a llama.cpp build bNNNN is (2026, NNNN): a 2026 build."""
+        if self.version.startswith("b"):
+            return (2026, int(self.version[1:]))
         return tuple(int(part) for part in self.version.split(".")) if self.version else ()
 
     def __str__(self) -> str:

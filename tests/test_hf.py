@@ -12,6 +12,7 @@ import pytest
 import mla_mem
 from mla_mem.cli import main
 from mla_mem.configs import load_model_file
+from mla_mem.errors import ConfigError
 from mla_mem.hf import import_config, to_yaml
 
 DATA = Path(__file__).parent / "data" / "hf"
@@ -319,3 +320,30 @@ def test_constructed_family_configs(tmp_path, builtin, config):
     shipped = mla_mem.load_model(builtin)
     assert imported.layer_kinds == shipped.layer_kinds
     assert breakdown(imported) == breakdown(shipped)
+
+
+def _glm(tmp_path, **keys):
+    data = json.loads((DATA / "glm-5.config.json").read_text())
+    data.update(keys)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(data))
+    return mla_mem.load_model(str(path))
+
+
+def test_shared_indexers_by_frequency_pattern_or_list(tmp_path):
+    # transformers configuration_glm_moe_dsa.py: layer i owns indexer keys when max(i - offset + 1, 0) % freq == 0,
+    # offset 2 by default: layers 0, 1, 5, 9, ..., 77, i.e. 21 of 78
+    by_freq = _glm(tmp_path, index_topk_freq=4)
+    owners = [0, 1] + list(range(5, 78, 4))
+    assert len(owners) == 21 and by_freq.indexer_layers == tuple(owners)
+    # vLLM fp8: 656 B fp8_ds_mla records on every layer, 132 B indexer keys on the 21 owners (the public GLM-5.3
+    # deployment's 53,940 B per token)
+    fp8 = mla_mem.estimate(by_freq, 131072, runtime="vllm", kv_dtype="fp8")
+    assert fp8.bytes_per_token == 78 * 656 + 21 * 132 == 53_940
+    assert mla_mem.estimate(by_freq, 131072).bytes_per_token == 78 * 1152 + 21 * 256
+    words = ["full" if i in owners else "shared" for i in range(78)]
+    assert _glm(tmp_path, indexer_types=words).indexer_layers == tuple(owners)
+    letters = "".join("F" if i in owners else "S" for i in range(78))
+    assert _glm(tmp_path, index_topk_pattern=letters).indexer_layers == tuple(owners)
+    with pytest.raises(ConfigError, match="index_topk_pattern"):
+        _glm(tmp_path, index_topk_pattern="FX" * 39)

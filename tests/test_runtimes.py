@@ -321,3 +321,14 @@ def test_every_estimate_names_its_assumptions():
     assert payload["kv_dtype"] == "fp8_ds_mla" and payload["parallel"]["tp"] == 8
     assert any("fp8_ds_mla" in note for note in payload["notes"])
     assert all(c["formula"] for c in payload["components"])
+
+
+def test_llama_cpp_builds_split_at_sparse_attention_support():
+    # b9445 added the DSA indexer cache; before, DeepSeek-V3.2 ran as dense MLA: 61 x 576 x f16 per token
+    before = est("deepseek-v3.2", context=163840, runtime="llama.cpp@b9444")
+    assert before.total_bytes == 61 * 576 * 2 * 163840 == 11_513_364_480  # 10.72 GiB
+    assert f"{before.total_bytes / 2**30:.2f}" == "10.72"
+    after = est("deepseek-v3.2", context=163840, runtime="llama.cpp@b9445")
+    assert after.total_bytes == 61 * (576 + 128) * 2 * 163840  # + indexer keys, 13.11 GiB
+    with pytest.raises(UsageError, match="b8054"):
+        est("deepseek-v3.2", runtime="llama.cpp@b7000")

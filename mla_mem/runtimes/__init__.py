@@ -21,6 +21,8 @@ from ..spec import ModelSpec
 from .rules import Rules, RulesFunction
 
 _NOT_PROFILES = {"rules", "lowering"}
+# The first llama.cpp build known to cache MLA as K only (PR 19067 landed between b7831 and b8054)
+LLAMA_CPP_FIRST_BUILD = 8054
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,14 @@ def parse_runtime(text: str) -> RuntimeRef:
             raise OptionError("runtime", f"the {key} runtime has no versions")
         return RuntimeRef(key, "")
     version = version.strip().lstrip("v") or profile.default_version
+    if key == "llama.cpp" and re.fullmatch(r"b\d{1,6}", version):
+        if int(version[1:]) < LLAMA_CPP_FIRST_BUILD:
+            raise OptionError(
+                "runtime",
+                f"{raw!r}: mla-mem describes llama.cpp builds from b{LLAMA_CPP_FIRST_BUILD} (K-only MLA cache); for "
+                "older builds give the era, llama.cpp@2025 or llama.cpp@2024 (GGUFs converted before April 2025)",
+            )
+        return RuntimeRef(key, version)
     if not re.fullmatch(r"\d+(\.\d+){0,2}", version):
         raise OptionError("runtime", f"{raw!r}: expected a version such as {key}@{profile.default_version}")
     numbers = tuple(int(part) for part in version.split("."))

@@ -31,10 +31,17 @@ def cache_type(text: str | None, field_name: str = "kv_dtype") -> DType:
     return DType(name, dtype.bits, dtype.scale_block, dtype.scale_bytes, dtype.description)
 
 
+# The first build whose KV cache holds DSA indexer keys (DeepSeek-V3.2 / GLM-5 sparse attention, llama.cpp b9445:
+# llama-kv-cache.cpp "indexer KV cache"); builds before ran those models as dense MLA.
+LLAMA_CPP_DSA_BUILD = 9445
+
+
 def rules(model: ModelSpec, deployment: Deployment) -> Rules:
     k = cache_type(deployment.kv_dtype)
     v = cache_type(deployment.v_dtype or deployment.kv_dtype, "v_dtype")
-    era = deployment.runtime.numbers[0]
+    numbers = deployment.runtime.numbers
+    era = numbers[0]
+    build = numbers[1] if len(numbers) > 1 else None  # None: the newest (an era)
     layout = {2024: "expanded", 2025: "latent+v"}.get(era, "latent")
     label = k.name if k.name == v.name or layout == "latent" else f"K {k.name}, V {v.name}"
     notes = [
@@ -48,10 +55,14 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
             "latent": "llama.cpp 2026: MLA latent as K only",
         }[layout])  # fmt: skip
     index_dim = first_indexer_dim(model)
+    if index_dim and build is not None and build < LLAMA_CPP_DSA_BUILD:
+        # before DSA support the GGUF's indexer was not run and its keys not cached (DeepSeek-V3.2 as dense MLA)
+        notes.append(f"llama.cpp b{build}: no DSA indexer cache before b{LLAMA_CPP_DSA_BUILD} (sparse attention off)")
+        index_dim = None
     block = deployment.block_size or 1
     f32 = parse_dtype("fp32")
     return Rules(
-        runtime=RuntimeRef("llama.cpp", str(era)), kv=k, v=v, kv_label=label,
+        runtime=RuntimeRef("llama.cpp", deployment.runtime.version), kv=k, v=v, kv_label=label,
         mla_layout=layout,  # type: ignore[arg-type]
         indexer_bytes=k.row_bytes(index_dim) if index_dim else None,
         indexer_formula=f"index_head_dim {index_dim} x {k.name}" if index_dim else "",
@@ -69,6 +80,7 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
 
 PROFILE = Profile(
     name="llama.cpp", default_version="2026", low=(2024,), high=(2026,),
-    described="2024 (GGUFs converted before April 2025), 2025, 2026", rules=rules, order=4,
+    described="2024 (GGUFs converted before April 2025), 2025, 2026, or a build from b8054 (e.g. b9444)", rules=rules,
+    order=4,
     aliases=("llamacpp", "llama-cpp"), sources=("src/llama-kv-cache.cpp", "ggml/src/ggml-common.h"),
 )  # fmt: skip
