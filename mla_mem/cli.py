@@ -175,7 +175,8 @@ def models(fmt: FormatOpt = "table", units: UnitsOpt = "binary") -> None:
 
     fmt, units = _check_format(fmt), _check_units(units)
     specs = builtin_models()
-    emit(fmt, *models_view(specs, [estimate(spec, 1) for spec in specs], units))
+    at = [[estimate(spec, n) for n in (131072, 1048576)] for spec in specs]
+    emit(fmt, *models_view(specs, [estimate(spec, 1) for spec in specs], units, at))
 
 
 @with_deployment()

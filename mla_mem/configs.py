@@ -68,7 +68,7 @@ KIND_KEYS = (
 )
 ATTENTION_KEYS = (
     "kind", "heads", "kv_heads", "head_dim", "v_head_dim", "k_eq_v", "kv_lora_rank", "qk_rope_head_dim",
-    "qk_nope_head_dim", "q_lora_rank",
+    "qk_nope_head_dim", "q_lora_rank", "o_groups", "o_lora_rank",
 )  # fmt: skip
 STATE_FIELDS: dict[str, tuple[str, ...]] = {
     "gated_deltanet": ("key_heads", "value_heads", "key_head_dim", "value_head_dim", "conv_kernel"),
@@ -81,7 +81,7 @@ STATE_FIELDS: dict[str, tuple[str, ...]] = {
 INDEXER_KEYS = ("heads", "head_dim", "topk", "layers")
 RECURRENT_DTYPE_KINDS = ("gated_deltanet", "kda", "mamba1", "mamba2")
 
-WEIGHT_KEYS = ("hidden_size", "vocab_size", "intermediate_size", "tie_embeddings", "moe", "dtype")
+WEIGHT_KEYS = ("hidden_size", "vocab_size", "intermediate_size", "tie_embeddings", "moe", "dtype", "hc_mult")
 MOE_KEYS = ("experts", "experts_per_token", "shared_experts", "intermediate_size", "first_dense_layers")
 SHORT_KINDS = ("full", "sliding", "linear")
 COMPRESSED_KINDS = ("window", "csa", "hca")
@@ -223,13 +223,18 @@ def _parse_attention(section: Section) -> AnyAttention:
     kind = section.choice("kind", ("mha", "gqa", "mqa", "mla", "compressed"))
     heads = section.req_int("heads")
     if kind == "compressed":
-        _forbid(section, ("kv_heads", "kv_lora_rank", "qk_nope_head_dim", "v_head_dim", "q_lora_rank", "k_eq_v"),
+        _forbid(section, ("kv_heads", "kv_lora_rank", "qk_nope_head_dim", "v_head_dim", "k_eq_v"),
                 "does not apply to kind compressed (one shared key-value vector of head_dim per entry)")  # fmt: skip
-        compressed = Compressed(heads, section.req_int("head_dim"), section.req_int("qk_rope_head_dim"))
+        compressed = Compressed(
+            heads, section.req_int("head_dim"), section.req_int("qk_rope_head_dim"),
+            q_lora_rank=section.get_int("q_lora_rank", required=False),
+            o_groups=section.get_int("o_groups", required=False),
+            o_lora_rank=section.get_int("o_lora_rank", required=False),
+        )  # fmt: skip
         section.done()
         return compressed
     if kind == "mla":
-        _forbid(section, ("kv_heads", "head_dim", "k_eq_v"),
+        _forbid(section, ("kv_heads", "head_dim", "k_eq_v", "o_groups", "o_lora_rank"),
                 "does not apply to MLA: an MLA layer caches one latent of kv_lora_rank + qk_rope_head_dim, "
                 "not per-head keys (remove it)")  # fmt: skip
         if not section.has("kv_lora_rank"):
@@ -248,8 +253,8 @@ def _parse_attention(section: Section) -> AnyAttention:
         )
         section.done()
         return mla
-    _forbid(section, ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "q_lora_rank"),
-            f"only applies to kind mla, not {kind}")  # fmt: skip
+    _forbid(section, ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "q_lora_rank", "o_groups", "o_lora_rank"),
+            f"only applies to kind mla (or compressed), not {kind}")  # fmt: skip
     if kind == "mha":
         kv_heads = section.get_int("kv_heads", default=heads)
         if kv_heads != heads:
@@ -496,6 +501,7 @@ def _parse_weights(section: Section, layers: int) -> Weights:
         "intermediate_size": section.get_int("intermediate_size", default=0, minimum=0),
         "tie_embeddings": bool(tie),
         "dtype": dtype.lower(),
+        "hc_mult": section.get_int("hc_mult", default=0, minimum=0, maximum=64),
     }
     moe = section.section("moe", required=False)
     if moe is not None:

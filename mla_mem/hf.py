@@ -414,6 +414,9 @@ def _convert_deepseek_v4(
         out["mtp_layers"] = mtp
     out["attention"] = {"kind": "compressed", "heads": c.get_int("num_attention_heads"),
                         "head_dim": c.get_int("head_dim"), "qk_rope_head_dim": c.get_int("qk_rope_head_dim")}  # fmt: skip
+    for key in ("q_lora_rank", "o_groups", "o_lora_rank"):  # weights only
+        if c.opt_int(key):
+            out["attention"][key] = c.get_int(key)
     if c.has("num_key_value_heads") and c.get_int("num_key_value_heads") != 1:
         raise c.error(
             "num_key_value_heads",
@@ -425,6 +428,14 @@ def _convert_deepseek_v4(
     out.update(_pattern_or_list(kinds))
     if c.has("index_n_heads"):
         out["indexer"] = indexer_section(c)
+    weights = _weights_or_note(c, data, outer, notes, layers)
+    if weights:
+        if c.opt_int("hc_mult"):
+            weights["hc_mult"] = c.get_int("hc_mult")
+        if str(data.get("expert_dtype", "")).lower() == "fp4" and weights.get("dtype") == "fp8":
+            # vLLM models/deepseek_v4/quant_config.py: expert_dtype fp4 = MXFP4 experts, FP8 blocks elsewhere
+            weights["dtype"] = "fp8+mxfp4-experts"
+        out["weights"] = weights
     return out
 
 

@@ -10,7 +10,7 @@ calibrated on, and its error on each. `--reserve` replaces the model with one fi
               + max_num_batched_tokens x widest MLP / tp x 2 B x ACT_MLP_FACTOR    (gate, up and their product; MoE:
                                                                                     experts per token x expert width)
               + min(max_num_batched_tokens, max_num_seqs) x vocab / tp x 4 B x 2   (fp32 logits and the sampler's copy)
-  non_torch   = NON_TORCH_BASE + NCCL_PER_GROUP when tp or pp > 1                  (CUDA context, cuBLAS, NCCL)
+  non_torch   = NON_TORCH_BASE + NCCL_PER_GROUP with more than one GPU                 (CUDA context, cuBLAS, NCCL)
   cuda_graphs = GRAPH_BYTES (vLLM 0.20+, which subtracts the capture's estimate; earlier it fits in the headroom)
 """
 
@@ -75,7 +75,7 @@ def modelled(plan: Plan, device_bytes: int, gpu_name: str) -> Around | None:
         + tokens * -(-widest // tp) * 2 * ACT_MLP_FACTOR
         + min(tokens, MAX_NUM_SEQS) * -(-weights.vocab_size // tp) * 4 * 2
     )
-    non_torch = NON_TORCH_BASE + (NCCL_PER_GROUP if plan.tp * plan.pp > 1 else 0)
+    non_torch = NON_TORCH_BASE + (NCCL_PER_GROUP if plan.gpus > 1 else 0)
     graphs = GRAPH_BYTES if plan.runtime.name == "vllm" and plan.runtime.numbers >= (0, 20) else 0
     return Around(activation=activation, non_torch=non_torch, cuda_graphs=graphs, source="model", tokens=tokens)
 

@@ -36,8 +36,15 @@ def tensors(model: ModelSpec, mtp: bool = True) -> list[Tensor]:
             "parameter counts and weight memory need it"
         )
     for kind in model.used_kinds():
-        if isinstance(kind.attention, Compressed):
-            raise UsageError(f"{model.name}: parameter counting for DeepSeek-V4 attention is not modelled")
+        attention = kind.attention
+        if isinstance(attention, Compressed) and None in (
+            attention.q_lora_rank,
+            attention.o_groups,
+            attention.o_lora_rank,
+        ):
+            raise UsageError(
+                f"{model.name}: counting DeepSeek-V4 attention needs q_lora_rank, o_groups and o_lora_rank"
+            )
         if kind.state is not None and not isinstance(kind.state, GatedDeltaNet):
             raise UsageError(f"{model.name}: parameter counting for {kind.state.kind} layers is not modelled")
     h = w.hidden_size
@@ -45,6 +52,8 @@ def tensors(model: ModelSpec, mtp: bool = True) -> list[Tensor]:
     if not w.tie_embeddings:
         out.append(Tensor("lm_head", w.vocab_size, h, kind="head"))
     out.append(Tensor("final_norm", 1, h, kind="norm"))
+    if w.hc_mult:  # DeepSeek-V4's hyper-connection head: hc_fn (M x M h), hc_base (M), hc_scale (1)
+        out.append(Tensor("hc_head", 1, w.hc_mult * w.hc_mult * h + w.hc_mult + 1, kind="norm"))
     layer_count = model.layers
     for index in range(layer_count):
         out.extend(_layer(model, index, model.kind_of(index), h))
@@ -91,9 +100,50 @@ def _linear_tensors(linear: GatedDeltaNet, p: str, h: int) -> list[Tensor]:
     ]
 
 
+def _compressed_tensors(kind: LayerKind, attention: Compressed, p: str, h: int) -> list[Tensor]:
+    """DeepSeek-V4 attention (transformers models/deepseek_v4/modeling_deepseek_v4.py, DeepseekV4Attention and its
+    compressors): low-rank query, one shared key-value head, a grouped low-rank output, per-head sinks; a compressed
+    layer's compressor (kv and gate projections of twice the head on CSA layers, which overlap windows), and the
+    Lightning Indexer's own compressor and query projection on CSA layers."""
+    assert attention.q_lora_rank and attention.o_groups and attention.o_lora_rank
+    heads, dim, q, groups, o_rank = (
+        attention.heads,
+        attention.head_dim,
+        attention.q_lora_rank,
+        attention.o_groups,
+        attention.o_lora_rank,
+    )
+    out = [
+        Tensor(p + "q_a_proj", q, h), Tensor(p + "q_a_norm", 1, q, kind="norm"),
+        Tensor(p + "q_b_proj", heads * dim, q), Tensor(p + "kv_proj", dim, h), Tensor(p + "kv_norm", 1, dim, kind="norm"),
+        Tensor(p + "o_a_proj", groups * o_rank, heads * dim // groups), Tensor(p + "o_b_proj", h, groups * o_rank),
+        Tensor(p + "sinks", 1, heads, kind="norm"),
+    ]  # fmt: skip
+    ratio = kind.compress_ratio
+    if ratio:
+        width = 2 * dim if kind.indexer is not None else dim  # CSA's compressor carries an overlapping window
+        out += [
+            Tensor(p + "compressor.kv_proj", width, h), Tensor(p + "compressor.gate_proj", width, h),
+            Tensor(p + "compressor.position_bias", ratio, width, kind="norm"),
+            Tensor(p + "compressor.kv_norm", 1, dim, kind="norm"),
+        ]  # fmt: skip
+    if ratio and kind.indexer is not None:
+        ix = kind.indexer
+        out += [
+            Tensor(p + "indexer.kv_proj", 2 * ix.head_dim, h), Tensor(p + "indexer.gate_proj", 2 * ix.head_dim, h),
+            Tensor(p + "indexer.position_bias", ratio, 2 * ix.head_dim, kind="norm"),
+            Tensor(p + "indexer.kv_norm", 1, ix.head_dim, kind="norm"),
+            Tensor(p + "indexer.q_b_proj", ix.heads * ix.head_dim, q),
+            Tensor(p + "indexer.weights_proj", ix.heads, h, kind="router"),
+        ]  # fmt: skip
+    return out
+
+
 def _attention_tensors(kind: LayerKind, p: str, h: int) -> list[Tensor]:
     attention = kind.attention
     out: list[Tensor] = []
+    if isinstance(attention, Compressed):
+        return _compressed_tensors(kind, attention, p, h)
     if isinstance(attention, MLA):
         heads, qk = attention.heads, attention.qk_nope_head_dim + attention.qk_rope_head_dim
         if attention.q_lora_rank:
@@ -140,6 +190,9 @@ def _layer(model: ModelSpec, index: int, kind: LayerKind, h: int) -> list[Tensor
     assert w is not None
     p = f"layers.{index}."
     out = [Tensor(p + "norms", 1, 2 * h, kind="norm")]
+    if w.hc_mult:  # two hyper-connections (attention, MLP): fn ((2 + M) M x M h), base ((2 + M) M), scale (3)
+        mixes = (2 + w.hc_mult) * w.hc_mult
+        out.append(Tensor(p + "hyper_connections", 2, mixes * w.hc_mult * h + mixes + 3, kind="norm"))
     if isinstance(kind.state, GatedDeltaNet):
         out += _linear_tensors(kind.state, p, h)
     if kind.attention is not None:
@@ -208,6 +261,15 @@ def _tensor_bytes(tensor: Tensor, fmt: str) -> int:
         # 4-bit values + one fp16 scale per group of 128 along the input dim (GPTQ / AWQ group size 128)
         groups = tensor.rows * -(-tensor.cols // 128)
         return tensor.count * (-(-tensor.rows * tensor.cols // 2) + 2 * groups)
+    if fmt == "fp8+mxfp4-experts":
+        # DeepSeek-V4 Instruct: MXFP4 routed experts (e2m1 pairs + one e8m0 scale per 32), FP8 e4m3 128 x 128 blocks
+        # with one ue8m0 scale byte each elsewhere (vLLM models/deepseek_v4/quant_config.py; config scale_fmt ue8m0)
+        if tensor.kind == "expert":
+            return _tensor_bytes(tensor, "mxfp4-experts")
+        if not quantizable:
+            return plain
+        blocks = -(-tensor.rows // 128) * -(-tensor.cols // 128)
+        return tensor.count * (tensor.rows * tensor.cols + blocks)
     if fmt in ("mxfp4", "mxfp4-experts"):
         # OCP MX: 4-bit values + one e8m0 scale byte per 32 values
         groups = tensor.rows * -(-tensor.cols // 32)

@@ -195,28 +195,33 @@ def _params_text(value: int) -> str:
     return f"{value / 10**9:g}B"
 
 
-def models_view(specs: Sequence[ModelSpec], estimates: Sequence[Estimate], units: str) -> tuple[TableData, Any]:
+def models_view(
+    specs: Sequence[ModelSpec], estimates: Sequence[Estimate], units: str, at: Sequence[Sequence[Estimate]] = ()
+) -> tuple[TableData, Any]:
+    """The built-ins; `at` holds, per model, its estimates at the contexts of the extra columns (128K, 1M)."""
     import os
 
     from .spec import attention_label, layers_text
 
     rows = []
-    for spec, result in zip(specs, estimates, strict=True):
+    for index, (spec, result) in enumerate(zip(specs, estimates, strict=True)):
         rows.append({
             "name": os.path.splitext(os.path.basename(spec.path or ""))[0], "model": spec.name,
             "attention": attention_label(spec), "layers": layers_text(spec), "layer_count": spec.layers,
             "mtp_layers": spec.mtp_layers, "bytes_per_token": result.bytes_per_token, "fixed_bytes": result.fixed_bytes,
+            **{f"at_{e.context}": e.total_bytes for e in (at[index] if at else ())},
             "max_context": spec.max_context, "params_total": spec.params.total, "params_active": spec.params.active,
             "source": spec.source,
         })  # fmt: skip
+    extra = [bytes_column(f"at_{e.context}", f"At {format_tokens(e.context)}", units) for e in (at[0] if at else ())]
     table = TableData(
         [Column("name", "Name"), Column("attention", "Attention"), Column("layers", "Layers"),
-         exact_column("bytes_per_token", "Bytes/token"), bytes_column("fixed_bytes", "Fixed/sequence", units),
+         exact_column("bytes_per_token", "Bytes/token"), bytes_column("fixed_bytes", "Fixed/sequence", units), *extra,
          count_column("max_context", "Max context"), Column("params_total", "Params", numeric=True, display=_params_text)],
         rows,
         title="Built-in models (ideal runtime, bf16 cache, MTP off)",
         caption="Bytes/token: what each further token costs once windows are full. "
-        "Fixed/sequence: linear state and full windows.",
+        "Fixed/sequence: linear state and full windows. At 128K / 1M: one sequence's cache at that context.",
     )  # fmt: skip
     payload = [
         {**row, "bytes_per_token": json_number(r.bytes_per_token)} for row, r in zip(rows, estimates, strict=True)

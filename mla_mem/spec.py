@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-WEIGHT_DTYPES = ("bf16", "fp16", "fp32", "fp8", "int4", "mxfp4", "mxfp4-experts")
+WEIGHT_DTYPES = ("bf16", "fp16", "fp32", "fp8", "int4", "mxfp4", "mxfp4-experts", "fp8+mxfp4-experts")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -89,6 +89,10 @@ class Compressed:
     head_dim: int
     qk_rope_head_dim: int
     kind: str = "compressed"
+    # weights only (parameter counts): the query's LoRA rank and the grouped output projection
+    q_lora_rank: int | None = None
+    o_groups: int | None = None
+    o_lora_rank: int | None = None
 
     @property
     def values_per_token(self) -> int:
@@ -275,7 +279,8 @@ class Weights:
     shared_experts: int = 0
     expert_intermediate_size: int = 0
     first_dense_layers: int = 0
-    dtype: str = "bf16"  # the checkpoint's weight format: bf16 | fp16 | fp8 | int4 | mxfp4 | mxfp4-experts
+    dtype: str = "bf16"
+    hc_mult: int = 0  # DeepSeek-V4's hyper-connection streams (0: plain residual)  # the checkpoint's weight format: bf16 | fp16 | fp8 | int4 | mxfp4 | mxfp4-experts
 
 
 @dataclass(frozen=True)

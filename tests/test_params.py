@@ -99,3 +99,20 @@ def test_linear_attention_hybrids_count_their_linear_layers(name, total):
         if "proj" in t.name and ("qkvz" in t.name or "q_k_v" in t.name)
     )
     assert linear_only > 0
+
+
+def test_deepseek_v4_weights_counted_tensor_by_tensor():
+    # transformers 5.24 builds DeepseekV4ForCausalLM (meta device, the real configs) with 284,332,230,231 and
+    # 1,572,997,179,491 parameters; mla-mem's tensor list for the same dims gives exactly these
+    flash, pro = mla_mem.load_model("deepseek-v4-flash"), mla_mem.load_model("deepseek-v4-pro")
+    assert count_params(flash).total == 284_332_230_231
+    assert count_params(pro).total == 1_572_997_179_491
+    experts = 43 * 256 * 3 * 4096 * 2048  # layers x experts x (gate, up, down) x hidden x expert width
+    assert count_params(flash).expert == experts == 277_025_390_592
+    weights = weight_bytes(flash)
+    assert weights.dtype == "fp8+mxfp4-experts"
+    assert weights.expert == experts // 2 + experts // 32  # e2m1 pairs + one e8m0 scale per 32 values
+    # fit on 8 x B200 with data-parallel attention and expert parallelism: dense weights whole, experts / 8
+    result = mla_mem.fit("deepseek-v4-flash", "B200", gpus=8, tp=1, dp=8, ep=True, context=1 << 20)
+    assert result.weight_bytes == weights.dense + -(-weights.expert // 8)
+    assert result.fits

@@ -150,7 +150,7 @@ def test_transformers_in_progress_state_by_hand():
     "file,builtin",
     [
         ("deepseek-v4-pro.config.json", "deepseek-v4-pro"),
-        ("deepseek-v4-flash.config.RECONSTRUCTED.json", "deepseek-v4-flash"),
+        ("deepseek-v4-flash.config.json", "deepseek-v4-flash"),
     ],
 )
 def test_import_matches_shipped_yaml(file, builtin):
@@ -178,7 +178,7 @@ def test_import_matches_shipped_yaml(file, builtin):
 
 
 def test_layer_types_spelling_and_no_silent_pro_default(tmp_path):
-    data = json.loads((DATA / "deepseek-v4-flash.config.RECONSTRUCTED.json").read_text())
+    data = json.loads((DATA / "deepseek-v4-flash.config.json").read_text())
     names = {0: "sliding_attention", 4: "compressed_sparse_attention", 128: "heavily_compressed_attention"}
     new = {k: v for k, v in data.items() if k != "compress_ratios"}
     new["layer_types"] = [names[r] for r in data["compress_ratios"][:43]]
