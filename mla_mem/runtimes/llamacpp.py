@@ -73,8 +73,9 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
         chunk_rule="llama.cpp",  # Llama 4's chunked layers are an iSWA cache of n_swa = 8192 (src/models/llama4.cpp)
 
         supports_tp=False, notes=tuple(notes),
-        refuse_compressed="llama.cpp: no DeepSeek-V4 (compressed attention) rules for this runtime yet; "
-        "use runtime vllm or ideal",
+        refuse_compressed="llama.cpp: no DeepSeek-V4 (compressed attention) rules for this runtime yet (llama.cpp "
+        "runs DeepSeek-V4 from a build between b9757 and b9879, with a raw cache, compressed caches and an iSWA window; "
+        "their sizes are not derived here); use runtime vllm, transformers or ideal",
     )  # fmt: skip
 
 

@@ -86,8 +86,9 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
         chunk_rule=chunk_rule, states=states,
         mtp_note="sglang: MTP layers get a separate draft pool of the same token count",
         notes=tuple(notes),
-        refuse_compressed="sglang: no DeepSeek-V4 (compressed attention) rules for this runtime yet; "
-        "use runtime vllm or ideal",
+        refuse_compressed="sglang: no DeepSeek-V4 (compressed attention) rules for this runtime yet (SGLang serves "
+        "DeepSeek-V4 from 0.5.12 with 584 B records in its DeepSeekV4 pools, whose request sizing is not derived here); "
+        "use runtime vllm, transformers or ideal",
     )  # fmt: skip
 
 

@@ -43,8 +43,8 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
         # full sequence
         chunk_rule="full",
         notes=tuple(notes),
-        refuse_compressed="trtllm: no DeepSeek-V4 (compressed attention) rules for this runtime yet; "
-        "use runtime vllm or ideal",
+        refuse_compressed="trtllm: no DeepSeek-V4 (compressed attention) rules for this runtime yet (TensorRT-LLM "
+        "main has a DeepseekV4CacheManager, in no release mla-mem could pin); use runtime vllm, transformers or ideal",
     )  # fmt: skip
 
 
