@@ -127,26 +127,15 @@ def to_markdown(table: TableData) -> str:
 
 
 def print_table(table: TableData) -> None:
-    """A Rich table; when stdout is not a terminal it is printed at its natural width (never folded)."""
-    import textwrap
+    """A plain-text table (textable.py): at the terminal's width, never cutting a number; at its natural width when
+    stdout is not a terminal."""
+    from .textable import Grid, colour_on, render, terminal_width
 
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
-    out = Table(title=table.title or None, box=box.SIMPLE_HEAVY, title_justify="left", pad_edge=False)
-    for column in table.columns:
-        out.add_column(column.header, justify="right" if column.numeric else "left", no_wrap=column.numeric)
-    for row in table.rows:
-        out.add_row(*(table.text(c, row) for c in table.columns))
-    screen = Console(highlight=False, soft_wrap=False)
-    if not screen.is_terminal:
-        natural = screen.measure(out, options=screen.options.update_width(1000)).maximum
-        screen.width = max(80, min(natural, 1000))
-    screen.print(out)
-    if table.caption:
-        width = min(screen.width, 110)
-        sys.stdout.write("\n".join(textwrap.wrap(table.caption, width=width)) + "\n")
+    grid = Grid(
+        title=table.title, headers=[c.header for c in table.columns], numeric=[c.numeric for c in table.columns],
+        rows=[[table.text(c, row) for c in table.columns] for row in table.rows], caption=table.caption,
+    )  # fmt: skip
+    write(render(grid, terminal_width(), colour_on()))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ ALLOWED = {
     "budgets": {"errors", "options", "units", "yamlio"},
     "plots": {"cache", "errors", "options", "spec", "units"},
     "render": {"units"},
+    "textable": set(),
     "files": {"errors"},
     "cli": {"errors", "__init__"},
     "__init__": {"cache", "configs", "errors", "models", "options", "spec", "variants"},
