@@ -16,29 +16,54 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .cache import ComponentEstimate, Estimate, Plan, size
-from .cache import curve as _curve
-from .configs import builtin_models, builtin_names
 from .errors import ConfigError, MlaMemError, UsageError
-from .models import load_model
-from .options import Deployment, OptionError, RuntimeRef, deployment, resolve
-from .spec import ModelSpec
-from .variants import equivalent_gqa_groups, make_variant
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from .cache import ComponentEstimate, Estimate, Plan, size
     from .compare import Comparison, Diff
+    from .configs import builtin_models, builtin_names
     from .hardware import GPU, FitResult
-    from .options import DeploymentOptions
+    from .models import load_model
+    from .options import Deployment, DeploymentOptions, OptionError, RuntimeRef, deployment
     from .params import ParamCount, WeightBytes
     from .plots import PlotData
+    from .spec import ModelSpec
+    from .variants import equivalent_gqa_groups
+
+# Imported on first use (PEP 562), so that `mla-mem --version` and the command line start at the floor of their
+# own dependencies: name -> module that defines it.
+_LAZY = {
+    "ComponentEstimate": "cache", "Estimate": "cache", "Plan": "cache", "size": "cache",
+    "builtin_models": "configs", "builtin_names": "configs", "load_model": "models",
+    "Deployment": "options", "OptionError": "options", "RuntimeRef": "options", "deployment": "options",
+    "ModelSpec": "spec", "equivalent_gqa_groups": "variants",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:  # noqa: ANN401
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mla_mem' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.2.0"
 
 
 def plan(model: ModelSpec | str, deployment: Deployment | None = None, **options: Unpack[DeploymentOptions]) -> Plan:
     """Lower a model for a runtime and deployment: the cache streams one GPU of each pipeline stage holds."""
+    from .models import load_model
+    from .options import resolve
     from .runtimes import lower
 
     return lower(load_model(model), resolve(deployment, dict(options)))
@@ -52,6 +77,8 @@ def estimate(
     **options: Unpack[DeploymentOptions],
 ) -> Estimate:
     """Exact KV-cache bytes of `model` at `context` tokens for `batch` sequences, per GPU (see Estimate)."""
+    from .cache import size
+
     return size(plan(model, deployment, **options), context, batch)
 
 
@@ -63,11 +90,16 @@ def curve(
     **options: Unpack[DeploymentOptions],
 ) -> dict[str, Any]:
     """Allocated bytes per GPU for many contexts at once (numpy arrays), equal to `estimate` at each."""
-    return _curve(plan(model, deployment, **options), contexts, batch)
+    from .cache import curve as run
+
+    return run(plan(model, deployment, **options), contexts, batch)
 
 
 def variant(model: ModelSpec | str, what: str) -> ModelSpec:
     """The model re-imagined as 'mha', 'gqa:8', 'mqa' or 'mla:256'."""
+    from .models import load_model
+    from .variants import make_variant
+
     return make_variant(load_model(model), what)
 
 
@@ -81,6 +113,7 @@ def compare(
 ) -> Comparison:
     """Each model as built against its what-if variants, at several contexts (see compare.Comparison)."""
     from .compare import compare as run
+    from .options import resolve
 
     return run(models, variants, contexts, batch, resolve(deployment, dict(options)))
 
@@ -97,6 +130,7 @@ def diff(
     """Two models component by component (see compare.Diff); `passed` is false when the cache grows more than
     `max_growth_percent`."""
     from .compare import diff as run
+    from .options import resolve
 
     return run(old, new, contexts, batch, resolve(deployment, dict(options)), max_growth_percent)
 
@@ -151,6 +185,7 @@ def find_gpu(name: str) -> GPU:
 
 def count_params(model: ModelSpec | str) -> ParamCount:
     """Total and active parameters counted from the model's dims (its `weights` section)."""
+    from .models import load_model
     from .params import count_params as run
 
     return run(load_model(model))
@@ -158,6 +193,7 @@ def count_params(model: ModelSpec | str) -> ParamCount:
 
 def weight_bytes(model: ModelSpec | str, dtype: str | None = None, mtp: bool = False) -> WeightBytes:
     """Weight memory in the checkpoint's format (or `dtype`), experts and the rest apart."""
+    from .models import load_model
     from .params import weight_bytes as run
 
     return run(load_model(model), dtype, mtp)

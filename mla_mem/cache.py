@@ -331,6 +331,17 @@ def size(plan: Plan, context: int, batch: int = 1) -> Estimate:
     )
 
 
+def _whole(value: Any) -> int:  # noqa: ANN401
+    """An int from an int-like value; a fraction or anything else is refused."""
+    if isinstance(value, bool):
+        raise TypeError(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(value)
+
+
 def curve(plan: Plan, contexts: Sequence[int] | Any, batch: int = 1) -> dict[str, Any]:
     """Allocated bytes per GPU for many contexts at once (numpy), per component and in total.
 
@@ -343,17 +354,27 @@ def curve(plan: Plan, contexts: Sequence[int] | Any, batch: int = 1) -> dict[str
     n = np.asarray(contexts)
     if n.ndim != 1 or n.size == 0:
         raise UsageError("contexts: expected a non-empty list of token counts")
-    values = [int(v) for v in n.tolist()]
-    for value in values:
-        check_scenario(value, batch)
+    if n.dtype.kind == "f":
+        if not np.all(np.isfinite(n)) or not np.all(n == np.floor(n)):
+            raise UsageError("contexts: expected whole token counts, got fractions (e.g. 1.5)")
+        n = n.astype(np.int64)
+    elif n.dtype.kind not in "iu":
+        try:
+            n = np.array([_whole(v) for v in n.tolist()], dtype=np.int64)
+        except (TypeError, ValueError, OverflowError):
+            raise UsageError("contexts: expected token counts (integers)") from None
+    check_scenario(1, batch)
+    low, high = int(n.min()), int(n.max())
+    check_scenario(low, batch)
+    check_scenario(high, batch)
     sequences = _ceil_div(batch, plan.dp)
-    largest = max(values)
-    exact_needed = size(plan, largest, batch).total_bytes * max(1, len(plan.stages)) >= 2**62
+    exact_needed = size(plan, high, batch).total_bytes * max(1, len(plan.stages)) >= 2**62
     dtype: Any = object if exact_needed else np.int64
-    ctx = np.array(values, dtype=dtype)
+    ctx = n.astype(dtype, copy=False)
 
     def stream_bytes(stream: CacheStream) -> Any:
-        tokens = -(-ctx // stream.token_shards)
+        # the same steps as CacheStream.entries / allocated_bytes, each skipped when it is the identity
+        tokens = -(-ctx // stream.token_shards) if stream.token_shards != 1 else ctx
         if stream.is_state:
             return (tokens >= stream.min_tokens).astype(np.int64).astype(dtype) * (
                 stream.page * (1 + stream.extra_blocks)
@@ -362,8 +383,8 @@ def curve(plan: Plan, contexts: Sequence[int] | Any, batch: int = 1) -> dict[str
         if stream.remainder_of:
             return -(-(tokens % stream.remainder_of) // stream.block) * stream.page
         kept = np.minimum(tokens, stream.window) if stream.window is not None else tokens
-        entries = kept // stream.tokens_per_entry
-        pages = -(-entries // stream.block)
+        entries = kept // stream.tokens_per_entry if stream.tokens_per_entry != 1 else kept
+        pages = -(-entries // stream.block) if stream.block != 1 else entries
         if stream.window is not None and stream.extra_blocks:
             unwindowed = -(-(tokens // stream.tokens_per_entry) // stream.block)
             pages = np.minimum(pages + stream.extra_blocks, unwindowed)
@@ -373,13 +394,16 @@ def curve(plan: Plan, contexts: Sequence[int] | Any, batch: int = 1) -> dict[str
     stage_parts = []
     for stage in range(len(plan.stages)):
         parts: dict[str, Any] = {}
-        total = np.zeros(ctx.shape, dtype=dtype)
+        total: Any = None
         for stream, count in plan.stage_streams(stage):
-            part = stream_bytes(stream) * count * sequences
-            parts[stream.component] = parts.get(stream.component, 0) + part
-            total = total + part
-        stage_totals.append(total)
+            part = stream_bytes(stream)
+            part *= count * sequences
+            parts[stream.component] = parts[stream.component] + part if stream.component in parts else part
+            total = part.copy() if total is None else total + part
+        stage_totals.append(total if total is not None else np.zeros(ctx.shape, dtype=dtype))
         stage_parts.append(parts)
+    if len(stage_totals) == 1:  # one stage: nothing to choose between
+        return {"context": ctx, "total": stage_totals[0], "components": stage_parts[0]}
     # per context, the most loaded stage (ties: the first), as size() picks it
     stacked = np.stack(stage_totals)
     if dtype is object:

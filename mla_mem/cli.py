@@ -85,24 +85,23 @@ def deployment_parameters(runtime: str) -> list[inspect.Parameter]:
     ]  # fmt: skip
 
 
-DEPLOYMENT_OPTIONS = tuple(p.name for p in deployment_parameters("ideal"))
+DEPLOYMENT_OPTIONS = ("runtime", "kv_dtype", "v_dtype", "indexer_dtype", "state_dtype", "tp", "pp", "dp", "dcp",
+                      "pp_layers", "ep", "mtp", "block_size", "max_batched_tokens", "hybrid_allocator",
+                      "prefix_caching", "dp_attention", "compute_capability")  # fmt: skip
 
 
 def with_deployment(runtime: str = "ideal") -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Add the deployment options to a command's signature; the command receives them as `options` (a dict of the
-    values given), to build its Deployment with `make_deployment` (fit resolves tp/dp from --gpus first)."""
+    values given), to build its Deployment with `make_deployment` (fit resolves tp/dp from --gpus first). The
+    signature is built when the app registers the command (`_signed`), so a run builds only its own."""
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
-        signature = inspect.signature(command, eval_str=True)
-        kept = [p for p in signature.parameters.values() if p.name != "options"]
-        parameters = kept + deployment_parameters(runtime)
-
         @functools.wraps(command)
         def wrapper(**kwargs: Any) -> None:
             options = {name: kwargs.pop(name) for name in DEPLOYMENT_OPTIONS}
             command(**kwargs, options=options)
 
-        wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        wrapper._deployment_runtime = runtime  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
@@ -170,13 +169,15 @@ def models(fmt: FormatOpt = "table", units: UnitsOpt = "binary") -> None:
 
     Example: mla-mem models --format markdown
     """
-    from . import builtin_models, estimate
+    from . import builtin_models, plan
+    from .cache import size
     from .render import emit, models_view
 
     fmt, units = _check_format(fmt), _check_units(units)
     specs = builtin_models()
-    at = [[estimate(spec, n) for n in (131072, 1048576)] for spec in specs]
-    emit(fmt, *models_view(specs, [estimate(spec, 1) for spec in specs], units, at))
+    plans = [plan(spec) for spec in specs]
+    at = [[size(p, n) for n in (131072, 1048576)] for p in plans]
+    emit(fmt, *models_view(specs, [size(p, 1) for p in plans], units, at))
 
 
 @with_deployment()
@@ -601,11 +602,25 @@ def build_app(only: str | None = None) -> typer.Typer:
     app.callback(invoke_without_command=True)(main_callback)
     for name, command in COMMANDS.items():
         if only is None or name == only:
-            app.command(name)(_friendly(command))
+            app.command(name)(_friendly(_signed(command)))
     return app
 
 
-app = build_app()
+def _signed(command: Callable[..., None]) -> Callable[..., None]:
+    """A command with the deployment options in its signature (see with_deployment)."""
+    runtime = getattr(command, "_deployment_runtime", None)
+    if runtime is None or hasattr(command, "__signature__"):
+        return command
+    signature = inspect.signature(command.__wrapped__, eval_str=True)  # type: ignore[attr-defined]
+    kept = [p for p in signature.parameters.values() if p.name != "options"]
+    command.__signature__ = signature.replace(parameters=kept + deployment_parameters(runtime))  # type: ignore[attr-defined]
+    return command
+
+
+def __getattr__(name: str) -> Any:  # noqa: ANN401
+    if name == "app":  # the whole app, for tests and documentation tools
+        return build_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _note(message: str) -> None:
@@ -629,13 +644,12 @@ def _write_stderr(text: str) -> None:
 
 
 def _context_notes(results: Any) -> None:
-    """Notes on stderr for contexts beyond a model's maximum (the same notes are in the results' JSON)."""
-    seen: set[str] = set()
-    for result in results:
-        for note in getattr(result, "notes", ()):
-            if "maximum context" in note and note not in seen:
-                seen.add(note)
-                _note(note)
+    """Notes on stderr for contexts beyond a model's maximum, one line per model (each result's JSON has its own)."""
+    from .render import summarise_notes
+
+    notes = [note for result in results for note in getattr(result, "notes", ())]
+    for note in summarise_notes([n for n in notes if "maximum context" in n]):
+        _note(note)
 
 
 def _write_stdout(text: str) -> None:

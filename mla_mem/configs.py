@@ -12,9 +12,10 @@ Reading is strict (yamlio.py): every error names the file, the line and the key 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -552,6 +553,7 @@ def load_model_file(path: str | os.PathLike[str]) -> ModelSpec:
     return spec
 
 
+@functools.lru_cache(maxsize=1)
 def builtin_dir() -> Path:
     """configs/ inside an installed wheel (mla_mem/configs) or at the root of a checkout."""
     here = Path(__file__).resolve().parent
@@ -561,12 +563,23 @@ def builtin_dir() -> Path:
     return here.parent / "configs"
 
 
+_LISTING: tuple[Path, int, list[Path]] | None = None
+
+
 def _builtin_files() -> Iterator[Path]:
+    """The built-in model files in natural order; the listing is kept while the directory is unchanged."""
+    global _LISTING
     directory = builtin_dir()
-    if directory.is_dir():
-        yield from sorted(
+    try:
+        stamp = directory.stat().st_mtime_ns
+    except OSError:
+        return
+    if _LISTING is None or _LISTING[0] != directory or _LISTING[1] != stamp:
+        files = sorted(
             (p for p in directory.glob("*.yaml") if not p.name.startswith("gpus")), key=lambda p: _natural(p.stem)
         )
+        _LISTING = (directory, stamp, files)
+    yield from _LISTING[2]
 
 
 def builtin_names() -> list[str]:
@@ -592,14 +605,89 @@ def resolve_builtin(name: str) -> Path | None:
         if path.stem == wanted:
             return path
     for path in files:
-        spec = load_model_file(path)
+        spec = load_builtin(path)
         if wanted in {normalise(spec.name), *(normalise(a) for a in spec.aliases)}:
             return path
     return None
 
 
 def builtin_models() -> list[ModelSpec]:
-    return [load_model_file(path) for path in _builtin_files()]
+    return [load_builtin(path) for path in _builtin_files()]
 
 
-__all__ = ["builtin_models", "builtin_names", "check_weights", "load_model_file", "parse_model", "resolve_builtin"]
+# ---------------------------------------------------------------------------------------------------------
+# Built-ins checked once: their parsed specs kept in the user's cache directory, keyed by each file's size and
+# modification time and by the package version, rebuilt from the YAML when either changes (tests/test_configs.py
+# proves the cached specs equal to fresh ones). MLA_MEM_NO_CACHE=1 turns it off; an unwritable directory just means
+# no cache.
+
+_DISK: dict[str, tuple[int, int, Any]] | None = None
+
+
+def _cache_file() -> Path | None:
+    if os.environ.get("MLA_MEM_NO_CACHE"):
+        return None
+    from . import __version__
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mla-mem" / f"builtins-{__version__}.pickle"
+
+
+def _disk_cache() -> dict[str, tuple[int, int, Any]]:
+    global _DISK
+    if _DISK is None:
+        _DISK = {}
+        path = _cache_file()
+        if path is not None and path.is_file():
+            import pickle
+
+            try:
+                loaded = pickle.loads(path.read_bytes())  # noqa: S301 - our own file of our own classes
+                if isinstance(loaded, dict):
+                    _DISK = loaded
+            except Exception:  # a stale or damaged cache is rebuilt, never an error
+                _DISK = {}
+    return _DISK
+
+
+def _save_disk_cache() -> None:
+    path = _cache_file()
+    if path is None or _DISK is None:
+        return
+    import pickle
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as handle:
+            handle.write(pickle.dumps(_DISK, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(handle.name, path)
+    except OSError:
+        pass
+
+
+def load_builtin(path: Path) -> ModelSpec:
+    """A built-in model file, from the disk cache when the file is unchanged."""
+    spec: ModelSpec = cached(path, load_model_file)
+    return spec
+
+
+def cached(path: Path, parse: Callable[[Path], Any]) -> Any:  # noqa: ANN401
+    """`parse(path)` of a file shipped with mla-mem, from the disk cache when the file is unchanged."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return parse(path)
+    cache = _disk_cache()
+    entry = cache.get(path.name)
+    if entry is not None and entry[:2] == (stat.st_mtime_ns, stat.st_size):
+        return entry[2]
+    value = parse(path)
+    cache[path.name] = (stat.st_mtime_ns, stat.st_size, value)
+    _save_disk_cache()
+    return value
+
+
+__all__ = [
+    "builtin_models", "builtin_names", "cached", "check_weights", "load_builtin", "load_model_file", "parse_model", "resolve_builtin",
+]  # fmt: skip

@@ -54,7 +54,16 @@ def _norm(text: str) -> str:
 
 
 def gpu_catalogue(path: Path | None = None) -> list[GPU]:
-    path = path or builtin_dir() / "gpus.yaml"
+    """The GPUs of configs/gpus.yaml (from the disk cache when unchanged), or of another catalogue file."""
+    if path is None:
+        from .configs import cached
+
+        gpus: list[GPU] = cached(builtin_dir() / "gpus.yaml", _read_catalogue)
+        return gpus
+    return _read_catalogue(path)
+
+
+def _read_catalogue(path: Path) -> list[GPU]:
     data = load_yaml(read_text(path), str(path))
     top = Section(data, str(path))
     entries = top.get_list("gpus") or []

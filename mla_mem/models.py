@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .configs import builtin_names, load_model_file, normalise, resolve_builtin
+from .configs import builtin_names, load_builtin, load_model_file, normalise, resolve_builtin
 from .errors import ConfigError, UsageError
 from .spec import ModelSpec
 from .yamlio import suggest
@@ -38,7 +38,7 @@ def load_model(model: str | os.PathLike[str] | ModelSpec) -> ModelSpec:
             f"unknown model {text!r}{suggest(normalise(text), builtin_names())}; "
             "run 'mla-mem models' for the built-in names, or give a path to a YAML file or config.json"
         )
-    return load_model_file(found)
+    return load_builtin(found)
 
 
 def load_reference(ref: str) -> ModelSpec:

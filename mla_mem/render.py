@@ -154,8 +154,34 @@ def count_column(key: str, header: str) -> Column:
     return Column(key, header, numeric=True, display=lambda v: f"{v:,}")
 
 
+def summarise_notes(notes: Sequence[str]) -> list[str]:
+    """Distinct notes in order, with the notes on contexts beyond a model's maximum folded into one per model."""
+    import re
+
+    out: list[str] = []
+    beyond: dict[str, tuple[list[int], str]] = {}
+    for note in dict.fromkeys(notes):
+        found = re.fullmatch(r"context ([\d,]+) exceeds (.+)'s maximum context of ([\d,]+) tokens", note)
+        if found:
+            if found.group(2) not in beyond:
+                out.append(found.group(2))  # a placeholder, replaced below, keeps the order
+                beyond[found.group(2)] = ([], found.group(3))
+            beyond[found.group(2)][0].append(int(found.group(1).replace(",", "")))
+        else:
+            out.append(note)
+    for model, (contexts, limit) in beyond.items():
+        values = sorted(set(contexts))
+        what = (
+            f"context {values[0]:,} exceeds"
+            if len(values) == 1
+            else (f"{len(values):,} contexts ({values[0]:,} to {values[-1]:,}) exceed")
+        )
+        out[out.index(model)] = f"{what} {model}'s maximum context of {limit} tokens"
+    return out
+
+
 def notes_text(notes: Sequence[str]) -> str:
-    return "".join(f" Note: {note}." for note in dict.fromkeys(notes))
+    return "".join(f" Note: {note}." for note in summarise_notes(notes))
 
 
 def assumptions(result: Estimate, with_context: bool = True) -> str:

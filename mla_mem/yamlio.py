@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ConfigError
 
 MAX_FILE_BYTES = 1 << 20  # a model file is a few hundred bytes; 1 MiB leaves room and stops huge inputs
@@ -31,6 +29,8 @@ class _Marked(dict):  # type: ignore[type-arg]
 
 
 def _make_loader() -> type:
+    import yaml  # only when a YAML file is read (built-ins come from the disk cache)
+
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
     class StrictLoader(base):  # type: ignore[misc, valid-type]
@@ -99,6 +99,8 @@ def read_text(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
 
 def load_yaml(text: str, name: str) -> Any:
     """Parse YAML text with the strict loader; syntax errors become ConfigError with a line number."""
+    import yaml
+
     global _LOADER
     if _LOADER is None:
         _LOADER = _make_loader()

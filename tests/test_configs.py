@@ -222,3 +222,27 @@ def test_builtins_from_an_installed_wheel(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["DeepSeek-V3", "9210691584"]
     assert (builtin_dir() / "deepseek-v3.yaml").exists()
+
+
+def test_the_disk_cache_of_built_ins_equals_fresh_parses(tmp_path, monkeypatch):
+    import mla_mem.configs as configs
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("MLA_MEM_NO_CACHE", raising=False)
+    monkeypatch.setattr(configs, "_DISK", None)
+    monkeypatch.setattr(configs, "_FILE_CACHE", {})
+    first = configs.builtin_models()  # parses and writes the cache
+    assert list(tmp_path.glob("mla-mem/builtins-*.pickle"))
+    monkeypatch.setattr(configs, "_DISK", None)  # a new process: read back from disk
+    monkeypatch.setattr(configs, "_FILE_CACHE", {})
+    cached = configs.builtin_models()
+    fresh = [
+        configs.parse_model(configs.load_yaml(configs.read_text(p), str(p)), str(p)) for p in configs._builtin_files()
+    ]
+    assert cached == first == fresh
+    # a changed file is parsed again
+    path = next(configs._builtin_files())
+    entry = configs._DISK[path.name]
+    configs._DISK[path.name] = (entry[0] - 1, entry[1], entry[2])
+    assert configs.load_builtin(path) == fresh[0]
+    assert configs._DISK[path.name][0] == path.stat().st_mtime_ns

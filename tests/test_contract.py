@@ -75,3 +75,10 @@ def test_docs_link_only_files_that_exist(doc):
 def test_every_command_has_an_example(name):
     command = typer.main.get_command(build_app(only=name)).commands[name]  # type: ignore[attr-defined]
     assert "Example: mla-mem " in (command.help or "")
+
+
+def test_the_deployment_option_names_are_the_deployment_fields():
+    from mla_mem.cli import DEPLOYMENT_OPTIONS, deployment_parameters
+    from mla_mem.options import FIELDS
+
+    assert DEPLOYMENT_OPTIONS == tuple(p.name for p in deployment_parameters("ideal")) == FIELDS

@@ -332,3 +332,12 @@ def test_llama_cpp_builds_split_at_sparse_attention_support():
     assert after.total_bytes == 61 * (576 + 128) * 2 * 163840  # + indexer keys, 13.11 GiB
     with pytest.raises(UsageError, match="b8054"):
         est("deepseek-v3.2", runtime="llama.cpp@b7000")
+
+
+def test_the_module_table_names_every_profile_and_alias():
+    from mla_mem.runtimes import MODULES, profiles
+
+    names = {name: profile.name for profile in profiles().values() for name in (profile.name, *profile.aliases)}
+    assert set(MODULES) == set(names)
+    for name, module in MODULES.items():
+        assert profiles()[names[name]].rules.__module__.endswith("." + module)

@@ -39,6 +39,20 @@ class Profile:
 
 
 _PROFILES: dict[str, Profile] = {}
+# Every name and alias -> the module of its profile, so that a run imports only the runtime it uses
+# (tests/test_runtimes.py checks this table against the profiles' own names and aliases).
+MODULES = {"ideal": "ideal", "vllm": "vllm", "sglang": "sglang", "transformers": "transformers", "hf": "transformers",
+           "llama.cpp": "llamacpp", "llamacpp": "llamacpp", "llama-cpp": "llamacpp", "trtllm": "trtllm",
+           "tensorrt-llm": "trtllm", "tensorrt_llm": "trtllm", "trt-llm": "trtllm"}  # fmt: skip
+
+
+def profile_of(name: str) -> Profile | None:
+    """The profile a name or alias means (importing only its module), or None."""
+    module = MODULES.get(name)
+    if module is None:
+        return None
+    profile: Profile = importlib.import_module(f"{__name__}.{module}").PROFILE
+    return profile
 
 
 def profiles() -> dict[str, Profile]:
@@ -64,17 +78,16 @@ def parse_runtime(text: str) -> RuntimeRef:
     raw = str(text).strip()
     name, _, version = raw.partition("@")
     key = name.strip().lower()
-    known = profiles()
-    for profile in known.values():
-        if key in profile.aliases:
-            key = profile.name
-    if key not in known:
+    found = profile_of(key)
+    if found is None:
         import difflib
 
+        known = profiles()
         close = difflib.get_close_matches(key, list(known), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise OptionError("runtime", f"unknown runtime {raw!r}{hint}; expected one of: {', '.join(known)}")
-    profile = known[key]
+    profile = found
+    key = profile.name
     if not profile.default_version:
         if version:
             raise OptionError("runtime", f"the {key} runtime has no versions")
@@ -97,7 +110,8 @@ def parse_runtime(text: str) -> RuntimeRef:
 
 
 def rules_for(model: ModelSpec, deployment: Deployment) -> Rules:
-    profile = profiles()[deployment.runtime.name]
+    profile = profile_of(deployment.runtime.name)
+    assert profile is not None
     rules = profile.rules(model, deployment)
     name = profile.name
     if not rules.supports_tp and deployment.tp > 1:
