@@ -702,6 +702,19 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return (and exit with) 0 ok, 1 check failed, 2 bad input, 130 interrupted."""
     import warnings
 
+    closed = sys.stdout is None  # started with standard output closed (>&-)
+    if sys.stderr is None or closed:
+        from .files import devnull as null_stream
+
+        if sys.stderr is None:
+            sys.stderr = null_stream()
+        if closed:
+            sys.stdout = null_stream()
+    for stream in (sys.stdout, sys.stderr):  # an encoding that cannot say a name prints '?', never a traceback
+        try:
+            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            pass
     args = list(sys.argv[1:] if argv is None else argv)
     if "--" in args:
         head, tail = args[: args.index("--")], args[args.index("--") :]
@@ -728,12 +741,43 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         code = 0
+    except (OSError, ValueError) as exc:
+        # standard output closed or full (mla-mem models > /dev/full, >&-): the environment's problem, not a bug
+        if _STATE["debug"] or not _output_failed(exc):
+            raise
+        _error(f"cannot write the output ({getattr(exc, 'strerror', None) or exc})")
+        _quiet_stdout()
+        code = 2
     except Exception as exc:  # a bug in mla-mem, not bad input: one line, and --debug for the rest
         if _STATE["debug"]:
             raise
         _error(f"internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it")
         code = 70
+    if closed and code == 0 and _invoked(args) != "check":
+        # nothing could be written; `check` still answers with its exit code (its verdicts are the result)
+        _error("standard output is closed; nothing was written")
+        code = 2
     return _exit(code, argv)
+
+
+def _output_failed(exc: Exception) -> bool:
+    """Whether `exc` is a failure to write standard output (closed, full, unwritable)."""
+    if isinstance(exc, ValueError):
+        return "closed file" in str(exc)
+    import errno
+
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EBADF, errno.EIO, errno.EPIPE, errno.EROFS, errno.EDQUOT)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot fail again."""
+    from .files import devnull as null_stream
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        sys.stdout = null_stream()
+    except OSError:
+        pass
 
 
 def _exit(code: int, argv: list[str] | None) -> int:

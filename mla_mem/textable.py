@@ -187,6 +187,14 @@ def _layout(grid: Grid, limit: int, colour: bool) -> list[str]:
     return _blocks(grid, limit, colour)
 
 
+def _rule_fits() -> bool:
+    try:
+        RULE.encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+        return True
+    except (UnicodeEncodeError, LookupError):
+        return False
+
+
 def render(grid: Grid, width: int | None = None, colour: bool = False) -> str:
     widths = _natural(grid)
     limit = width if width is not None else sum(widths) + GAP * (len(widths) - 1)
@@ -195,6 +203,8 @@ def render(grid: Grid, width: int | None = None, colour: bool = False) -> str:
     if grid.title:
         lines += wrap(grid.title, max(limit, 20)) or [grid.title]
         lines.append("")
+    if not _rule_fits():
+        body = [line.replace(RULE, "-") for line in body]
     lines += body
     if grid.caption:
         lines.append("")

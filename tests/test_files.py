@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,36 @@ def test_every_write_goes_through_the_helper():
             if pattern.search(line) and "BytesIO" not in line and "buffer" not in line:
                 offenders.append(f"{path.name}:{number}: {line.strip()}")
     assert offenders == []
+
+
+def test_dash_is_standard_output(capsys):
+    from mla_mem.files import write_atomic
+
+    write_atomic("-", "hello\n")
+    assert capsys.readouterr().out == "hello\n"
+
+
+def test_special_files_are_written_through_and_symlinks_followed(tmp_path):
+    import threading
+
+    from mla_mem.files import write_atomic
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    write_atomic(fifo, "through the pipe\n")  # no --force needed, and never replaced
+    reader.join(timeout=10)
+    assert got == [b"through the pipe\n"] and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    real = tmp_path / "real.yaml"
+    real.write_text("old\n")
+    link = tmp_path / "link.yaml"
+    link.symlink_to(real)
+    with pytest.raises(UsageError, match="--force"):
+        write_atomic(link, "new\n")
+    write_atomic(link, "new\n", force=True)
+    assert link.is_symlink() and real.read_text() == "new\n"
+    with pytest.raises(UsageError, match="No space left"):
+        write_atomic("/dev/full", "x", force=True)
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)  # still the device
