@@ -35,7 +35,9 @@ def test_closed_standard_output(tmp_path):
     check = run("check examples/budgets.yaml >&-")
     assert check.returncode == 0  # the verdict's code survives
     budget = tmp_path / "tight.yaml"
-    budget.write_text("budgets:\n  - name: tight\n    model: deepseek-v3\n    context: 128K\n    max_cache_per_gpu: 1GiB\n")
+    budget.write_text(
+        "budgets:\n  - name: tight\n    model: deepseek-v3\n    context: 128K\n    max_cache_per_gpu: 1GiB\n"
+    )
     assert run(f"check {budget} >&-").returncode == 1
 
 
