@@ -158,7 +158,7 @@ def test_vllm_allocation_can_grow_with_tp_for_a_hybrid_model():
     Attention: 1 x (19 + 29) x 2 B = 96 B per token and layer. State: conv (5 - 1) x (2 x 4 x 3 + 8 x 27) x 2 B +
     recurrent 8 x 3 x 27 x 2 B = 3,216 B at tp 1, 1,608 B at tp 2. vLLM's block = 16 x ceil(state / (16 x 96)):
     48 at tp 1, 32 at tp 2; the state page is padded to one attention page and kept twice (prefix caching)."""
-    kinds = (LayerKind("full", Attention(heads=3, kv_heads=1, head_dim=19, v_head_dim=29)),
+    kinds = (LayerKind("full", Attention(heads=2, kv_heads=1, head_dim=19, v_head_dim=29)),
              LayerKind("linear", state=GatedDeltaNet(4, 8, 3, 27, 5)))  # fmt: skip
     spec = ModelSpec(name="found", layers=4, kinds=kinds, layer_kinds=("full", "full", "full", "linear"))
     one = mla_mem.estimate(spec, 140, runtime="vllm@0.33")

@@ -59,8 +59,10 @@ def test_vllm_llama_70b_heads_split_then_replicated():
     assert est("llama-3.1-70b", runtime="vllm", tp=8).bytes_per_token == 80 * 1 * per_head_layer == 40_960
     assert est("llama-3.1-70b", runtime="vllm", tp=16).bytes_per_token == 40_960  # still one head per GPU
     assert est("llama-3.1-70b", runtime="vllm", tp=2).bytes_per_token == 80 * 4 * per_head_layer
-    with pytest.raises(UsageError, match="must divide"):
+    with pytest.raises(UsageError, match="not divisible by tp 3"):  # 64 query heads, as vLLM refuses
         est("llama-3.1-70b", runtime="vllm", tp=3)
+    with pytest.raises(UsageError, match="128 attention heads"):
+        est("deepseek-v3", runtime="vllm", tp=3)
 
 
 def test_vllm_qwen3_next_hybrid_page_rule():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..cache import Plan
@@ -124,7 +124,46 @@ def rules_for(model: ModelSpec, deployment: Deployment) -> Rules:
         raise OptionError("pp", f"{name}: pipeline parallelism is not modelled for this runtime")
     if not rules.supports_dcp and deployment.dcp > 1:
         raise OptionError("dcp", f"{name}: decode context parallelism is a vLLM feature")
-    return rules
+    _check_head_split(model, deployment, name)
+    unused = _unused_options(model, deployment, name)
+    return replace(rules, notes=rules.notes + tuple(unused)) if unused else rules
+
+
+# Engines that split the query heads of every attention layer over tp and refuse a tp that does not divide them
+# (vLLM ModelConfig.verify_with_parallel_config: "Total number of attention heads (128) must be divisible by tensor
+# parallel size (3)"; SGLang and TensorRT-LLM assert the same).
+_HEADS_DIVIDE = ("vllm", "sglang", "trtllm")
+
+
+def _check_head_split(model: ModelSpec, deployment: Deployment, name: str) -> None:
+    tp = deployment.attention_tp
+    if name not in _HEADS_DIVIDE or tp == 1:
+        return
+    for kind in model.used_kinds():
+        heads = getattr(kind.attention, "heads", None)
+        if heads and heads % tp:
+            raise OptionError(
+                "tp",
+                f"{name}: {heads} attention heads of kind {kind.name!r} are not divisible by tp {tp} (the engine "
+                "refuses to start); choose a tp that divides them",
+            )
+
+
+def _unused_options(model: ModelSpec, deployment: Deployment, name: str) -> list[str]:
+    """One note per option given that the runtime or the model does not use."""
+    notes = []
+    if deployment.v_dtype and name != "llama.cpp":
+        notes.append(f"--v-dtype is a llama.cpp option; {name} ignores it")
+    compressed = any(getattr(k.attention, "kind", "") == "compressed" for k in model.used_kinds())
+    if deployment.indexer_dtype and not (compressed and name == "vllm"):
+        notes.append("--indexer-dtype applies to DeepSeek-V4 on vLLM only; ignored here")
+    if deployment.max_batched_tokens and name != "vllm":
+        notes.append(f"--max-batched-tokens is vLLM's max_num_batched_tokens; {name} ignores it")
+    if deployment.state_dtype and not any(k.state is not None for k in model.used_kinds()):
+        notes.append(f"--state-dtype: {model.name} has no linear-attention or SSM state; ignored")
+    if deployment.prefix_caching is not None and name != "vllm":
+        notes.append(f"--prefix-caching changes vLLM's state pages only; {name} ignores it")
+    return notes
 
 
 def lower(model: ModelSpec, deployment: Deployment | None = None) -> Plan:
