@@ -427,7 +427,8 @@ def diff(
 ) -> None:  # fmt: skip
     """Compare two model configs component by component; exit 1 when the cache grows past --max-growth.
 
-    Example: mla-mem diff HEAD~1:configs/model.yaml configs/model.yaml --context 128K --max-growth 5%
+    Example: mla-mem diff configs/glm-5.yaml configs/glm-5.2.yaml --context 128K --max-growth 5%
+    (a git revision reads an old version: HEAD~1:configs/model.yaml)
     """
     from .compare import diff as run
     from .render import diff_view, emit
@@ -535,7 +536,7 @@ def import_(
 ) -> None:  # fmt: skip
     """Turn a model's config.json / params.json into a mla-mem YAML, with comments on what was inferred.
 
-    Example: mla-mem import ./DeepSeek-V3/config.json -o configs/deepseek-v3.yaml
+    Example: mla-mem import tests/data/hf/deepseek-v3.config.json -o deepseek-v3.yaml
     """
     from .configs import parse_model
     from .files import check_writable, write_atomic

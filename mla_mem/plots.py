@@ -330,8 +330,12 @@ def write_gallery(folder: Path) -> list[Path]:
     from .files import write_atomic
     from .options import deployment
 
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder}: exists and is not a directory")
     if not folder.is_dir():
-        raise UsageError(f"{folder}: no such directory")
+        if not folder.parent.is_dir():
+            raise UsageError(f"{folder}: its directory {folder.parent} does not exist")
+        folder.mkdir()
     written = []
     index = []
     for item in GALLERY:

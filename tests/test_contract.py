@@ -82,3 +82,22 @@ def test_the_deployment_option_names_are_the_deployment_fields():
     from mla_mem.options import FIELDS
 
     assert DEPLOYMENT_OPTIONS == tuple(p.name for p in deployment_parameters("ideal")) == FIELDS
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_help_example_runs(name, tmp_path):
+    """The example in each command's help, run as written from a directory that sees the repository's configs,
+    examples and tests (outputs land in the temporary directory)."""
+    import shlex
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    for part in ("configs", "examples", "tests"):
+        (tmp_path / part).symlink_to(root / part)
+    command = typer.main.get_command(build_app(only=name)).commands[name]  # type: ignore[attr-defined]
+    example = re.search(r"Example: mla-mem (.+)", command.help or "").group(1)  # type: ignore[union-attr]
+    args = " ".join(shlex.quote(a) if "*" not in a else a for a in shlex.split(example))
+    result = subprocess.run(f"{sys.executable} -m mla_mem {args}", shell=True, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=180)  # fmt: skip
+    assert result.returncode == 0, (example, result.stderr[-500:])
