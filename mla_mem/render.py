@@ -222,7 +222,7 @@ def models_view(
     for index, (spec, result) in enumerate(zip(specs, estimates, strict=True)):
         rows.append({
             "name": os.path.splitext(os.path.basename(spec.path or ""))[0], "model": spec.name,
-            "attention": attention_label(spec), "layers": layers_text(spec), "layer_count": spec.layers,
+            "attention": attention_label(spec), "layers": spec.layers, "layers_text": layers_text(spec),
             "mtp_layers": spec.mtp_layers, "bytes_per_token": result.bytes_per_token, "fixed_bytes": result.fixed_bytes,
             **{f"at_{e.context}": e.total_bytes for e in (at[index] if at else ())},
             "max_context": spec.max_context, "params_total": spec.params.total, "params_active": spec.params.active,
@@ -230,7 +230,7 @@ def models_view(
         })  # fmt: skip
     extra = [bytes_column(f"at_{e.context}", f"At {format_tokens(e.context)}", units) for e in (at[0] if at else ())]
     table = TableData(
-        [Column("name", "Name"), Column("attention", "Attention"), Column("layers", "Layers"),
+        [Column("name", "Name"), Column("attention", "Attention"), Column("layers_text", "Layers"),
          exact_column("bytes_per_token", "Bytes/token"), bytes_column("fixed_bytes", "Fixed/sequence", units), *extra,
          count_column("max_context", "Max context"), Column("params_total", "Params", numeric=True, display=_params_text)],
         rows,
@@ -368,10 +368,12 @@ def diff_view(result: Diff, units: str) -> tuple[TableData, Any]:
 
 def gpus_view(gpus: Sequence[GPU], units: str) -> tuple[TableData, Any]:
     rows = [{"name": g.name, "nominal": g.nominal, "memory_bytes": g.memory_bytes, "memory_mib": g.memory_bytes // 2**20,
-             "source": g.source} for g in gpus]  # fmt: skip
+             "cuda_bytes": g.cuda_bytes, "compute_capability": g.compute_capability or None, "source": g.source,
+             "cuda_source": g.cuda_source or None, "estimated": g.estimated} for g in gpus]  # fmt: skip
     table = TableData(
-        [Column("name", "GPU"), Column("nominal", "Nominal"), count_column("memory_mib", "MiB"),
-         bytes_column("memory_bytes", "Memory", units), Column("source", "Source")],
+        [Column("name", "GPU"), Column("nominal", "Nominal"), count_column("memory_mib", "MiB (smi)"),
+         bytes_column("memory_bytes", "Memory", units), bytes_column("cuda_bytes", "CUDA total", units),
+         Column("compute_capability", "SM"), Column("source", "Source")],
         rows, title="GPU catalogue (configs/gpus.yaml)",
     )  # fmt: skip
     return table, rows
