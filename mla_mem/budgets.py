@@ -249,7 +249,9 @@ def _check_budget(budget: Budget, fail: Any) -> None:
             raise fail(limit_key, "needs `gpu` (a GPU from the catalogue) or `memory` in the budget")
     if budget.gpus is not None and budget.gpus != budget.deployment.gpus:
         d = budget.deployment
-        raise fail("gpus", f"{budget.gpus} GPUs but tp x pp x dp = {d.tp} x {d.pp} x {d.dp} = {d.gpus}")
+        raise fail("gpus", f"{budget.gpus} GPUs but tp x pp x dp = {d.tp} x {d.pp} x {d.dp} = {d.gpus}; a budget "
+                           f"promises one layout, so state tp, pp and dp whose product is {budget.gpus} (for "
+                           f"example tp: {budget.gpus})")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------

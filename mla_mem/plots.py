@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,10 +17,10 @@ from .cache import Plan, curve, size
 from .errors import UsageError
 from .options import Deployment
 from .spec import ModelSpec
+from .units import format_bytes, format_number, json_number
 
 if TYPE_CHECKING:
     from .hardware import GPU
-from .units import format_bytes, format_number
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 TICKS = [2**k for k in range(10, 31)]  # 1K ... 1G, labelled 1K, 2K, ..., 1M
@@ -31,7 +32,8 @@ class Series:
     contexts: list[int]
     total_bytes: list[int]
     components: dict[str, list[int]] = field(default_factory=dict)
-    bytes_per_token: str = ""
+    bytes_per_token: Fraction = Fraction(0)
+
     memory: int | None = None  # the memory line this series is held against (per model: its weights differ)
     crossing: int | None = None  # the longest context that fits under that line
 
@@ -58,7 +60,7 @@ class PlotData:
             "series": [
                 {
                     "label": s.label,
-                    "bytes_per_token": s.bytes_per_token,
+                    "bytes_per_token": json_number(s.bytes_per_token),
                     "contexts": s.contexts,
                     "total_bytes": s.total_bytes,
                     "components": s.components,
@@ -101,7 +103,7 @@ def series_for(
         contexts=contexts,
         total_bytes=total,
         components=components if breakdown else {},
-        bytes_per_token=format_number(first.bytes_per_token),
+        bytes_per_token=first.bytes_per_token,
         memory=memory,
         crossing=crossing,
     )
@@ -148,7 +150,7 @@ def figure(data: PlotData) -> Any:
             [v / scale for v in s.total_bytes],
             color="black",
             linewidth=1.2,
-            label=f"total ({s.bytes_per_token} B/token)",
+            label=f"total ({format_number(s.bytes_per_token)} B/token)",
         )
     else:
         for s in data.series:
@@ -156,7 +158,7 @@ def figure(data: PlotData) -> Any:
                 s.contexts,
                 [v / scale for v in s.total_bytes],
                 linewidth=2,
-                label=f"{s.label} ({s.bytes_per_token} B/token)",
+                label=f"{s.label} ({format_number(s.bytes_per_token)} B/token)",
             )
     lines = data.memory_lines
     for index, line in enumerate(lines):
