@@ -8,6 +8,7 @@ fixed SVG hash salt, fixed figure size and DPI, and the same point grid for the 
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -17,13 +18,12 @@ from .cache import Plan, curve, size
 from .errors import UsageError
 from .options import Deployment
 from .spec import ModelSpec
-from .units import format_bytes, format_number, json_number
+from .units import format_bytes, format_number, format_tokens, json_number
 
 if TYPE_CHECKING:
     from .hardware import GPU
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
-TICKS = [2**k for k in range(10, 31)]  # 1K ... 1G, labelled 1K, 2K, ..., 1M
 
 
 @dataclass
@@ -82,7 +82,7 @@ def context_grid(low: int, high: int, points: int = 160) -> list[int]:
     for _ in range(points):
         grid.add(min(high, max(low, round(value))))
         value *= ratio
-    grid.update(t for t in TICKS if low <= t <= high)
+    grid.update(2**k for k in range(0, 41) if low <= 2**k <= high)
     return sorted(grid)
 
 
@@ -110,11 +110,54 @@ def series_for(
 
 
 def _tick_label(value: int) -> str:
-    if value >= 2**30:
+    """1024 -> '1K', 2**20 -> '1M', 2**30 -> '1G'; other values as format_tokens prints them ('1k', '1,500')."""
+    if value >= 2**30 and value % 2**30 == 0:
         return f"{value // 2**30}G"
-    if value >= 2**20:
-        return f"{value // 2**20}M"
-    return f"{value // 2**10}K"
+    return format_tokens(value)
+
+
+def x_ticks(lowest: int, highest: int, most: int = 11) -> list[int]:
+    """Context ticks for a log2 axis from `lowest` to `highest`: the powers of two in range (thinned to at most
+    `most`); when fewer than two fall in range, the ends and their geometric middle instead, so any range keeps
+    labels that do not crowd each other."""
+    ticks = [2**k for k in range(0, 41) if lowest <= 2**k <= highest]
+    if len(ticks) > most:
+        ticks = ticks[:: -(-len(ticks) // most)]
+    if len(ticks) < 2:
+        middle = round((lowest * highest) ** 0.5)
+        ticks = sorted({lowest, *([middle] if lowest < middle < highest else []), highest})
+
+    return ticks
+
+
+# Ten colours (matplotlib's tab10, colour-blind friendly order) times four line styles: 40 series stay distinct.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")  # fmt: skip
+LINE_STYLES = ("-", "--", "-.", ":")
+
+
+def style(index: int) -> dict[str, Any]:
+    """Colour and line style of the index-th line: colours first, then the next dash pattern."""
+    return {"color": PALETTE[index % len(PALETTE)], "linestyle": LINE_STYLES[(index // len(PALETTE)) % 4]}
+
+
+def equal_groups(series: list[Series]) -> list[list[Series]]:
+    """Series with the same curve (every point equal) grouped in order of first appearance: drawn as one line
+    labelled with every name, since one would hide the others."""
+    groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[Series]] = {}
+    for s in series:
+        groups.setdefault((tuple(s.contexts), tuple(s.total_bytes)), []).append(s)
+    return list(groups.values())
+
+
+def y_unit(largest: int, units: str) -> tuple[int, str]:
+    """(scale, unit) of the memory axis: the largest binary (or SI) unit that keeps the top value at least 1."""
+    steps = [(10**9, "GB"), (10**6, "MB"), (10**3, "kB")] if units == "si" else [(2**30, "GiB"), (2**20, "MiB"),
+                                                                                (2**10, "KiB")]  # fmt: skip
+    for scale, unit in steps:
+        if largest >= scale:
+            return scale, unit
+    return 1, "B"
 
 
 COMPONENT_LABELS = {
@@ -134,17 +177,19 @@ def figure(data: PlotData) -> Any:
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-    scale = 10**9 if data.units == "si" else 2**30
-    unit = "GB" if data.units == "si" else "GiB"
-    fig = Figure(figsize=(9, 5.4), dpi=110)
-    ax = fig.add_subplot(1, 1, 1)
     lowest = min(s.contexts[0] for s in data.series)
     highest = max(s.contexts[-1] for s in data.series)
+    tallest = max([max(s.total_bytes) for s in data.series] + [line for line in data.memory_lines])
+    scale, unit = y_unit(tallest, data.units)
+    fig = Figure(figsize=(9, 5.4), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
     if data.breakdown:
         s = data.series[0]
         names = list(s.components)
         stacks = [[v / scale for v in s.components[n]] for n in names]
-        ax.stackplot(s.contexts, stacks, labels=[COMPONENT_LABELS.get(n, n) for n in names], alpha=0.85)
+        colours = [PALETTE[i % len(PALETTE)] for i in range(len(names))]
+        ax.stackplot(s.contexts, stacks, labels=[COMPONENT_LABELS.get(n, n) for n in names], colors=colours,
+                     alpha=0.85)  # fmt: skip
         ax.plot(
             s.contexts,
             [v / scale for v in s.total_bytes],
@@ -153,13 +198,13 @@ def figure(data: PlotData) -> Any:
             label=f"total ({format_number(s.bytes_per_token)} B/token)",
         )
     else:
-        for s in data.series:
-            ax.plot(
-                s.contexts,
-                [v / scale for v in s.total_bytes],
-                linewidth=2,
-                label=f"{s.label} ({format_number(s.bytes_per_token)} B/token)",
-            )
+        for index, group in enumerate(equal_groups(data.series)):
+            first = group[0]
+            joined = " = ".join(s.label for s in group)
+            label = f"{joined} ({format_number(first.bytes_per_token)} B/token)"
+            if len(group) > 1:
+                label += ", equal"
+            ax.plot(first.contexts, [v / scale for v in first.total_bytes], linewidth=2, label=label, **style(index))
     lines = data.memory_lines
     for index, line in enumerate(lines):
         label = data.memory_label + f": {format_bytes(line, data.units)}"
@@ -167,20 +212,20 @@ def figure(data: PlotData) -> Any:
             owners = [s.label for s in data.series if s.memory == line]
             label += f" ({', '.join(owners)})"
         ax.axhline(line / scale, color="crimson", linestyle=("--", ":", "-.")[index % 3], linewidth=1.2, label=label)
+    span = math.log2(highest / lowest) if highest > lowest else 1.0
     for s in data.series:
         if s.memory is not None and s.crossing is not None and lowest <= s.crossing < highest:
             y = s.memory / scale
+            # a label in the right sixth of the axis is drawn to the left of its point, so it is never clipped
+            right = math.log2(s.crossing / lowest) > span * 5 / 6
             ax.plot([s.crossing], [y], marker="o", color="crimson")
             ax.annotate(
-                f"{s.crossing:,}", (s.crossing, y), textcoords="offset points", xytext=(4, 6), fontsize=8,
-                color="crimson",
+                f"{s.crossing:,}", (s.crossing, y), textcoords="offset points", xytext=(-4 if right else 4, 6),
+                fontsize=8, color="crimson", ha="right" if right else "left",
             )  # fmt: skip
     ax.set_xscale("log", base=2)
-    ticks = [t for t in TICKS if lowest <= t <= highest]
-    if len(ticks) > 11:
-        ticks = ticks[:: -(-len(ticks) // 11)]
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick_label(int(v))))
+    ax.xaxis.set_major_locator(FixedLocator(x_ticks(lowest, highest)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick_label(int(round(v)))))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlim(lowest, highest)
     if data.log_y:
@@ -191,7 +236,12 @@ def figure(data: PlotData) -> Any:
     ax.set_ylabel(f"KV cache ({unit})")
     ax.set_title(data.title, fontsize=11)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    entries = len(ax.get_legend_handles_labels()[1])
+    if entries > 8:  # a long legend goes beside the axes, in columns, instead of over the lines
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=1 + (entries > 22),
+                  borderaxespad=0)  # fmt: skip
+    else:
+        ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig
 

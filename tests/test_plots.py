@@ -12,7 +12,7 @@ import pytest
 import mla_mem
 from mla_mem.cli import main
 from mla_mem.options import deployment
-from mla_mem.plots import build, context_grid, figure, plot
+from mla_mem.plots import build, context_grid, equal_groups, figure, plot, style, x_ticks, y_unit
 
 ROOT = Path(__file__).resolve().parent.parent
 MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".svg": b"<?xml", ".pdf": b"%PDF-"}
@@ -185,3 +185,52 @@ def test_gallery_twice_is_stable(tmp_path, capsys):
     first = {p.name: p.read_bytes() for p in copy.iterdir()}
     assert main(["gallery", str(copy)]) == 0
     assert first == {p.name: p.read_bytes() for p in copy.iterdir()}
+
+
+def test_twenty_series_stay_distinct():
+    names = mla_mem.builtin_names()[:20]
+    fig = figure(build(names, log_y=True))
+    lines = [line for line in fig.axes[0].get_lines()]
+    drawn = {(line.get_color(), line.get_linestyle()) for line in lines}
+    groups = equal_groups(build(names).series)
+    assert len(drawn) == len(groups) == len(lines)  # one line per distinct curve, no two drawn alike
+    assert len({(style(i)["color"], style(i)["linestyle"]) for i in range(40)}) == 40
+
+
+def test_equal_lines_are_drawn_once_and_labelled_equal():
+    # DeepSeek-V3 and Kimi K2 cache the same 576-value latent on 61 layers: the same curve
+    fig = figure(build(["deepseek-v3", "kimi-k2", "llama-3.1-8b"]))
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["DeepSeek-V3 = Kimi-K2 (70,272 B/token), equal", "Llama-3.1-8B (131,072 B/token)"]
+    assert len(fig.axes[0].get_lines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected"),
+    [
+        (1024, 2**20, [2**k for k in range(10, 21)]),  # 11 powers of two: all kept
+        (1000, 1500, [1000, 1225, 1500]),  # no two powers in range: the ends and their geometric middle
+        (1, 2**30, [2 ** (3 * k) for k in range(11)]),  # 31 powers thinned to every third
+        (3000, 5000, [3000, 3873, 5000]),  # one power (4096) only: the ends and the middle
+    ],
+)
+def test_ticks_at_any_range(low, high, expected):
+    assert x_ticks(low, high) == expected
+    fig = figure(build(["deepseek-v3"], min_context=low, max_context=high))
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert len(labels) == len(expected) and all(labels)
+
+
+def test_memory_axis_unit_follows_the_range():
+    assert y_unit(2**30, "binary") == (2**30, "GiB")
+    assert y_unit(2**30 - 1, "binary") == (2**20, "MiB")
+    assert y_unit(999, "si") == (1, "B")
+    fig = figure(build(["llama-3.1-8b"], min_context=16, max_context=64))  # 2 MiB .. 8 MiB
+    assert fig.axes[0].get_ylabel() == "KV cache (MiB)"
+
+
+def test_crossing_label_near_the_right_edge_is_drawn_leftwards():
+    # Llama-3.1-8B under 16 GiB: 131,072 tokens fit (16 GiB / 131,072 B), at the right end of a 1K..160K axis
+    fig = figure(build(["llama-3.1-8b"], max_context=160_000, memory=16 * 2**30))
+    texts = [t for t in fig.axes[0].texts if t.get_text() == "131,072"]
+    assert len(texts) == 1 and texts[0].get_horizontalalignment() == "right"
