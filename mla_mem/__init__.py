@@ -13,16 +13,17 @@ A model is a ModelSpec, a built-in name or alias, a YAML file, a config.json (or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import functools
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import ConfigError, MlaMemError, UsageError
+from .errors import ConfigError, MlaMemError, UsageError, api_wording
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from .cache import ComponentEstimate, Estimate, Plan, size
-    from .compare import Comparison, Diff
+    from .comparison import Comparison, Diff
     from .configs import builtin_models, builtin_names
     from .hardware import GPU, FitResult
     from .models import load_model
@@ -42,13 +43,34 @@ _LAZY = {
 }  # fmt: skip
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _api(function: F) -> F:
+    """The Python API's errors: the same exception, its message naming keyword arguments instead of the command
+    line's flags (errors.api_wording)."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+        try:
+            return function(*args, **kwargs)
+        except MlaMemError as exc:
+            exc.args = (api_wording(str(exc)), *exc.args[1:])
+            raise
+
+    return call  # type: ignore[return-value]
+
+
 def __getattr__(name: str) -> Any:  # noqa: ANN401
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'mla_mem' has no attribute {name!r}")
     import importlib
+    import inspect
 
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    if inspect.isfunction(value):
+        value = _api(value)
     globals()[name] = value
     return value
 
@@ -60,6 +82,7 @@ def __dir__() -> list[str]:
 __version__ = "0.2.0"
 
 
+@_api
 def plan(model: ModelSpec | str, deployment: Deployment | None = None, **options: Unpack[DeploymentOptions]) -> Plan:
     """Lower a model for a runtime and deployment: the cache streams one GPU of each pipeline stage holds."""
     from .models import load_model
@@ -69,6 +92,7 @@ def plan(model: ModelSpec | str, deployment: Deployment | None = None, **options
     return lower(load_model(model), resolve(deployment, dict(options)))
 
 
+@_api
 def estimate(
     model: ModelSpec | str,
     context: int,
@@ -82,6 +106,7 @@ def estimate(
     return size(plan(model, deployment, **options), context, batch)
 
 
+@_api
 def curve(
     model: ModelSpec | str,
     contexts: Sequence[int] | Any,
@@ -95,6 +120,7 @@ def curve(
     return run(plan(model, deployment, **options), contexts, batch)
 
 
+@_api
 def variant(model: ModelSpec | str, what: str) -> ModelSpec:
     """The model re-imagined as 'mha', 'gqa:8', 'mqa' or 'mla:256'."""
     from .models import load_model
@@ -103,21 +129,26 @@ def variant(model: ModelSpec | str, what: str) -> ModelSpec:
     return make_variant(load_model(model), what)
 
 
+@_api
 def compare(
-    models: Sequence[ModelSpec | str],
+    models: ModelSpec | str | Sequence[ModelSpec | str],
     variants: Sequence[str] = ("mha", "gqa:8"),
     contexts: Sequence[int] = (4096, 32768, 131072, 1 << 20),
     batch: int = 1,
     deployment: Deployment | None = None,
     **options: Unpack[DeploymentOptions],
 ) -> Comparison:
-    """Each model as built against its what-if variants, at several contexts (see compare.Comparison)."""
-    from .compare import compare as run
+    """Each model (one, or several) as built against its what-if variants, at several contexts (see
+    comparison.Comparison)."""
+    from .comparison import compare as run
     from .options import resolve
 
+    if isinstance(models, str) or not isinstance(models, Sequence):
+        models = [models]
     return run(models, variants, contexts, batch, resolve(deployment, dict(options)))
 
 
+@_api
 def diff(
     old: ModelSpec | str,
     new: ModelSpec | str,
@@ -127,18 +158,20 @@ def diff(
     max_growth_percent: float | None = None,
     **options: Unpack[DeploymentOptions],
 ) -> Diff:
-    """Two models component by component (see compare.Diff); `passed` is false when the cache grows more than
+    """Two models component by component (see comparison.Diff); `passed` is false when the cache grows more than
     `max_growth_percent`."""
-    from .compare import diff as run
+    from .comparison import diff as run
     from .options import resolve
 
     return run(old, new, contexts, batch, resolve(deployment, dict(options)), max_growth_percent)
 
 
+@_api
 def fit(
     model: ModelSpec | str,
-    gpu: GPU | str,
+    gpu: GPU | str | None = None,
     *,
+    memory: int | str | None = None,
     gpus: int | None = None,
     context: int | None = None,
     batch: int = 1,
@@ -151,10 +184,18 @@ def fit(
     **options: Unpack[DeploymentOptions],
 ) -> FitResult:
     """Does `model` fit on these GPUs: weights, cache memory, the engine's token capacity and log lines, concurrency,
-    longest context. `gpu` is a catalogue name ("H200") or a hardware.GPU; the runtime defaults to vLLM. Sizes are
-    bytes (int) or text with a unit ("5.44GiB"); `kv_cache_memory` is the engine's own cache budget per GPU."""
-    from .hardware import fit_model
+    longest context. `gpu` is a catalogue name ("H200") or a hardware.GPU, or `memory` the memory of a GPU not in
+    the catalogue ("80GiB"); the runtime defaults to vLLM. `gpus` without tp/pp/dp tries every layout and keeps the
+    one that holds the most, as the command line does. Sizes are bytes (int) or text with a unit ("5.44GiB");
+    `kv_cache_memory` is the engine's own cache budget per GPU."""
+    from .hardware import fit_model, memory_gpu
 
+    if gpu is None:
+        if memory is None:
+            raise UsageError("give gpu (a catalogue name, see gpu_catalogue()) or memory (e.g. '80GiB')")
+        gpu = memory_gpu(memory, "memory")
+    elif memory is not None:
+        raise UsageError("give gpu or memory, not both")
     return fit_model(
         model, gpu, gpus=gpus, context=context, batch=batch, weight_dtype=weight_dtype,
         gpu_memory_utilization=gpu_memory_utilization, reserve=reserve, kv_cache_memory=kv_cache_memory,
@@ -162,13 +203,19 @@ def fit(
     )  # fmt: skip
 
 
-def plot(models: Sequence[ModelSpec | str], **kwargs: Any) -> tuple[Any, PlotData]:  # noqa: ANN401
-    """(matplotlib Figure, plotted data) of KV cache against context; see plots.build for the options."""
+@_api
+def plot(models: ModelSpec | str | Sequence[ModelSpec | str], **kwargs: Any) -> tuple[Any, PlotData]:  # noqa: ANN401
+    """(matplotlib Figure, plotted data) of KV cache against context for one model or several; see plots.build for
+    the options (variants, min_context, max_context, batch, gpu or memory, gpus, cache_memory, breakdown, log_y,
+    units and the deployment options)."""
     from .plots import plot as run
 
+    if isinstance(models, str) or not isinstance(models, Sequence):
+        models = [models]
     return run(list(models), **kwargs)  # type: ignore[arg-type]
 
 
+@_api
 def gpu_catalogue() -> list[GPU]:
     """The GPUs mla-mem knows, with their memory as the device reports it."""
     from .hardware import gpu_catalogue as run
@@ -176,6 +223,7 @@ def gpu_catalogue() -> list[GPU]:
     return run()
 
 
+@_api
 def find_gpu(name: str) -> GPU:
     """A GPU of the catalogue by name or alias ("H200", "h100-sxm")."""
     from .hardware import find_gpu as run
@@ -183,6 +231,7 @@ def find_gpu(name: str) -> GPU:
     return run(name)
 
 
+@_api
 def count_params(model: ModelSpec | str) -> ParamCount:
     """Total and active parameters counted from the model's dims (its `weights` section)."""
     from .models import load_model
@@ -191,6 +240,7 @@ def count_params(model: ModelSpec | str) -> ParamCount:
     return run(load_model(model))
 
 
+@_api
 def weight_bytes(model: ModelSpec | str, dtype: str | None = None, mtp: bool = False) -> WeightBytes:
     """Weight memory in the checkpoint's format (or `dtype`), experts and the rest apart."""
     from .models import load_model
@@ -199,6 +249,7 @@ def weight_bytes(model: ModelSpec | str, dtype: str | None = None, mtp: bool = F
     return run(load_model(model), dtype, mtp)
 
 
+@_api
 def check_budgets(paths: Sequence[str]) -> list[Any]:
     """Verdicts of budget files (docs/budgets.md), one per limit; bad entries give error verdicts."""
     from .budgets import check

@@ -111,6 +111,9 @@ class Verdict:
             f"({self.headroom_text(units)})"
         )
 
+    def __str__(self) -> str:
+        return f"{self.status} {self.message()}"
+
     def as_dict(self) -> dict[str, Any]:
         return {"budget": self.budget, "model": self.model, "limit": self.limit_key, "what": self.what,
                 "unit": self.unit, "measured": self.measured, "limit_value": self.limit, "passed": self.passed,

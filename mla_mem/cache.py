@@ -209,6 +209,17 @@ class Estimate:
     # every pipeline stage: (first layer, last layer + 1, bytes per GPU of that stage at context x batch)
     stages: tuple[tuple[int, int, int], ...] = ()
 
+    def __str__(self) -> str:
+        """The table `mla-mem` prints for this result."""
+        from .render import result_text
+
+        return result_text(self)
+
+    def _repr_html_(self) -> str:
+        from .render import result_html
+
+        return result_html(self)
+
     @property
     def paging_bytes(self) -> int:
         return self.total_bytes - self.stored_bytes

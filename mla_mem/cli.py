@@ -259,7 +259,7 @@ def compare(
 
     Example: mla-mem compare deepseek-v3 --as mha,gqa:8,mqa,mla:256 --context 128K
     """
-    from .compare import compare as run
+    from .comparison import compare as run
     from .render import comparison_view, emit
 
     fmt, units = _check_format(fmt), _check_units(units)
@@ -301,8 +301,7 @@ def fit(
     Example: mla-mem fit deepseek-v3 --gpu H200 --gpus 8 --context 128K --batch 16
     """
     from . import load_model
-    from .hardware import find_gpu, memory_gpu, parse_fraction, search
-    from .hardware import fit as run
+    from .hardware import find_gpu, fit_model, memory_gpu, parse_fraction, search
     from .render import emit, fit_search_view, fit_view
     from .units import parse_count, parse_size
 
@@ -334,33 +333,11 @@ def fit(
         emit(fmt, *fit_search_view(found, units))
         return
     count = parse_count(gpus, "--gpus", maximum=4096)
-    if all(values.get(k) is None for k in ("tp", "pp", "dp", "pp_layers")) and not values.get("dp_attention"):
-        from .hardware import best_layout
-
-        result = best_layout(spec, device, make_deployment(values), count, context=n, batch=sequences, **settings)
-    else:
-        result = run(spec, device, _gpus_layout(values, count), context=n, batch=sequences, **settings)
+    result = fit_model(spec, device, gpus=count, context=n, batch=sequences, options=values, **settings)
     emit(fmt, *fit_view(result, units))
     _context_notes([result])
     if not result.fits:
         raise typer.Exit(1)
-
-
-def _gpus_layout(values: dict[str, Any], count: int) -> Any:
-    """The Deployment of --gpus N with the layout options given; SGLang's `--tp N --dp D` on N GPUs is its
-    data-parallel attention (the dp ranks split the tp group)."""
-    pp = values.get("pp") or 1
-    sglang = str(values.get("runtime") or "").startswith("sglang")
-    if sglang and values.get("dp") and values.get("tp") and values["tp"] * pp == count and values["dp"] > 1:
-        values["dp_attention"] = True
-    if values.get("tp") is None:
-        values["tp"] = max(1, count // (pp * (1 if values.get("dp_attention") else values.get("dp") or 1)))
-    if values.get("dp") is None:
-        values["dp"] = 1 if values.get("dp_attention") else max(1, count // (values["tp"] * pp))
-    chosen = make_deployment(values)
-    if chosen.gpus != count:
-        raise UsageError(f"--tp {chosen.tp} x --pp {chosen.pp} x --dp {chosen.dp} = {chosen.gpus}, not --gpus {count}")
-    return chosen
 
 
 def gpus(fmt: FormatOpt = "table", units: UnitsOpt = "binary") -> None:
@@ -430,7 +407,7 @@ def diff(
     Example: mla-mem diff configs/glm-5.yaml configs/glm-5.2.yaml --context 128K --max-growth 5%
     (a git revision reads an old version: HEAD~1:configs/model.yaml)
     """
-    from .compare import diff as run
+    from .comparison import diff as run
     from .render import diff_view, emit
     from .units import parse_percent
 
@@ -490,24 +467,16 @@ def plot(
     """
     from .files import check_writable, write_atomic
     from .plots import build, output_format, render
-    from .units import parse_size, parse_tokens
+    from .units import parse_tokens
     from .variants import parse_variants
 
     units = _check_units(units)
     fmt = output_format(output)
     check_writable(Path(output), force)
-    if sum(x is not None for x in (gpu, memory, cache_memory)) > 1:
-        raise UsageError("give one of --gpu, --memory or --cache-memory")
-    if gpus is not None and gpu is None and memory is None:
-        raise UsageError("--gpus needs --gpu or --memory")
-    from .hardware import memory_gpu
-
-    device = memory_gpu(memory, "--memory") if memory is not None else gpu
     data = build(
         model, variants=parse_variants(as_) if as_ else None, min_context=parse_tokens(min_context, "--min-context"),
         max_context=parse_tokens(max_context, "--max-context"), batch=_batch(batch),
-        deployment=make_deployment(options or {}), gpu=device, gpus=gpus,
-        memory=parse_size(cache_memory, "--cache-memory") if cache_memory is not None else None,
+        deployment=make_deployment(options or {}), gpu=gpu, gpus=gpus, memory=memory, cache_memory=cache_memory,
         breakdown=breakdown, log_y=log_y, units=units,
     )  # fmt: skip
     write_atomic(output, lambda: render(data, fmt), force=force)

@@ -23,7 +23,7 @@ from .options import Deployment, resolve
 from .overhead import Around, given, modelled
 from .runtimes import lower
 from .spec import ModelSpec
-from .units import MAX_CONTEXT, parse_size
+from .units import MAX_CONTEXT, format_bytes, parse_size
 from .yamlio import Section, load_yaml, read_text
 
 
@@ -153,6 +153,17 @@ class FitResult:
     engine_lines: tuple[str, ...] = ()  # what the engine logs for this deployment
     dp_attention: bool = False
     smi_bytes: int = 0  # the device total nvidia-smi prints
+
+    def __str__(self) -> str:
+        """The table `mla-mem` prints for this result."""
+        from .render import result_text
+
+        return result_text(self)
+
+    def _repr_html_(self) -> str:
+        from .render import result_html
+
+        return result_html(self)
 
     def as_dict(self) -> dict[str, Any]:
         from .units import json_number
@@ -414,6 +425,31 @@ def fit(
     )  # fmt: skip
 
 
+LAYOUT_KEYS = ("tp", "pp", "dp", "pp_layers", "dp_attention")
+
+
+def layout_on(values: dict[str, Any], count: int) -> Deployment:
+    """The Deployment of `count` GPUs with the layout options in `values` (tp, pp, dp, dp_attention) filled in:
+    tp takes the GPUs pp and dp leave. SGLang's `--tp N --dp D` on N GPUs is its data-parallel attention (the dp
+    ranks split the tp group: sglang/srt/server_args.py, enable_dp_attention)."""
+    from .options import deployment
+
+    values = {k: v for k, v in values.items() if v is not None}
+    pp = values.get("pp") or 1
+    sglang = str(values.get("runtime") or "").startswith("sglang")
+    if sglang and values.get("dp") and values.get("tp") and values["tp"] * pp == count and values["dp"] > 1:
+        values["dp_attention"] = True
+    if values.get("tp") is None:
+        values["tp"] = max(1, count // (pp * (1 if values.get("dp_attention") else values.get("dp") or 1)))
+    if values.get("dp") is None:
+        values["dp"] = 1 if values.get("dp_attention") else max(1, count // (values["tp"] * pp))
+    chosen = deployment(**values)
+    if chosen.gpus != count:
+        raise UsageError(f"tp {chosen.tp} x pp {chosen.pp} x dp {chosen.dp} = {chosen.gpus} GPUs, not the {count} "
+                         f"GPUs given; choose tp, pp and dp whose product is {count}")  # fmt: skip
+    return chosen
+
+
 def fit_model(
     model: ModelSpec | str,
     gpu: GPU | str,
@@ -429,29 +465,34 @@ def fit_model(
     deployment: Deployment | None = None,
     options: dict[str, Any] | None = None,
 ) -> FitResult:
-    """The API form of `fit`: names for the model and the GPU, loose values for the settings; the runtime defaults
-    to vLLM and tp to every GPU."""
+    """`fit` as the command line and the API mean it: names for the model and the GPU, loose values for the
+    settings, the runtime vLLM unless given. `gpus` without a layout tries every layout on that many GPUs and keeps
+    the one that holds the most (best_layout); with tp/pp/dp the rest is filled in (layout_on)."""
     from .models import load_model
 
-    values = dict(options or {})
+    values = {k: v for k, v in (options or {}).items() if v is not None}
     if deployment is None:
         values.setdefault("runtime", "vllm")
-    if gpus is not None:
-        pp = int(values.get("pp", 1) or 1)
-        dp = int(values.get("dp", 1) or 1)
-        values.setdefault("tp", max(1, gpus // (pp * dp)))
-    chosen = resolve(deployment, values)
-    if gpus is not None and chosen.gpus != gpus:
-        raise UsageError(f"tp {chosen.tp} x pp {chosen.pp} x dp {chosen.dp} = {chosen.gpus}, not gpus {gpus}")
+    spec = load_model(model)
     device = gpu if isinstance(gpu, GPU) else find_gpu(gpu)
-    return fit(
-        load_model(model), device, chosen, weight_dtype=weight_dtype,
-        gpu_memory_utilization=None if gpu_memory_utilization is None
+    settings: dict[str, Any] = {
+        "weight_dtype": weight_dtype,
+        "gpu_memory_utilization": None if gpu_memory_utilization is None
         else parse_fraction(gpu_memory_utilization, "gpu_memory_utilization"),
-        reserve=None if reserve is None else parse_size(reserve, "reserve"),
-        kv_cache_memory=None if kv_cache_memory is None else parse_size(kv_cache_memory, "kv_cache_memory"),
-        num_gpu_blocks_override=num_gpu_blocks_override, context=context, batch=batch,
-    )  # fmt: skip
+        "reserve": None if reserve is None else parse_size(reserve, "reserve"),
+        "kv_cache_memory": None if kv_cache_memory is None else parse_size(kv_cache_memory, "kv_cache_memory"),
+        "num_gpu_blocks_override": num_gpu_blocks_override,
+    }  # fmt: skip
+    if gpus is not None and deployment is None:
+        if all(not values.get(k) for k in LAYOUT_KEYS):
+            return best_layout(spec, device, resolve(None, values), gpus, context=context, batch=batch, **settings)
+        chosen = layout_on(values, gpus)
+    else:
+        chosen = resolve(deployment, values)
+        if gpus is not None and chosen.gpus != gpus:
+            raise UsageError(f"tp {chosen.tp} x pp {chosen.pp} x dp {chosen.dp} = {chosen.gpus} GPUs, not the {gpus} "
+                             f"GPUs given")  # fmt: skip
+    return fit(spec, device, chosen, context=context, batch=batch, **settings)
 
 
 def search(
@@ -544,15 +585,17 @@ def best_layout(
 
     others = sorted((r for r in results if r is not best and r is not pure and r.pp == 1), key=held, reverse=True)
     text = [versus(best), f"pure tp {count} holds {held(pure)[1]:,}"] + [versus(r) for r in others[:1]]
-    note = "layout: " + "; ".join(text) + f" ({len(results)} layouts tried; --tp/--dp/--pp choose one)"
+    note = "layout: " + "; ".join(text) + f" ({len(results)} layouts tried; giving tp, pp or dp chooses one)"
     if model.first_mla() is not None:
         note += "; every tensor-parallel rank keeps the whole MLA latent, so tp adds no cache room"
     return replace(best, notes=best.notes + (note,))
 
 
-def memory_gpu(text: str, what: str = "memory") -> GPU:
-    """A GPU of `--memory 80GiB` for anything not in the catalogue."""
-    return GPU(name=f"custom {text}", memory_bytes=parse_size(text, what), nominal="user-given memory")
+def memory_gpu(value: int | str, what: str = "memory") -> GPU:
+    """A GPU of `--memory 80GiB` (API: memory="80GiB" or bytes) for anything not in the catalogue."""
+    size = parse_size(value, what)
+    name = value if isinstance(value, str) else format_bytes(size)
+    return GPU(name=f"custom {name}", memory_bytes=size, nominal="user-given memory")
 
 
 __all__ = ["GPU", "FitResult", "find_gpu", "fit", "fit_model", "gpu_catalogue", "search"]

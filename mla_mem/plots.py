@@ -296,31 +296,44 @@ def build(
     deployment: Deployment | None = None,
     gpu: str | GPU | None = None,
     gpus: int | None = None,
-    memory: int | None = None,
+    memory: int | str | None = None,
+    cache_memory: int | str | None = None,
     breakdown: bool = False,
     log_y: bool = False,
     units: str = "binary",
     points: int = 160,
 ) -> PlotData:
-    """The data of one memory-vs-context plot: one series per model and per what-if variant. `memory` draws one
-    line of cache memory per GPU; `gpu` draws, for each model, what its weights leave for the cache on that GPU."""
+    """The data of one memory-vs-context plot: one series per model and per what-if variant. `gpu` (or `memory`,
+    the memory of a GPU not in the catalogue, as in `fit`) draws, for each model, what its weights leave for the
+    cache on that GPU; `cache_memory` draws one line of cache memory per GPU. Sizes are bytes or text ("80GiB")."""
+    from .hardware import memory_gpu
     from .models import load_model
     from .runtimes import lower
+    from .units import parse_size
     from .variants import make_variant, variant_label
 
     deployment = deployment or Deployment()
+    if isinstance(models, str) or not isinstance(models, list | tuple):
+        models = [models]  # one model
     if breakdown and (len(models) != 1 or variants):
         raise UsageError("--breakdown draws one model's components: give exactly one model and no --as")
-    if gpu is not None and memory is not None:
-        raise UsageError("give a GPU or a cache memory line, not both")
+    if sum(x is not None for x in (gpu, memory, cache_memory)) > 1:
+        raise UsageError("give one of --gpu, --memory or --cache-memory")
+    if gpus is not None and gpu is None and memory is None:
+        raise UsageError("--gpus needs --gpu or --memory")
+    if memory is not None:
+        gpu = memory_gpu(memory, "--memory")
+    if gpus is not None and deployment.gpus == 1 and gpus > 1:
+        deployment = deployment.with_(tp=gpus)  # no layout given: tp takes every GPU (fit searches; a plot cannot)
+    line_bytes = parse_size(cache_memory, "--cache-memory") if cache_memory is not None else None
     contexts = context_grid(min_context, max_context, points)
     series = []
     first_plan = None
     labels: list[str] = []
-    memory_label_text = "cache memory per GPU" if memory is not None else ""
+    memory_label_text = "cache memory per GPU" if line_bytes is not None else ""
     for name in models:
         spec = load_model(name)
-        line = memory
+        line = line_bytes
         if gpu is not None:
             line, memory_label_text = memory_for(spec, deployment, gpu, gpus, batch)
         entries = [(spec, spec.name)] + [
@@ -344,7 +357,13 @@ def build(
 
 
 def plot(models: list[str], **kwargs: Any) -> tuple[Any, PlotData]:
-    """Python API: (matplotlib Figure, plotted data) for a memory-vs-context plot."""
+    """Python API: (matplotlib Figure, plotted data) for a memory-vs-context plot. Deployment options (runtime,
+    kv_dtype, tp, ...) may be given as keywords, as everywhere else in the API."""
+    from .options import FIELDS, resolve
+
+    options = {key: kwargs.pop(key) for key in list(kwargs) if key in FIELDS}
+    if options:
+        kwargs["deployment"] = resolve(kwargs.get("deployment"), options)
     data = build(models, **kwargs)
     return figure(data), data
 

@@ -26,7 +26,7 @@ from .units import exact_decimal, format_bytes, format_number, format_tokens, js
 if TYPE_CHECKING:
     from .budgets import Verdict
     from .cache import Estimate
-    from .compare import Comparison, Diff
+    from .comparison import Comparison, Diff
     from .hardware import GPU, FitResult
     from .spec import ModelSpec
 
@@ -126,16 +126,70 @@ def to_markdown(table: TableData) -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_table(table: TableData) -> None:
-    """A plain-text table (textable.py): at the terminal's width, never cutting a number; at its natural width when
-    stdout is not a terminal."""
-    from .textable import Grid, colour_on, render, terminal_width
+def to_text(table: TableData, width: int | None = None, colour: bool = False) -> str:
+    """A plain-text table (textable.py) at `width` columns (None: its natural width), never cutting a number."""
+    from .textable import Grid, render
 
     grid = Grid(
         title=table.title, headers=[c.header for c in table.columns], numeric=[c.numeric for c in table.columns],
         rows=[[table.text(c, row) for c in table.columns] for row in table.rows], caption=table.caption,
     )  # fmt: skip
-    write(render(grid, terminal_width(), colour_on()))
+    return render(grid, width, colour)
+
+
+def print_table(table: TableData) -> None:
+    """The table at the terminal's width, coloured where the terminal allows; at its natural width when stdout is
+    not a terminal."""
+    from .textable import colour_on, terminal_width
+
+    write(to_text(table, terminal_width(), colour_on()))
+
+
+def to_html(table: TableData) -> str:
+    """An HTML table (for notebooks' _repr_html_): the same cells as the text table, numbers right-aligned."""
+    from html import escape
+
+    def cell(tag: str, text: str, numeric: bool) -> str:
+        align = ' style="text-align:right"' if numeric else ""
+        return f"<{tag}{align}>{escape(text)}</{tag}>"
+
+    parts = ["<table>"]
+    if table.title:
+        parts.append(f"<caption>{escape(table.title)}</caption>")
+    parts.append("<thead><tr>" + "".join(cell("th", c.header, c.numeric) for c in table.columns) + "</tr></thead>")
+    parts.append("<tbody>")
+    for row in table.rows:
+        parts.append("<tr>" + "".join(cell("td", table.text(c, row), c.numeric) for c in table.columns) + "</tr>")
+    parts.append("</tbody></table>")
+    if table.caption:
+        parts.append(f"<p>{escape(table.caption)}</p>")
+    return "".join(parts)
+
+
+def result_table(result: Any, units: str = "binary") -> TableData:
+    """The table the command line prints for an API result (Estimate, FitResult, Comparison, Diff)."""
+    from .cache import Estimate
+    from .comparison import Comparison, Diff
+    from .hardware import FitResult
+
+    if isinstance(result, Estimate):
+        return estimates_view([result], units)[0]
+    if isinstance(result, FitResult):
+        return fit_view(result, units)[0]
+    if isinstance(result, Comparison):
+        return comparison_view(result, units)[0]
+    if isinstance(result, Diff):
+        return diff_view(result, units)[0]
+    raise TypeError(f"no table for {type(result).__name__}")
+
+
+def result_text(result: Any) -> str:
+    """`str()` of an API result: the command line's table at its natural width, without colour."""
+    return to_text(result_table(result)).rstrip("\n")
+
+
+def result_html(result: Any) -> str:
+    return to_html(result_table(result))
 
 
 # ---------------------------------------------------------------------------------------------------------

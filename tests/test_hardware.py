@@ -135,7 +135,7 @@ def test_search_finds_the_smallest_layout():
         (["fit", "deepseek-v3"], "--gpu"),
         (["fit", "deepseek-v3", "--gpu", "H100", "--memory", "80GiB"], "one of them"),
         (["fit", "deepseek-v3", "--gpu", "H100"], "needs --context"),
-        (["fit", "deepseek-v3", "--gpu", "H100", "--gpus", "8", "--tp", "3"], "not --gpus"),
+        (["fit", "deepseek-v3", "--gpu", "H100", "--gpus", "8", "--tp", "3"], "= 6 GPUs, not the 8 GPUs given"),
         (
             ["fit", "deepseek-v3", "--gpu", "H100", "--gpus", "8", "--gpu-memory-utilization", "1.5"],
             "between 0 and 1",

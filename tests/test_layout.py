@@ -23,7 +23,7 @@ ALLOWED = {
     "runtimes": {"cache", "errors", "options", "spec", "units", "runtimes"},
     "variants": {"errors", "spec"},
     "params": {"errors", "spec"},
-    "compare": {"cache", "errors", "models", "options", "runtimes", "spec", "units", "variants"},
+    "comparison": {"cache", "errors", "models", "options", "runtimes", "spec", "units", "variants"},
     "capacity": set(),
     "overhead": set(),
     "hardware": {
@@ -131,3 +131,18 @@ def test_no_untyped_option_bags_in_public_signatures():
     for path in PACKAGE.rglob("*.py"):
         text = path.read_text()
         assert "**options: Any" not in text and "**kwargs: Any) -> FitResult" not in text, path.name
+
+
+def test_no_submodule_shadows_a_public_name():
+    """Importing a submodule sets it as an attribute of the package: a module named like a public function (the old
+    compare.py) replaced mla_mem.compare with the module once anything imported it."""
+    import importlib
+
+    import mla_mem
+
+    for name in modules():
+        if not name.startswith("__"):  # __main__ would run the command line
+            importlib.import_module("mla_mem." + name.replace("/", "."))
+
+    for name in mla_mem.__all__:
+        assert not isinstance(getattr(mla_mem, name), type(mla_mem)), name

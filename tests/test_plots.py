@@ -43,7 +43,7 @@ def test_grid_contains_the_ticks():
 
 
 def test_labels_and_legends_carry_units():
-    fig, data = plot(["deepseek-v3"], variants=["mha"], memory=80 * 2**30)
+    fig, data = plot(["deepseek-v3"], variants=["mha"], cache_memory=80 * 2**30)
     ax = fig.axes[0]
     assert "GiB" in ax.get_ylabel() and "tokens" in ax.get_xlabel()
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
@@ -231,6 +231,6 @@ def test_memory_axis_unit_follows_the_range():
 
 def test_crossing_label_near_the_right_edge_is_drawn_leftwards():
     # Llama-3.1-8B under 16 GiB: 131,072 tokens fit (16 GiB / 131,072 B), at the right end of a 1K..160K axis
-    fig = figure(build(["llama-3.1-8b"], max_context=160_000, memory=16 * 2**30))
+    fig = figure(build(["llama-3.1-8b"], max_context=160_000, cache_memory=16 * 2**30))
     texts = [t for t in fig.axes[0].texts if t.get_text() == "131,072"]
     assert len(texts) == 1 and texts[0].get_horizontalalignment() == "right"

@@ -42,6 +42,17 @@ class Comparison:
     kv_dtype: str
     rows: tuple[VariantRow, ...]
 
+    def __str__(self) -> str:
+        """The table `mla-mem` prints for this result."""
+        from .render import result_text
+
+        return result_text(self)
+
+    def _repr_html_(self) -> str:
+        from .render import result_html
+
+        return result_html(self)
+
     def as_dict(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for row in self.rows:
@@ -139,6 +150,17 @@ class Diff:
         if self.max_growth is None or self.largest_growth is None:
             return True
         return self.largest_growth <= self.max_growth
+
+    def __str__(self) -> str:
+        """The table `mla-mem` prints for this result."""
+        from .render import result_text
+
+        return result_text(self)
+
+    def _repr_html_(self) -> str:
+        from .render import result_html
+
+        return result_html(self)
 
     def as_dict(self) -> dict[str, Any]:
         def percent(value: Fraction | None) -> float | None:
