@@ -32,6 +32,7 @@ class EngineCapacity:
     blocks_per_request: int | None = None
     concurrency: Fraction | None = None  # requests of `context` tokens one GPU group holds
     needed: int | None = None  # bytes one request of `context` tokens needs (vLLM's start-up check)
+    check: int | None = None  # the memory `needed` is held against (vLLM 0.29+: one null block less)
     lines: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
@@ -108,6 +109,11 @@ class _Planned:
     min_block: int
     padding_layers: int
     old_request_blocks: int = 0  # 0.20.1-0.26 concurrency divisor when it differs (pages of unequal groups)
+    needed_per_page: int = 0  # bytes "needed" per page when it is not bytes_per_block (DeepSeek-V4 before 0.29)
+
+    @property
+    def needed(self) -> int:
+        return (self.needed_per_page or self.bytes_per_block) * self.request_blocks
 
 
 def _vllm_plan(specs: list[_Spec], version: tuple[int, ...], tokens: int, context: int) -> _Planned | None:
@@ -173,22 +179,26 @@ def vllm_capacity(
         capacity = int(concurrency * context)  # int(max_concurrency * max_model_len)
     else:
         capacity = blocks // planned.groups * planned.min_block  # num_blocks // len(groups) * min_block_size
-    needed = planned.bytes_per_block * planned.request_blocks
+    needed = planned.needed
+    # from 0.29 the check and the estimate keep back the null block the block pool holds (get_kv_cache_configs:
+    # "Reserve the null block"); the allocation itself uses the whole memory
+    check = cache_memory - planned.bytes_per_block if version >= (0, 29) else cache_memory
     longest = None
-    if needed > cache_memory:  # _check_enough_kv_cache_memory: the longest max_model_len that would fit
+    if needed > check:  # _check_enough_kv_cache_memory: the longest max_model_len that would fit
         low, high = 0, context
         while high - low > 1:
             middle = (low + high) // 2
             trial = planned_for(middle)
-            if trial is not None and trial.bytes_per_block * trial.request_blocks <= cache_memory:
+            if trial is not None and trial.needed <= check:
                 low = middle
             else:
                 high = middle
         longest = low
-    lines = _vllm_lines(version, cache_memory, capacity, context, concurrency, needed, longest)
+    lines = _vllm_lines(version, cache_memory, capacity, context, concurrency, needed, longest, check)
     return EngineCapacity(
         engine="vllm", cache_memory=cache_memory, tokens=capacity, block_size=planned.min_block, blocks=blocks,
-        blocks_per_request=per_request, concurrency=concurrency, needed=needed, lines=lines, notes=tuple(notes),
+        blocks_per_request=per_request, concurrency=concurrency, needed=needed, check=check, lines=lines,
+        notes=tuple(notes),
     )  # fmt: skip
 
 
@@ -198,23 +208,27 @@ def _v4_planned(plan: Plan, context: int) -> _Planned | None:
     v4 = deepseek_v4_plan(plan.model, plan.deployment, context)
     if v4 is None:
         return None
-    return _Planned(v4.bytes_per_block, 1, v4.request_pages, 256, 0, v4.old_request_blocks)
+    return _Planned(v4.bytes_per_block, 1, v4.request_pages, plan.deployment.block_size or 256, 0,
+                    v4.old_request_blocks, v4.needed_per_page)  # fmt: skip
 
 
 def _vllm_lines(
     version: tuple[int, ...], memory: int, tokens: int, context: int, concurrency: Fraction, needed: int,
-    longest: int | None,
+    longest: int | None, check: int,
 ) -> tuple[str, ...]:  # fmt: skip
-    available = f"Available KV cache memory: {memory / GIB:.2f} GiB"
+    def gib(value: int) -> str:  # format_gib from 0.14 (vllm/utils/mem_utils.py: round to 2, "5.4"), else %.2f
+        return f"{round(value / GIB, 2)}" if version >= (0, 14) else f"{value / GIB:.2f}"
+
+    available = f"Available KV cache memory: {gib(memory)} GiB"
     size = f"GPU KV cache size: {tokens:,} tokens"
     most = f"Maximum concurrency for {context:,} tokens per request: {float(concurrency):.2f}x"
     lines = [available]
-    if needed > memory:
+    if needed > check:
         whose = "model's" if version >= (0, 22) else "models's"  # the spelling was fixed in 0.22
         lines.append(
             f"ValueError: To serve at least one request with the {whose} max seq len ({context}), "
-            f"({needed / GIB:.2f} GiB KV cache is needed, which is larger than the available KV cache memory "
-            f"({memory / GIB:.2f} GiB). Based on the available memory, the estimated maximum model length is "
+            f"({gib(needed)} GiB KV cache is needed, which is larger than the available KV cache memory "
+            f"({gib(check)} GiB). Based on the available memory, the estimated maximum model length is "
             f"{longest}."
         )
         return tuple(lines)

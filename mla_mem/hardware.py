@@ -20,8 +20,9 @@ from .capacity import engine_capacity
 from .configs import builtin_dir
 from .errors import UsageError
 from .options import Deployment, resolve
-from .overhead import Around, given, modelled
+from .overhead import Around, default_batched_tokens, given, modelled
 from .runtimes import lower
+from .runtimes.rules import VLLM_MAX_BATCHED_TOKENS
 from .spec import ModelSpec
 from .units import MAX_CONTEXT, format_bytes, parse_size
 from .yamlio import Section, load_yaml, read_text
@@ -348,6 +349,21 @@ def _weights_unless_given(
         return 0, "unknown"
 
 
+def _on_gpu(deployment: Deployment, gpu: GPU) -> tuple[Deployment, list[str]]:
+    """The deployment with what the GPU decides filled in: its compute capability (SGLang's DSA cache dtype) and
+    vLLM's default max_num_batched_tokens, which sizes windows and states (the tokens in flight)."""
+    notes = []
+    if deployment.compute_capability is None and gpu.compute_capability:
+        deployment = deployment.with_(compute_capability=gpu.compute_capability)
+    if deployment.runtime.name == "vllm" and deployment.max_batched_tokens is None:
+        tokens = default_batched_tokens(gpu.budget_bytes, gpu.name, deployment.runtime.numbers)
+        if tokens != VLLM_MAX_BATCHED_TOKENS:
+            deployment = deployment.with_(max_batched_tokens=tokens)
+            notes.append(f"vllm: max_num_batched_tokens {tokens:,}, its default on {gpu.name} "
+                         "(engine/arg_utils.py get_batch_defaults); --max-batched-tokens sets it")  # fmt: skip
+    return deployment, notes
+
+
 def fit(
     model: ModelSpec,
     gpu: GPU,
@@ -366,12 +382,10 @@ def fit(
     engine's cache budget as its log or --kv-cache-memory states it; without it the budget follows the engine's rule
     from the device memory, the weights and the memory around the cache (overhead.py, or `reserve`). `plan` is the
     model already lowered for `deployment`, when the caller has it."""
-    if deployment.compute_capability is None and gpu.compute_capability:
-        deployment = deployment.with_(compute_capability=gpu.compute_capability)
-        plan = None
-    plan = plan or lower(model, deployment)
+    on_gpu, gpu_notes = _on_gpu(deployment, gpu)
+    plan = lower(model, on_gpu) if plan is None or on_gpu != deployment else plan
     tp, pp, dp = plan.tp, plan.pp, plan.dp
-    notes = list(plan.notes) + list(beyond_max_context(model, context or 0))
+    notes = list(plan.notes) + list(beyond_max_context(model, context or 0)) + gpu_notes
     if gpu.cuda_bytes is None and kv_cache_memory is None:
         notes.append(f"{gpu.name}: no CUDA-reported total known; nvidia-smi's total used (engines see slightly less)")
     if gpu.estimated:
@@ -407,7 +421,8 @@ def fit(
         max_concurrency = int(concurrency) * dp
         cache = size(plan, context, batch).total_bytes
         fits = weights_fit and cache <= available
-        if engine is not None and engine.needed is not None and engine.needed > available:
+        limit = engine.check if engine is not None and engine.check is not None else available
+        if engine is not None and engine.needed is not None and engine.needed > limit:
             fits = False
     if weights_fit:
         longest = longest_context(plan, batch, available)

@@ -56,9 +56,12 @@ def given(reserve: int) -> Around:
     return Around(activation=reserve, non_torch=0, cuda_graphs=0, source="--reserve")
 
 
-def default_batched_tokens(device_bytes: int, gpu_name: str) -> int:
-    """vLLM's max_num_batched_tokens for `vllm serve` (vllm/engine/arg_utils.py get_batch_defaults): 8192 on a GPU
-    of 70 GiB or more other than A100, else 2048."""
+def default_batched_tokens(device_bytes: int, gpu_name: str, version: tuple[int, ...] = (0, 33)) -> int:
+    """vLLM's max_num_batched_tokens for `vllm serve` (vllm/engine/arg_utils.py get_batch_defaults, by the CUDA
+    total): 16384 on a GPU of 160 GiB or more from 0.28 ("B200/B300", for serve and the LLM class alike); 8192 on
+    one of 70 GiB or more other than A100; else 2048."""
+    if version >= (0, 28) and device_bytes >= 160 * GIB:
+        return 16384
     return 8192 if device_bytes >= 70 * GIB and "A100" not in gpu_name.upper() else 2048
 
 
@@ -67,7 +70,7 @@ def modelled(plan: Plan, device_bytes: int, gpu_name: str) -> Around | None:
     weights = plan.model.weights
     if weights is None:
         return None
-    tokens = plan.deployment.max_batched_tokens or default_batched_tokens(device_bytes, gpu_name)
+    tokens = plan.deployment.max_batched_tokens or default_batched_tokens(device_bytes, gpu_name, plan.runtime.numbers)
     tp = plan.tp
     widest = max(weights.intermediate_size, weights.expert_intermediate_size * max(1, weights.experts_per_token))
     activation = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
@@ -225,3 +226,96 @@ def test_compressed_yaml_validation(tmp_path):
     )
     with pytest.raises(ConfigError, match="only applies to attention kind compressed"):
         mla_mem.load_model(str(path))
+
+
+# vLLM's V4 block planning, derived by hand from the page sizes and groups (docs/capacity.md; vllm 0.29-0.33
+# _get_packed_kv_cache_groups): V4-Flash fp8 groups = the 256-token group (21 csa pages 37,440 B, 20 hca pages
+# 1,728 B, 21 indexer pages 64 x 132 = 8,448 -> 8,640 B), two window groups (22 and 21 layers, 64 x 584 -> 37,440 B
+# pages), the ratio-4 states and the ratio-128 states. Bytes per block = the widest group.
+FLASH_BLOCK = 21 * 37_440 + 20 * 1_728 + 21 * 8_640
+PRO_BLOCK = 30 * 37_440 + 31 * 1_728 + 30 * 8_640
+
+
+def flash_pages(n: int, in_flight: int) -> int:
+    """Pages one request of n tokens takes: cdiv(n, 256) + 2 window groups + ratio-4 and ratio-128 state groups."""
+    window = -(-min(127 + in_flight, n) // 64) + 1
+    return -(-n // 256) + 2 * window + (-(-min(7 + in_flight, n) // 4) + 1) + (-(-min(127 + in_flight, n) // 8) + 1)
+
+
+def engine(capsys, *args: str) -> dict:
+    code = main(["fit", *args, "--format", "json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert code in (0, 1)
+    return payload
+
+
+@pytest.mark.parametrize(("version", "tokens"), [("0.29", 8192), ("0.33", 8192), ("0.33", 16384)])
+def test_vllm_029_plan_by_hand(capsys, version, tokens):
+    assert FLASH_BLOCK == 1_002_240 and PRO_BLOCK == 1_435_968
+    memory = 100 * 2**30
+    out = engine(capsys, "deepseek-v4-flash", "--gpu", "B200", "--gpus", "1", "-c", "1M", "--runtime",
+                 f"vllm@{version}", "--kv-dtype", "fp8", "--kv-cache-memory", "100GiB", "--max-batched-tokens",
+                 str(tokens))  # fmt: skip
+    blocks = memory // FLASH_BLOCK
+    pages = flash_pages(M, 2 * tokens)  # two batches in flight (async scheduling at pp 1)
+    assert out["num_blocks"] == blocks == 107_134
+    assert pages == {8192: 10_778, 16384: 17_434}[tokens]
+    tokens_logged = int(Fraction(blocks, pages) * M)
+    assert out["token_capacity"] == tokens_logged
+    assert out["engine_lines"][-1] == (f"GPU KV cache size: {tokens_logged:,} tokens, Maximum concurrency for "
+                                       f"1,048,576 tokens per request: {blocks / pages:.2f}x")  # fmt: skip
+
+
+def test_vllm_029_keeps_a_null_block_back_and_says_how_long_a_request_fits(capsys):
+    out = engine(capsys, "deepseek-v4-flash", "--gpu", "B200", "--gpus", "1", "-c", "1M", "--runtime", "vllm@0.33",
+                 "--kv-dtype", "fp8", "--kv-cache-memory", "5GiB", "--max-batched-tokens", "8192")  # fmt: skip
+    needed = FLASH_BLOCK * flash_pages(M, 16384)
+    check = 5 * 2**30 - FLASH_BLOCK
+    longest = max(n for n in range(12_000, 14_000) if FLASH_BLOCK * flash_pages(n, 16384) <= check)
+    assert longest == 13_044 and not out["fits"]
+    assert f"({round(needed / 2**30, 2)} GiB KV cache is needed" in out["engine_lines"][-1]
+    assert f"available KV cache memory ({round(check / 2**30, 2)} GiB)" in out["engine_lines"][-1]
+    assert "estimated maximum model length is 13044." in out["engine_lines"][-1]
+
+
+def test_vllm_025_reproduces_recipes_762_tp8(capsys):
+    """vLLM 0.25, 8 x B200, TP8, fp8, block 256, M 8192 (vllm#51454's settings): 20.43x at 1M from about 139.76 GiB
+    per GPU. 0.24-0.26 pad window and state pages to the next full page and size blocks by the most slots of each
+    page size: 22 x 37,440 + 20 x 1,728 + 21 x 8,640; concurrency divides by cdiv(sum of pages x group bytes, full
+    group bytes) with one batch in flight."""
+    block = 22 * 37_440 + 20 * 1_728 + 21 * 8_640
+    assert block == 1_039_680
+    groups = [(4096, FLASH_BLOCK), (131, 22 * 37_440), (131, 21 * 37_440), (2051, 21 * (37_440 + 8_640)),
+              (1041, 20 * 37_440)]  # fmt: skip
+    per_request = -(-sum(p * b for p, b in groups) // FLASH_BLOCK)
+    assert per_request == 7065
+    out = engine(capsys, "deepseek-v4-flash", "--gpu", "B200", "--gpus", "8", "--tp", "8", "-c", "1M", "--runtime",
+                 "vllm@0.25", "--kv-dtype", "fp8", "--kv-cache-memory", "139.76GiB", "--max-batched-tokens", "8192")  # fmt: skip
+    blocks = int(Decimal("139.76") * 2**30) // block
+    assert out["num_blocks"] == blocks
+    assert out["engine_lines"][1:] == [f"GPU KV cache size: {int(Fraction(blocks, per_request) * M):,} tokens",
+                                       "Maximum concurrency for 1,048,576 tokens per request: 20.43x"]  # fmt: skip
+    assert int(Fraction(blocks, per_request) * M) == 21_422_415  # "21.4M" in the thread
+
+
+def test_vllm_default_batched_tokens_follow_the_gpu(capsys):
+    """From 0.28 a GPU of 160 GiB or more (CUDA total) batches 16,384 tokens by default; H200 stays at 8,192."""
+    b200 = engine(capsys, "deepseek-v4-flash", "--gpu", "B200", "--gpus", "8", "--tp", "1", "--dp", "8", "--ep", "-c",
+                  "1M", "--runtime", "vllm")  # fmt: skip
+    assert b200["around"]["max_num_batched_tokens"] == 16384
+    assert any("max_num_batched_tokens 16,384" in n for n in b200["notes"])
+    blocks = b200["available_bytes"] // FLASH_BLOCK
+    assert b200["num_blocks"] == blocks
+    assert b200["engine_lines"][-1].endswith(f"{blocks / flash_pages(M, 2 * 16384):.2f}x")
+    assert b200["fits"] and b200["max_concurrency"] == int(Fraction(blocks, flash_pages(M, 32768))) * 8
+    h200 = engine(capsys, "deepseek-v4-flash", "--gpu", "H200", "--gpus", "8", "--tp", "8", "-c", "1M", "--runtime",
+                  "vllm")  # fmt: skip
+    assert h200["around"]["max_num_batched_tokens"] == 8192
+
+
+def test_vllm_refuses_what_it_refuses_for_v4():
+    with pytest.raises(UsageError, match="nvfp4_ds_mla is DeepSeek-V4.1's compressed-cache layout"):
+        mla_mem.estimate("deepseek-v4-flash", 4096, runtime="vllm@0.33", kv_dtype="nvfp4_ds_mla")
+    with pytest.raises(UsageError, match="vllm 0.29 stops on --kv-cache-dtype auto"):
+        mla_mem.estimate("deepseek-v4-flash", 4096, runtime="vllm@0.29")
+    assert mla_mem.estimate("deepseek-v4-flash", 4096, runtime="vllm@0.30").kv_dtype == "fp8_ds_mla"

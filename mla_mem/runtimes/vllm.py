@@ -156,13 +156,32 @@ def _rules_v4(model: ModelSpec, deployment: Deployment) -> Rules:
     requested = (deployment.kv_dtype or "auto").lower()
     notes = []
     if requested in ("auto", "fp8", "fp8_e4m3", "fp8_ds_mla"):
+        if requested == "auto" and deployment.runtime.numbers[:2] == (0, 29):
+            # _resolve_dsv4_kv_cache_dtype asserts an fp8 dtype on FlashMLA; 0.30 resolves auto to fp8
+            raise OptionError(
+                "kv_dtype",
+                "vllm 0.29 stops on --kv-cache-dtype auto for DeepSeek-V4 (FlashMLA "
+                "asserts fp8); give --kv-dtype fp8, or a runtime of 0.30 or later",
+            )
         if requested == "auto":
             notes.append("vllm: --kv-cache-dtype auto is the fp8 layout for DeepSeek-V4 (FlashMLA, PR 45091)")
         record, label, align = 584, "fp8_ds_mla", 576
         record_formula = "448 fp8 nope + 64 bf16 rope + 8 B UE8M0 scales = 584 B"
     elif requested in ("bf16", "bfloat16"):
+        if deployment.runtime.numbers >= (0, 29):
+            notes.append("vllm: a bf16 DeepSeek-V4 cache needs --attention-backend FLASHINFER_MLA_SPARSE_DSV4 (SM10x); "
+                         "FlashMLA, the default, keeps fp8 only")  # fmt: skip
         record, label, align = 1024, "bf16", 0
         record_formula = f"head_dim {attention.head_dim} x bf16 = 1,024 B"
+    elif requested == "nvfp4_ds_mla":
+        # upstream vLLM packs NVFP4 only for DeepSeek-V4.1's compressed caches: 256 B of e2m1 + 32 e4m3 scales (one
+        # per 16) = 288 B, and raises for V4's records (vllm 0.33 models/deepseek_v41/attention.py:523-532); the
+        # 360-384 B V4 NVFP4 layouts are forks and open pull requests (flashinfer#3937, sglang#38646)
+        raise OptionError(
+            "kv_dtype",
+            "vllm: nvfp4_ds_mla is DeepSeek-V4.1's compressed-cache layout (288 B); "
+            "vLLM keeps DeepSeek-V4's records as fp8_ds_mla (584 B); give fp8 or bf16",
+        )
     else:
         raise OptionError(
             "kv_dtype", f"vllm: DeepSeek-V4 cache dtype {requested!r} unsupported; expected auto, fp8 or bf16"
@@ -192,9 +211,20 @@ PROFILE = Profile(
 
 
 # ---------------------------------------------------------------------------------------------------------
-# DeepSeek-V4's own KV planner, vLLM 0.20-0.28 (vllm/v1/core/kv_cache_utils.py _get_kv_cache_config_deepseek_v4,
-# _get_kv_cache_groups_uniform_groups, _approximate_gcd, _max_memory_usage_bytes_from_groups; page sizes from
-# vllm/models/deepseek_v4/{attention,compressor}.py). Reproduces vllm-project/vllm#44376 (docs/capacity.md).
+# DeepSeek-V4's KV planning in vLLM 0.20-0.33. Page sizes: vllm/models/deepseek_v4/{attention,compressor}.py and
+# v1/attention/backends/mla/sparse_swa.py; groups: v1/core/kv_cache_utils.py (0.33: kv_cache_planning.py)
+# _get_packed_kv_cache_groups and _approximate_gcd; per-request pages: SlidingWindowSpec /
+# FullAttentionSpec max_memory_usage_bytes. What changed by version (each checked by running vLLM's own planning
+# code from the wheel on the V4 specs):
+#   0.20-0.23  _get_kv_cache_config_deepseek_v4: bytes per block = layer tuples x the distinct full pages
+#   0.24-0.26  packed planner, window/state pages padded up to a full page; bytes per block = sum over page sizes
+#              of page x most slots
+#   0.27-0.28  packed planner without padding; bytes per block = the widest group's pages
+#   0.29-0.33  generic packed groups; "needed" = bytes per block x pages; the check keeps one null block back
+#   "needed" before 0.29 is layer tuples x distinct full pages x pages; concurrency before 0.27 divides by
+#   cdiv(sum of pages x group bytes, the full group's bytes), from 0.27 by the sum of pages; windows and states
+#   hold max_num_batched_tokens before 0.26, max_in_flight_tokens (2 x at pp 1, async scheduling) from 0.26.
+# Reproduces vllm-project/vllm#44376 (0.22) and recipes#762 / vllm#51454 (0.25, TP8: 20.43x); docs/capacity.md.
 
 
 def _round_up(value: int, grain: int) -> int:
@@ -214,48 +244,127 @@ def _approximate_gcd(values: list[int], lower: int) -> int:
 @dataclass(frozen=True)
 class V4Planned:
     bytes_per_block: int
-    request_pages: int  # sum over groups of the pages a request needs (0.27+ concurrency, "needed")
-    old_request_blocks: int  # cdiv(sum of max_memory_usage over groups, group 0's page) (0.20.1-0.26)
+    request_pages: int  # sum over groups of the pages a request needs ("needed", 0.27+ concurrency)
+    old_request_blocks: int  # cdiv(sum of pages x group bytes, the full group's bytes): concurrency 0.20.1-0.26
+    needed_per_page: int  # "needed" = needed_per_page x request_pages
+    null_block: bool  # 0.29+: the memory check and the estimate keep one block back
+
+
+@dataclass(frozen=True)
+class _V4Spec:
+    full: bool  # MLAAttentionSpec (256-token pages) or SlidingWindowMLASpec (window and compressor state)
+    block: int
+    page: int
+    window: int  # tokens a window-type spec keeps (0 for full)
+
+
+def _v4_specs(
+    model: ModelSpec, deployment: Deployment, content: int, align: int, index_row: int
+) -> list[_V4Spec] | None:
+    """Every layer's KV cache specs in registration order, or None for a layout vLLM's V4 code does not build."""
+    block = deployment.block_size or 256
+    specs: list[_V4Spec] = []
+    for kind in (model.kind_of(i) for i in range(model.layers)):
+        attention = kind.attention if isinstance(kind.attention, Compressed) else None
+        ratio = max(1, kind.compress_ratio)
+        window = kind.window or 128
+        if ratio not in (1, 4, 128):
+            return None
+        if ratio == 4:  # the indexer's keys (fp8: 128 + one fp32 scale) and its compressor state
+            head = kind.indexer.head_dim if kind.indexer is not None else 128
+            specs += [_V4Spec(True, block, _round_up(block // 4 * index_row, align), 0),
+                      _V4Spec(False, 4, _round_up(4 * 2 * 2 * head * 4, align), 8)]  # fmt: skip
+        specs.append(_V4Spec(False, 64, _round_up(64 * content, align), window))  # the window (every layer)
+        if ratio > 1:  # compressed entries and the compressor state (fp32; overlapping halves at ratio 4)
+            head_dim = attention.head_dim if attention is not None else 512
+            overlap, state_block = (2, 4) if ratio == 4 else (1, 8)
+            specs += [_V4Spec(True, block, _round_up(block // ratio * content, align), 0),
+                      _V4Spec(False, state_block, _round_up(state_block * 2 * overlap * head_dim * 4, align),
+                              overlap * ratio)]  # fmt: skip
+    if deployment.mtp:  # an MTP layer is compress ratio 1: one more window
+        window = model.kind_of(0).window or 128
+        specs += [_V4Spec(False, 64, _round_up(64 * content, align), window)] * model.mtp_layers
+    return specs
+
+
+def _v4_groups(specs: list[_V4Spec]) -> tuple[list[list[_V4Spec]], int]:
+    """_get_packed_kv_cache_groups: buckets of one spec type, block and window; balanced buckets split into groups
+    of `repeats` layers per page size. Returns the groups and `repeats` (the layer tuples)."""
+    buckets: dict[tuple[bool, int, int], list[_V4Spec]] = {}
+    for spec in specs:
+        buckets.setdefault((spec.full, spec.block, spec.window), []).append(spec)
+    info = []
+    for bucket in buckets.values():
+        by_page: dict[int, list[_V4Spec]] = {}
+        for spec in bucket:
+            by_page.setdefault(spec.page, []).append(spec)
+        counts = [len(v) for v in by_page.values()]
+        info.append((bucket, by_page, len(set(counts)) == 1, max(counts)))
+    least = max([m for _, pages, balanced, m in info if balanced and len(pages) > 1], default=0)
+    repeats = _approximate_gcd([m for _, _, balanced, m in info if balanced], least) if least else 0
+    groups: list[list[_V4Spec]] = []
+    for bucket, by_page, balanced, most in info:
+        n = -(-most // repeats) if balanced and repeats else 1
+        rows = list(zip(*by_page.values(), strict=False))
+        groups += [bucket] if n == 1 else [[s for row in rows[i::n] for s in row] for i in range(n)]
+    return groups, repeats or max(m for *_, m in info)
 
 
 def deepseek_v4_plan(model: ModelSpec, deployment: Deployment, context: int) -> V4Planned | None:
-    """vLLM 0.20-0.28's V4 groups for fp8_ds_mla (584 B records, pages aligned to 576 B); None otherwise."""
+    """vLLM's V4 block planning (0.20-0.33) for one request of `context` tokens; None where it is not modelled
+    (bf16 before 0.29, bf16 indexer keys, pipeline parallelism, a layout other than DeepSeek-V4's)."""
     version = deployment.runtime.numbers
-    if not (0, 20) <= version < (0, 29) or (deployment.kv_dtype or "auto").lower() not in (
-        "auto",
-        "fp8",
-        "fp8_e4m3",
-        "fp8_ds_mla",
-    ):
+    dtype = (deployment.kv_dtype or "auto").lower()
+    if not (0, 20) <= version or deployment.pp > 1:
         return None
-    kinds = [model.kind_of(i) for i in range(model.layers)]
-    compressed = [k for k in kinds if isinstance(k.attention, Compressed)]
-    if len(compressed) != len(kinds):
-        return None
-    attention = compressed[0].attention
-    assert isinstance(attention, Compressed)
-    if (attention.head_dim, attention.qk_rope_head_dim) != (512, 64):
+    attention = next((k.attention for k in model.used_kinds() if isinstance(k.attention, Compressed)), None)
+    if attention is None or (attention.head_dim, attention.qk_rope_head_dim) != (512, 64):
         return None  # the 584 B record is 448 fp8 nope + 64 bf16 rope + 8 B of scales
-    window = compressed[0].window or 128
-    index = next((k.indexer.head_dim for k in kinds if k.indexer is not None), 128)
-    c4 = sum(1 for k in kinds if 1 < k.compress_ratio < 64)
-    c128 = sum(1 for k in kinds if k.compress_ratio >= 64)
-    block = deployment.block_size or 256
-    tokens = deployment.max_batched_tokens or VLLM_MAX_BATCHED_TOKENS  # `vllm serve`; the LLM class: 16,384
-    align, record, index_row = 576, 584, index + index // 128 * 4
-    full = {"c4": _round_up(block // 4 * record, align), "c128": _round_up(block // 128 * record, align),
-            "index": _round_up(block // 4 * index_row, align)}  # fmt: skip
-    tuple_bytes = sum(full.values())
-    swa_page = _round_up(64 * record, align)
-    tuples = _approximate_gcd([max(c4, c128), len(kinds), c4, c128], max(c4, c128))
-    swa_groups = -(-len(kinds) // tuples)
-    group_tuples = [max(c4, c128), *(len(range(len(kinds))[i::swa_groups]) for i in range(swa_groups)), c4, c128]
+    if dtype in ("auto", "fp8", "fp8_e4m3", "fp8_ds_mla"):
+        content, align = 584, 576  # fp8_ds_mla rows; pages padded to a multiple of 576 B
+    elif dtype in ("bf16", "bfloat16") and version >= (0, 29):
+        content, align = 2 * attention.head_dim, 512  # FlashInfer sparse MLA (SM10x), pages padded to 512 B
+    else:
+        return None
+    index_row = {"fp8": 132, "fp8_e4m3": 132, "mxfp4": 68}.get((deployment.indexer_dtype or "fp8").lower())
+    if index_row is None:
+        return None
+    specs = _v4_specs(model, deployment, content, align, index_row)
+    if specs is None:
+        return None
+    groups, tuples = _v4_groups(specs)
+    full_pages = sorted({s.page for s in specs if s.full})
+    pad = version < (0, 27)  # window and state pages padded up to the next full page (0.20-0.26)
 
-    def pages(limit: int | None, grain: int) -> int:
-        return -(-context // grain) if limit is None else -(-min(limit - 1 + tokens, context) // grain) + 1
+    def page_of(spec: _V4Spec) -> int:
+        if spec.full or not pad:
+            return spec.page
+        return min((p for p in full_pages if p >= spec.page), default=spec.page)
 
-    need = [(pages(None, block), c4 * full["c4"] + c128 * full["c128"] + c4 * full["index"])]
-    need += [(pages(window, 64), n * swa_page) for n in group_tuples[1 : 1 + swa_groups]]
-    need += [(pages(2 * 4, 4), c4 * (swa_page + full["index"])), (pages(window, 8), c128 * swa_page)]
-    old = -(-sum(p * page for p, page in need) // need[0][1])
-    return V4Planned(max(group_tuples) * tuple_bytes, sum(p for p, _ in need), old)
+    tokens = deployment.max_batched_tokens or VLLM_MAX_BATCHED_TOKENS
+    in_flight = tokens * (2 if version >= (0, 26) else 1)  # max_in_flight_tokens from 0.26 (async, pp 1)
+
+    def pages(spec: _V4Spec) -> int:
+        if spec.full:
+            return -(-context // spec.block)
+        return -(-min(spec.window - 1 + in_flight, context) // spec.block) + 1
+
+    per_group = [max(pages(s) for s in group) for group in groups]
+    group_bytes = [sum(page_of(s) for s in group) for group in groups]
+    tuple_bytes = tuples * sum(full_pages)
+    if version < (0, 24):
+        bytes_per_block = tuple_bytes
+    elif version < (0, 27):
+        slots: dict[int, int] = {}
+        for group in groups:
+            for page in {page_of(s) for s in group}:
+                slots[page] = max(slots.get(page, 0), sum(1 for s in group if page_of(s) == page))
+        bytes_per_block = sum(page * count for page, count in slots.items())
+    else:
+        bytes_per_block = max(group_bytes)
+    full_bytes = next(b for b, g in zip(group_bytes, groups, strict=True) if g[0].full)
+    old = -(-sum(p * b for p, b in zip(per_group, group_bytes, strict=True)) // full_bytes)
+    return V4Planned(
+        bytes_per_block=bytes_per_block, request_pages=sum(per_group), old_request_blocks=old,
+        needed_per_page=bytes_per_block if version >= (0, 29) else tuple_bytes, null_block=version >= (0, 29),
+    )  # fmt: skip
