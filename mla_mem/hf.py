@@ -517,6 +517,7 @@ def load_config_text(text: str, file: str, name: str) -> ModelSpec:
 def _spec_with_notes(model: dict[str, Any], notes: list[str], file: str) -> ModelSpec:
     for note in notes:
         warnings.warn(f"{file}: {note}", AssumptionWarning, stacklevel=3)
+    model = {"source": file, **model} if "source" not in model else model  # as `import` records it
     return parse_model(model, file)
 
 
