@@ -22,6 +22,10 @@ from . import __version__
 from .errors import ConfigError, MlaMemError, UsageError
 
 _STATE = {"debug": False}
+MODEL_HELP = (
+    "a built-in name or alias, a YAML file, a config.json or params.json (or its directory), a .gguf file, "
+    "or a Hub id (org/name or org/name@revision)."
+)
 DEPLOYMENT_PANEL = "Deployment"
 DEFAULT_COMPARE_MODELS = ["deepseek-v3", "kimi-k2", "glm-5"]
 DEFAULT_COMPARE_VARIANTS = "mha,gqa:8"
@@ -153,8 +157,9 @@ def main_callback(
 ) -> None:
     """Exact KV-cache memory for MLA, GQA, sliding-window, linear-attention and state-space models.
 
-    A MODEL is a built-in name or alias (mla-mem models), a YAML file, a Hugging Face config.json (or its
-    directory) or a Mistral params.json.
+    A MODEL is a built-in name or alias (mla-mem models), a YAML file, a Hugging Face config.json or its directory (with the checkpoint's safetensors, for exact weights), a Mistral params.json, a .gguf file, or a Hub id: org/name or org/name@revision.
+
+
 
     Example: mla-mem estimate deepseek-v3 --context 128K --batch 16
     """
@@ -182,13 +187,15 @@ def models(fmt: FormatOpt = "table", units: UnitsOpt = "binary") -> None:
 
 @with_deployment()
 def show(
-    model: Annotated[str, typer.Argument(help="Built-in name or alias, YAML file, config.json or params.json.")],
+    model: Annotated[str, typer.Argument(help="The model: " + MODEL_HELP)],
     context: Annotated[str, typer.Option("--context", "-c", help="Tokens per sequence (one), e.g. 128K.")] = "128K",
     batch: BatchOpt = "1",
     fmt: FormatOpt = "table",
     units: UnitsOpt = "binary",
+    weights: Annotated[bool, typer.Option("--weights", help="Also the weights: the checkpoint's stored bytes by "
+                                          "component and dtype beside the count from the dims.")] = False,
     options: dict[str, Any] | None = None,
-) -> None:
+) -> None:  # fmt: skip
     """One model's architecture and its cache by component, with the formula each line uses.
 
     Example: mla-mem show glm-5 --context 128K
@@ -200,7 +207,19 @@ def show(
     spec = load_model(model)
     [n] = _one_context(context)
     result = estimate(spec, n, _batch(batch), make_deployment(options or {}))
-    emit(fmt, *show_view(spec, result, units))
+    table, payload = show_view(spec, result, units)
+    if weights:
+        from .checkpoint import weights_report
+        from .render import weights_view
+
+        report = weights_report(spec)
+        payload["weights"] = report.as_dict()
+        if fmt != "json":
+            emit(fmt, table, payload)
+            _write_stdout("\n")
+            table = weights_view(report, units)
+
+    emit(fmt, table, payload)
     _context_notes([result])
 
 
@@ -213,7 +232,7 @@ def _one_context(text: str) -> list[int]:
 
 @with_deployment()
 def estimate(
-    model: Annotated[list[str], typer.Argument(help="One or more models (names, YAML, config.json).")],
+    model: Annotated[list[str], typer.Argument(help="One or more models: " + MODEL_HELP)],
     context: ContextOpt = None,
     batch: BatchOpt = "1",
     fmt: FormatOpt = "table",
@@ -272,7 +291,7 @@ def compare(
 
 @with_deployment(runtime="vllm")
 def fit(
-    model: Annotated[str, typer.Argument(help="Built-in name or alias, YAML file, config.json or params.json.")],
+    model: Annotated[str, typer.Argument(help="The model: " + MODEL_HELP)],
     gpu: Annotated[str | None, typer.Option("--gpu", help="GPU from the catalogue (mla-mem gpus), e.g. H200.")] = None,
     gpus: Annotated[int | None, typer.Option("--gpus", help="GPU count; omit to search the smallest layout.")] = None,
     memory: Annotated[str | None, typer.Option("--memory", help="Memory per GPU for a GPU not listed, e.g. 80GiB.")] = None,
@@ -392,7 +411,7 @@ def check(
 
 @with_deployment()
 def diff(
-    old: Annotated[str, typer.Argument(help="The old model: a file, a built-in name, or REV:path from git.")],
+    old: Annotated[str, typer.Argument(help="The old model: " + MODEL_HELP + " Or REV:path, a file at a git revision.")],
     new: Annotated[str, typer.Argument(help="The new model, as OLD.")],
     context: ContextOpt = None,
     batch: BatchOpt = "1",
@@ -443,7 +462,7 @@ def validate(
 
 @with_deployment()
 def plot(
-    model: Annotated[list[str], typer.Argument(help="One or more models (names, YAML, config.json).")],
+    model: Annotated[list[str], typer.Argument(help="One or more models: " + MODEL_HELP)],
     output: Annotated[str, typer.Option("--output", "-o", help="Image file: .png, .svg or .pdf.")],
     as_: Annotated[str | None, typer.Option("--as", help="What-if variants: mha, gqa:G, mqa, mla:R.")] = None,
     min_context: Annotated[str, typer.Option("--min-context", help="Left end of the x axis.")] = "1K",
@@ -497,7 +516,8 @@ def gallery(
 
 
 def import_(
-    config: Annotated[str, typer.Argument(help="A Hugging Face config.json (or its directory) or a Mistral params.json.")],
+    config: Annotated[str, typer.Argument(help="A Hugging Face config.json (or its directory), a Mistral params.json, "
+                                               "or a Hub id (org/name[@revision]).")],
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write the YAML here (- or omitted: standard "
                       "output).")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Model name. [default: from the path]")] = None,
@@ -514,9 +534,18 @@ def import_(
     to_file = output is not None and output != "-"
     if to_file:
         check_writable(Path(str(output)), force)
-    model, notes, file = import_config(config, name)
+    from .hub import is_hub_id, resolve
+
+    source = config
+    if is_hub_id(config):  # the cached (or downloaded) config of a Hub id, its origin recorded
+        found = resolve(config)
+        source = f"{found.repo}@{found.commit}"
+        model, notes, file = import_config(str(found.path), name or found.repo.split("/", 1)[1])
+        model["checkpoint"] = f"hf:{source}"
+    else:
+        model, notes, file = import_config(config, name)
     parse_model(model, file)  # the result must load: validate before writing anything
-    text = to_yaml(model, notes, config)
+    text = to_yaml(model, notes, source)
     for note in notes:
         _note(f"{file}: {note}")
     if not to_file:

@@ -54,7 +54,7 @@ from .yamlio import (
 MODEL_KEYS = (
     "name", "source", "aliases", "params", "dtype", "cache_dtype", "max_context", "layers", "mtp_layers", "mtp_kind", "kinds",
     "attention", "layer_pattern", "layer_types", "sliding_window", "linear_attention", "indexer", "notes",
-    "compress_rates", "weights",
+    "compress_rates", "weights", "checkpoint",
 )  # fmt: skip
 SHORT_FORM_KEYS = ("attention", "sliding_window", "linear_attention", "indexer", "compress_rates")
 KIND_KEYS = (
@@ -98,6 +98,7 @@ def parse_model(data: Any, file: str) -> ModelSpec:
     name = top.get_str("name", required=True)
     assert name is not None
     source = top.get_str("source")
+    checkpoint = top.get_str("checkpoint")  # where measured weight sizes are read (checkpoint.py)
     top.get_str("notes")
     aliases = []
     for index, alias in enumerate(top.get_list("aliases") or []):
@@ -140,7 +141,7 @@ def parse_model(data: Any, file: str) -> ModelSpec:
     spec = ModelSpec(
         name=name, layers=layers, kinds=tuple(kinds), layer_kinds=layer_kinds, mtp_layers=mtp_layers,
         mtp_kind=mtp_kind, dtype=dtype, cache_dtype=cache_dtype, max_context=max_context, source=source, aliases=tuple(aliases),
-        params=params, path=file, weights=weights,
+        params=params, path=file, weights=weights, checkpoint=checkpoint,
     )  # fmt: skip
     if mtp_layers and spec.mtp_layer_kind is None:
         raise top.error("mtp_layers", "no layer kind with full attention for the MTP layers; set mtp_kind")

@@ -154,6 +154,9 @@ class FitResult:
     engine_lines: tuple[str, ...] = ()  # what the engine logs for this deployment
     dp_attention: bool = False
     smi_bytes: int = 0  # the device total nvidia-smi prints
+    params_total: int | None = None  # the main model's parameters (MTP aside)
+    params_active: int | None = None  # per token
+    params_source: str = ""  # "checkpoint" (its headers), "dims" (counted from the dims) or "published"
 
     def __str__(self) -> str:
         """The table `mla-mem` prints for this result."""
@@ -218,14 +221,68 @@ def longest_context(plan: Plan, batch: int, available: int, limit: int = MAX_CON
     return low
 
 
+def _checkpoint_weights(model: ModelSpec, plan: Plan, weight_dtype: str | None, notes: list[str]) -> Any:  # noqa: ANN401
+    """The checkpoint's own weight bytes (safetensors headers, GGUF tensor table) as params.WeightBytes, when the
+    model has a checkpoint and no --weight-dtype overrides it; a Hub checkpoint that cannot be reached falls back to
+    the dims with a note, a malformed local file is an error."""
+    if model.checkpoint is None:
+        return None
+    if (weight_dtype or "auto").lower() != "auto":
+        notes.append(f"weights: --weight-dtype {weight_dtype} counts the dims instead of the checkpoint's headers")
+        return None
+    from .checkpoint import measured
+    from .params import WeightBytes
+
+    try:
+        read = measured(model.checkpoint, model.layers, model.path)
+    except UsageError as exc:
+        if not model.checkpoint.startswith("hf:"):
+            raise
+        notes.append(f"weights: the checkpoint's headers were not read ({exc}); counted from the dims")
+        return None
+    dense, expert = read.dense(plan.mtp), read.routed(plan.mtp)
+    notes.append(f"weights: {read.total:,} B as stored, from the {read.source}"
+                 + ("" if plan.mtp or not read.mtp else f" ({read.mtp:,} B of MTP layers left out: --mtp counts them)"))  # fmt: skip
+    return WeightBytes(
+        total=dense + expert, expert=expert, dense=dense, dtype=read.dtype_text, attention=read.attention
+    )
+
+
+def model_params(model: ModelSpec) -> tuple[int | None, int | None, str]:
+    """(total, active, where from) of the main model (MTP layers aside): the checkpoint's headers when it has a
+    readable local one (active: routed experts scaled by experts_per_token / experts), else the dims, else the
+    published counts."""
+    counted = None
+    if model.weights is not None:
+        from .params import count_params
+
+        try:
+            counted = count_params(model)
+        except UsageError:
+            counted = None
+    if model.checkpoint is not None and not model.checkpoint.startswith("hf:"):
+        from .checkpoint import measured
+
+        read = measured(model.checkpoint, model.layers, model.path)
+        total = read.params - read.mtp_params
+        active = None
+        w = model.weights
+        if w is not None and w.experts:
+            active = total - read.expert_params + read.expert_params * w.experts_per_token // w.experts
+        return total, active, "checkpoint"
+    if counted is not None:
+        return counted.total, counted.active, "dims"
+    return model.params.total, model.params.active, "published"
+
+
 def _weights_per_gpu(model: ModelSpec, plan: Plan, weight_dtype: str | None, notes: list[str]) -> tuple[int, str]:
     """(weight bytes on the most loaded GPU, weight format): dense weights split over tp x pp, routed experts also
     over dp when experts are sharded (expert parallelism)."""
     from .params import weight_bytes
 
     tp, pp, dp = plan.tp, plan.pp, plan.dp
-    counted = None
-    if model.weights is not None:
+    counted = _checkpoint_weights(model, plan, weight_dtype, notes)
+    if counted is None and model.weights is not None:
         try:
             counted = weight_bytes(model, weight_dtype, mtp=plan.mtp)
         except UsageError as exc:
@@ -233,7 +290,6 @@ def _weights_per_gpu(model: ModelSpec, plan: Plan, weight_dtype: str | None, not
                 raise
             notes.append(f"weights: {exc}; used the published parameter count")
     if counted is not None:
-        assert model.weights is not None
         if plan.deployment.dp_attention:
             # SGLang data-parallel attention: attention weights whole on every rank of the tp group (attention tp =
             # tp / dp), the rest (MLP, experts, embeddings) split over the tp group
@@ -242,7 +298,7 @@ def _weights_per_gpu(model: ModelSpec, plan: Plan, weight_dtype: str | None, not
             notes.append(f"dp attention: attention weights split over {attention_tp}, the rest over the {group} GPUs")
             return (-(-counted.attention // (attention_tp * pp)) + -(-(counted.dense - counted.attention) // group)
                     + -(-counted.expert // group), counted.dtype)  # fmt: skip
-        use_ep = plan.deployment.ep if plan.deployment.ep is not None else (dp > 1 and model.weights.experts > 0)
+        use_ep = plan.deployment.ep if plan.deployment.ep is not None else (dp > 1 and counted.expert > 0)
         if use_ep:
             notes.append(f"routed experts sharded over tp x pp x dp = {tp * pp * dp} GPUs (expert parallel)")
         return weights_per_gpu(counted.dense, counted.expert, tp, pp, dp if use_ep else 1), counted.dtype
@@ -426,6 +482,7 @@ def fit(
             fits = False
     if weights_fit:
         longest = longest_context(plan, batch, available)
+    params = model_params(model)
     return FitResult(
         model=model.name, gpu=gpu.name, gpus=plan.gpus, tp=tp, pp=pp, dp=dp, runtime=str(plan.runtime),
         kv_dtype=plan.kv_dtype, weight_dtype=dtype_name, memory_bytes=gpu.budget_bytes, usable_bytes=budget.usable,
@@ -436,7 +493,7 @@ def fit(
         concurrency_per_gpu_group=concurrency, longest_context=longest, cache_bytes=cache, weights_fit=weights_fit,
         fits=fits, notes=tuple(notes), around=around.as_dict() if kv_cache_memory is None else {}, memory_rule=rule,
         fraction=budget.fraction, engine_lines=engine.lines if engine else (), dp_attention=plan.deployment.dp_attention,
-        smi_bytes=gpu.memory_bytes,
+        smi_bytes=gpu.memory_bytes, params_total=params[0], params_active=params[1], params_source=params[2],
     )  # fmt: skip
 
 

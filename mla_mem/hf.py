@@ -499,6 +499,10 @@ def import_config(path_text: str, name: str | None = None) -> tuple[dict[str, An
     path = find_config(Path(path_text))
     data = read_json(path)
     model, notes = convert(data, str(path), name or model_name_from_path(path))
+    from .checkpoint import has_safetensors
+
+    if has_safetensors(path.parent):  # the checkpoint itself: exact weight sizes from its headers
+        model["checkpoint"] = str(path.parent)
     return model, notes, str(path)
 
 
@@ -521,7 +525,7 @@ def _spec_with_notes(model: dict[str, Any], notes: list[str], file: str) -> Mode
     return parse_model(model, file)
 
 
-ORDER = ("name", "source", "dtype", "cache_dtype", "max_context", "layers", "mtp_layers", "mtp_kind", "attention", "sliding_window",
+ORDER = ("name", "source", "checkpoint", "dtype", "cache_dtype", "max_context", "layers", "mtp_layers", "mtp_kind", "attention", "sliding_window",
          "compress_rates", "layer_pattern", "layer_types", "linear_attention", "indexer", "kinds", "weights")  # fmt: skip
 
 

@@ -1,5 +1,6 @@
 """MODEL arguments -> ModelSpec: a built-in name or alias, a YAML model file, a Hugging Face config.json (or the
-directory holding it), or a Mistral params.json. The one place that decides what a model reference means."""
+directory holding it), a Mistral params.json, a GGUF file, or a Hugging Face Hub id (org/name[@revision]). The one
+place that decides what a model reference means."""
 
 from __future__ import annotations
 
@@ -18,12 +19,22 @@ def looks_like_path(text: str) -> bool:
 
 def load_model(model: str | os.PathLike[str] | ModelSpec) -> ModelSpec:
     """A built-in name or alias ('deepseek-v3', 'DeepSeek-R1'), a YAML model file, a Hugging Face config.json
-    (or the directory holding it) or a Mistral params.json."""
+    (or the directory holding it), a Mistral params.json, a .gguf file or a Hub id ('deepseek-ai/DeepSeek-V3')."""
     if isinstance(model, ModelSpec):
         return model
     text = str(model)
     if not text.strip():
         raise UsageError("model: expected a built-in name, a YAML file or a config.json, got an empty string")
+    if text.lower().endswith(".gguf") and Path(text).is_file():
+        from .ggufread import load_gguf
+
+        return load_gguf(text)
+    from .hub import is_hub_id
+
+    if is_hub_id(text):
+        from .hub import load_hub_model
+
+        return load_hub_model(text)
     if looks_like_path(text):
         from .hf import is_config_path, load_config
 
@@ -36,7 +47,8 @@ def load_model(model: str | os.PathLike[str] | ModelSpec) -> ModelSpec:
     if found is None:
         raise UsageError(
             f"unknown model {text!r}{suggest(normalise(text), builtin_names())}; "
-            "run 'mla-mem models' for the built-in names, or give a path to a YAML file or config.json"
+            "run 'mla-mem models' for the built-in names, or give a path to a YAML file, a config.json or a .gguf, or a "
+            "Hub id (org/name)"
         )
     return load_builtin(found)
 

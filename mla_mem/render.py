@@ -322,6 +322,29 @@ def show_view(spec: ModelSpec, result: Estimate, units: str) -> tuple[TableData,
     return table, payload
 
 
+def weights_view(report: Any, units: str) -> TableData:  # noqa: ANN401 - checkpoint.WeightsReport
+    """`show --weights`: the checkpoint's bytes by component and by dtype beside the count from the dims."""
+    rows: list[dict[str, Any]] = []
+    read = report.checkpoint
+    if read is not None:
+        rows.append({"what": "checkpoint, as stored", "bytes": read.total, "params": read.params})
+        rows += [{"what": f"  {name}", "bytes": size} for name, size in sorted(read.by_component.items())]
+        rows += [{"what": f"  {name.lower()}", "bytes": size} for name, size in sorted(read.by_dtype.items())]
+    if report.dims_bytes is not None:
+        rows.append({"what": f"counted from the dims ({report.dims_dtype})", "bytes": report.dims_bytes,
+                     "params": report.dims_params})  # fmt: skip
+    if report.difference is not None:
+        rows.append({"what": "difference", "text": f"{report.difference:+.2f}%"})
+    for row in rows:
+        row.setdefault("text", format_bytes(row["bytes"], units) if "bytes" in row else "")
+    caption = (f"Read from the {read.source}." if read is not None else "") + notes_text(report.notes)
+    return TableData(
+        [Column("what", "Part"), Column("text", "Size", numeric=True), exact_column("bytes", "Bytes"),
+         count_column("params", "Parameters")],
+        rows, title="Weights", caption=caption.strip(),
+    )  # fmt: skip
+
+
 def estimates_view(results: Sequence[Estimate], units: str) -> tuple[TableData, Any]:
     multi_gpu = any(r.gpus > 1 for r in results)
     paged = any(r.block_size > 1 for r in results)
@@ -451,6 +474,13 @@ def fit_view(result: FitResult, units: str) -> tuple[TableData, Any]:
     given = not r.around
     if r.fraction is not None and not given:
         line(f"{fraction_name} {float(r.fraction):.3g}", r.usable_bytes, "bytes")
+    if r.params_total is not None:
+        where = {"dims": "counted from the dims", "checkpoint": "checkpoint headers"}.get(
+            r.params_source, r.params_source
+        )
+        line(f"parameters ({where})", r.params_total, "parameters", f"{r.params_total:,}")
+    if r.params_active is not None:
+        line("active parameters per token", r.params_active, "parameters", f"{r.params_active:,}")
     line(f"weights ({r.weight_dtype})", r.weight_bytes, "bytes")
     around = r.around or {}
     source = around.get("source", "")

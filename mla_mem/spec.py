@@ -299,6 +299,9 @@ class ModelSpec:
     params: Params = field(default_factory=Params)
     path: str | None = None
     weights: Weights | None = None
+    # where the exact weight sizes are: a checkpoint directory or .safetensors file, a .gguf file, or
+    # "hf:org/name@commit" (read only when weights are needed: checkpoint.py)
+    checkpoint: str | None = None
 
     def kind(self, name: str) -> LayerKind:
         for kind in self.kinds:

@@ -118,3 +118,15 @@ def test_diff_with_new_and_removed_components(capsys):
 def test_committed_gallery():
     payload = json.loads((ROOT / "plots" / "gallery.json").read_text())
     assert_valid("gallery", payload)
+
+
+def test_show_weights_and_a_checkpoint_fit(capsys, tmp_path):
+    import shutil
+
+    from test_checkpoint import MIXED, write_safetensors
+
+    shutil.copy(ROOT / "tests" / "data" / "hf" / "llama-3.1-8b.config.json", tmp_path / "config.json")
+    write_safetensors(tmp_path / "model.safetensors", MIXED)
+    assert_valid("show", output(capsys, "show", str(tmp_path), "--weights"))
+    assert_valid("show", output(capsys, "show", "deepseek-v3", "--weights"))
+    assert_valid("fit", output(capsys, "fit", str(tmp_path), "--gpu", "H100", "--gpus", "1"))
