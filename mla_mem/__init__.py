@@ -180,6 +180,9 @@ def fit(
     reserve: int | str | None = None,
     kv_cache_memory: int | str | None = None,
     num_gpu_blocks_override: int | None = None,
+    offload: str | None = None,
+    offload_chunk_blocks: int = 1,
+    shared_prefix: int | str | None = None,
     deployment: Deployment | None = None,
     **options: Unpack[DeploymentOptions],
 ) -> FitResult:
@@ -187,7 +190,8 @@ def fit(
     longest context. `gpu` is a catalogue name ("H200") or a hardware.GPU, or `memory` the memory of a GPU not in
     the catalogue ("80GiB"); the runtime defaults to vLLM. `gpus` without tp/pp/dp tries every layout and keeps the
     one that holds the most, as the command line does. Sizes are bytes (int) or text with a unit ("5.44GiB");
-    `kv_cache_memory` is the engine's own cache budget per GPU."""
+    `kv_cache_memory` is the engine's own cache budget per GPU. `offload` ("cpu:1TiB") prices host tiers and
+    `shared_prefix` requests that share a prefix, by the engine's rules (docs/tiers.md)."""
     from .hardware import fit_model, memory_gpu
 
     if gpu is None:
@@ -200,6 +204,7 @@ def fit(
         model, gpu, gpus=gpus, context=context, batch=batch, weight_dtype=weight_dtype,
         gpu_memory_utilization=gpu_memory_utilization, reserve=reserve, kv_cache_memory=kv_cache_memory,
         num_gpu_blocks_override=num_gpu_blocks_override, deployment=deployment, options=dict(options),
+        offload=offload, offload_chunk_blocks=offload_chunk_blocks, shared_prefix=shared_prefix,
     )  # fmt: skip
 
 

@@ -27,9 +27,12 @@ LIMITS = {
     "max_total_cache": ("cache on all GPUs", "bytes", "max"),
     "min_context_that_fits": ("longest context that fits", "tokens", "min"),
     "min_concurrency": ("requests that fit", "requests", "min"),
+    "min_offload_tokens": ("distinct tokens in the offload tiers", "tokens", "min"),
+    "min_shared_requests": ("requests sharing the prefix that fit", "requests", "min"),
 }
 DEPLOYMENT_KEYS = tuple(f.name for f in fields(Deployment))
-HARDWARE_KEYS = ("gpu", "gpus", "memory", "weight_dtype", "gpu_memory_utilization", "reserve")
+HARDWARE_KEYS = ("gpu", "gpus", "memory", "weight_dtype", "gpu_memory_utilization", "reserve", "offload",
+                 "shared_prefix")  # fmt: skip
 SCENARIO_KEYS = ("model", "context", "batch") + DEPLOYMENT_KEYS + HARDWARE_KEYS
 BUDGET_KEYS = ("name",) + SCENARIO_KEYS + tuple(LIMITS)
 MAX_BUDGET_FILE = 1 << 20
@@ -54,6 +57,8 @@ class Budget:
     weight_dtype: str | None = None
     gpu_memory_utilization: Fraction | None = None
     reserve: int | None = None
+    offload: tuple[Any, ...] = ()  # tiers.Tier
+    shared_prefix: int | None = None
     limits: tuple[tuple[str, int], ...] = ()
 
     def line_of(self, key: str) -> int | None:
@@ -227,6 +232,8 @@ def parse_budget(
         weight_dtype=str(merged["weight_dtype"]) if "weight_dtype" in merged else None,
         gpu_memory_utilization=_utilization(parse, merged), limits=tuple(limits),
         reserve=parse("reserve", parse_size, f"{key}.reserve") if "reserve" in merged else None,
+        offload=parse("offload", _tiers, f"{key}.offload") if "offload" in merged else (),
+        shared_prefix=parse("shared_prefix", parse_tokens, f"{key}.shared_prefix") if "shared_prefix" in merged else None,
     )  # fmt: skip
     _check_budget(budget, fail)
     return budget
@@ -240,6 +247,12 @@ def _utilization(parse: Any, merged: dict[str, Any]) -> Fraction | None:
     return parse("gpu_memory_utilization", parse_fraction, "gpu_memory_utilization")  # type: ignore[no-any-return]
 
 
+def _tiers(value: Any, what: str) -> tuple[Any, ...]:
+    from .tiers import parse_tiers
+
+    return parse_tiers(str(value), what)
+
+
 def _check_budget(budget: Budget, fail: Any) -> None:
     keys = dict(budget.limits)
     if not keys and budget.gpu is None and budget.memory is None:
@@ -247,9 +260,13 @@ def _check_budget(budget: Budget, fail: Any) -> None:
     for limit_key in ("max_cache_per_gpu", "max_total_cache", "min_concurrency"):
         if limit_key in keys and budget.context is None:
             raise fail(limit_key, "needs `context` in the budget (or its defaults)")
-    for limit_key in ("min_context_that_fits", "min_concurrency"):
+    for limit_key in ("min_context_that_fits", "min_concurrency", "min_offload_tokens", "min_shared_requests"):
         if limit_key in keys and budget.gpu is None and budget.memory is None:
             raise fail(limit_key, "needs `gpu` (a GPU from the catalogue) or `memory` in the budget")
+    if "min_offload_tokens" in keys and not budget.offload:
+        raise fail("min_offload_tokens", "needs `offload` (e.g. cpu:1TiB) in the budget")
+    if "min_shared_requests" in keys and (budget.shared_prefix is None or budget.context is None):
+        raise fail("min_shared_requests", "needs `shared_prefix` and `context` in the budget")
     if budget.gpus is not None and budget.gpus != budget.deployment.gpus:
         d = budget.deployment
         raise fail("gpus", f"{budget.gpus} GPUs but tp x pp x dp = {d.tp} x {d.pp} x {d.dp} = {d.gpus}; a budget "
@@ -291,6 +308,10 @@ def evaluate(budget: Budget) -> list[Verdict]:
             settings["gpu_memory_utilization"] = budget.gpu_memory_utilization
         if budget.reserve is not None:
             settings["reserve"] = budget.reserve
+        if budget.offload or budget.shared_prefix is not None:
+            from .hardware import Beyond
+
+            settings["beyond"] = Beyond(budget.offload, 1, budget.shared_prefix)
         result = fit(
             model,
             device,
@@ -306,6 +327,12 @@ def evaluate(budget: Budget) -> list[Verdict]:
         if "min_concurrency" in limits:
             verdicts.append(_verdict(budget, "min_concurrency", result.max_concurrency or 0, limits["min_concurrency"],
                                      model.name))  # fmt: skip
+        if "min_offload_tokens" in limits:
+            verdicts.append(_verdict(budget, "min_offload_tokens", sum(t["unique_tokens"] for t in result.tiers),
+                                     limits["min_offload_tokens"], model.name))  # fmt: skip
+        if "min_shared_requests" in limits and result.prefix is not None:
+            verdicts.append(_verdict(budget, "min_shared_requests", result.prefix["requests"] * result.dp,
+                                     limits["min_shared_requests"], model.name))  # fmt: skip
         verdicts.append(_fits_verdict(budget, result, device.name, model.name))
     return verdicts
 
@@ -387,4 +414,4 @@ def validate_file(path: str) -> str:
             return f"GPU catalogue, {len(gpu_catalogue(Path(path)))} GPUs"
     reference = path if (os.sep in path or path.endswith((".yaml", ".yml", ".json"))) else f"./{path}"
     spec = load_model(reference)
-    return f"model {spec.name}, {spec.layers} layers, {attention_label(spec)}"
+    return f"model {spec.name}, {spec.layers} layer{'' if spec.layers == 1 else 's'}, {attention_label(spec)}"

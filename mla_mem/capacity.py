@@ -33,6 +33,9 @@ class EngineCapacity:
     concurrency: Fraction | None = None  # requests of `context` tokens one GPU group holds
     needed: int | None = None  # bytes one request of `context` tokens needs (vLLM's start-up check)
     check: int | None = None  # the memory `needed` is held against (vLLM 0.29+: one null block less)
+    bytes_per_block: int | None = None  # vLLM: one block id on one worker, every layer (what offloading prices)
+    cell: int | None = None  # SGLang: bytes of one token over the GPU's layers
+    uniform: bool = False  # one group of full-attention layers: a request needs cdiv(L, block) blocks
     lines: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
@@ -85,6 +88,12 @@ def _vllm_specs(plan: Plan, stage: int) -> list[_Spec] | None:
     specs = []
     for (kind, _), streams in merged.items():
         counts = {count for _, count in streams}
+        if len(counts) != 1 and kind == "full":
+            # latents on every layer, indexer keys on some (GLM index_topk_pattern): still one set of token slots,
+            # one UniformTypeKVCacheSpecs group whose block bytes add up over the layers
+            specs += [_Spec(kind, count, stream.page, stream.block, stream.window, 1 + stream.extra_blocks)
+                      for stream, count in streams]  # fmt: skip
+            continue
         if len(counts) != 1:
             return None
         first = streams[0][0]
@@ -198,7 +207,8 @@ def vllm_capacity(
     return EngineCapacity(
         engine="vllm", cache_memory=cache_memory, tokens=capacity, block_size=planned.min_block, blocks=blocks,
         blocks_per_request=per_request, concurrency=concurrency, needed=needed, check=check, lines=lines,
-        notes=tuple(notes),
+        notes=tuple(notes), bytes_per_block=planned.bytes_per_block,
+        uniform=planned.groups == 1 and planned.request_blocks == _cdiv(context, planned.min_block),
     )  # fmt: skip
 
 
@@ -284,7 +294,8 @@ def sglang_capacity(plan: Plan, cache_memory: int, context: int | None = None) -
     notes.append(f"sglang: cell {cell:,} B per token over the GPU's layers; pools hold tokens + page rows")
     return EngineCapacity(
         engine="sglang", cache_memory=cache_memory, tokens=tokens, block_size=page,
-        concurrency=Fraction(tokens, context) if context else None, lines=(line,), notes=tuple(notes),
+        concurrency=Fraction(tokens, context) if context else None, lines=(line,), notes=tuple(notes), cell=cell,
+        uniform=True,
     )  # fmt: skip
 
 

@@ -85,13 +85,17 @@ def deployment_parameters(runtime: str) -> list[inspect.Parameter]:
                 "(GPUs = tp x pp; attention tp = tp / dp).", "--dp-attention"),
         _option("compute_capability", str | None, None, "The GPU's CUDA compute capability, e.g. 10.0 (engine "
                 "defaults depend on it). [default: fit: the --gpu's]"),
+        _option("spec", str | None, None, "Speculative decoding: eagle, eagle3 (with --draft), mtp (the model's MTP "
+                "layers, as --mtp), dspark."),
+        _option("draft", str | None, None, "The EAGLE draft model (a model name, file or Hub id); its cache joins "
+                "the pool by the runtime's rule. Implies --spec eagle3."),
 
     ]  # fmt: skip
 
 
 DEPLOYMENT_OPTIONS = ("runtime", "kv_dtype", "v_dtype", "indexer_dtype", "state_dtype", "tp", "pp", "dp", "dcp",
                       "pp_layers", "ep", "mtp", "block_size", "max_batched_tokens", "hybrid_allocator",
-                      "prefix_caching", "dp_attention", "compute_capability")  # fmt: skip
+                      "prefix_caching", "dp_attention", "compute_capability", "spec", "draft")  # fmt: skip
 
 
 def with_deployment(runtime: str = "ideal") -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -309,6 +313,12 @@ def fit(
                                "unit: 5.44GiB.")] = None,
     blocks_override: Annotated[int | None, typer.Option("--num-gpu-blocks-override", help="vLLM: this many cache "
                                "blocks instead of what memory gives.")] = None,
+    offload: Annotated[str | None, typer.Option("--offload", help="Host tiers: cpu:SIZE (vLLM --kv-offloading-size "
+                       "in GiB, the engine's total; SGLang --hicache-size in GB per rank), e.g. cpu:1TiB.")] = None,
+    offload_chunk: Annotated[int, typer.Option("--offload-chunk", help="vLLM: GPU blocks per offloaded chunk "
+                             "(blocks_per_chunk).")] = 1,
+    shared_prefix: Annotated[str | None, typer.Option("--shared-prefix", help="Tokens every request shares (a "
+                             "system prompt, a document), cached once, e.g. 200K; needs --context.")] = None,
     fmt: FormatOpt = "table",
     units: UnitsOpt = "binary",
     options: dict[str, Any] | None = None,
@@ -352,7 +362,8 @@ def fit(
         emit(fmt, *fit_search_view(found, units))
         return
     count = parse_count(gpus, "--gpus", maximum=4096)
-    result = fit_model(spec, device, gpus=count, context=n, batch=sequences, options=values, **settings)
+    result = fit_model(spec, device, gpus=count, context=n, batch=sequences, options=values, offload=offload,
+                       offload_chunk_blocks=offload_chunk, shared_prefix=shared_prefix, **settings)  # fmt: skip
     emit(fmt, *fit_view(result, units))
     _context_notes([result])
     if not result.fits:

@@ -33,6 +33,7 @@ _API_NAMES = {
     "--gpu-memory-utilization": "gpu_memory_utilization", "--kv-cache-memory": "kv_cache_memory",
     "--num-gpu-blocks-override": "num_gpu_blocks_override", "--min-context": "min_context",
     "--max-context": "max_context", "--cache-memory": "cache_memory", "--max-growth": "max_growth",
+    "--offload": "offload", "--offload-chunk": "offload_chunk_blocks", "--shared-prefix": "shared_prefix",
 }  # fmt: skip
 
 

@@ -154,6 +154,8 @@ class FitResult:
     engine_lines: tuple[str, ...] = ()  # what the engine logs for this deployment
     dp_attention: bool = False
     smi_bytes: int = 0  # the device total nvidia-smi prints
+    tiers: tuple[dict[str, Any], ...] = ()  # offload tiers (tiers.TierResult.as_dict)
+    prefix: dict[str, Any] | None = None  # requests sharing a prefix (tiers.PrefixResult.as_dict)
     params_total: int | None = None  # the main model's parameters (MTP aside)
     params_active: int | None = None  # per token
     params_source: str = ""  # "checkpoint" (its headers), "dims" (counted from the dims) or "published"
@@ -276,6 +278,23 @@ def model_params(model: ModelSpec) -> tuple[int | None, int | None, str]:
 
 
 def _weights_per_gpu(model: ModelSpec, plan: Plan, weight_dtype: str | None, notes: list[str]) -> tuple[int, str]:
+    """(weight bytes on the most loaded GPU, weight format), the draft model's weights included."""
+    per_gpu, dtype = _own_weights_per_gpu(model, plan, weight_dtype, notes)
+    if plan.deployment.draft is None:
+        return per_gpu, dtype
+    from .models import load_model
+
+    draft = load_model(plan.deployment.draft)
+    try:
+        extra, _ = _own_weights_per_gpu(draft, lower(draft, plan.deployment.with_(spec=None, draft=None)), None, [])
+    except UsageError as exc:
+        notes.append(f"draft weights not counted: {exc}")
+        return per_gpu, dtype
+    notes.append(f"draft {draft.name}: {extra:,} B of weights per GPU (split like the target's)")
+    return per_gpu + extra, dtype
+
+
+def _own_weights_per_gpu(model: ModelSpec, plan: Plan, weight_dtype: str | None, notes: list[str]) -> tuple[int, str]:
     """(weight bytes on the most loaded GPU, weight format): dense weights split over tp x pp, routed experts also
     over dp when experts are sharded (expert parallelism)."""
     from .params import weight_bytes
@@ -405,6 +424,26 @@ def _weights_unless_given(
         return 0, "unknown"
 
 
+@dataclass(frozen=True)
+class Beyond:
+    """What `fit` prices beyond the GPU pool: offload tiers (tiers.Tier), vLLM's blocks per offloaded chunk, and a
+    prefix every request shares."""
+
+    offload: tuple[Any, ...] = ()
+    chunk_blocks: int = 1
+    shared_prefix: int | None = None
+
+
+def _beyond(plan: Plan, engine: Any, available: int, context: int | None, beyond: Beyond) -> dict[str, Any]:  # noqa: ANN401
+    from .tiers import offload, shared_prefix
+
+    out: dict[str, Any] = {"tiers": tuple(t.as_dict() for t in offload(plan, engine, beyond.offload,
+                                                                       beyond.chunk_blocks))}  # fmt: skip
+    if beyond.shared_prefix is not None:
+        out["prefix"] = shared_prefix(plan, engine, available, context, beyond.shared_prefix).as_dict()
+    return out
+
+
 def _on_gpu(deployment: Deployment, gpu: GPU) -> tuple[Deployment, list[str]]:
     """The deployment with what the GPU decides filled in: its compute capability (SGLang's DSA cache dtype) and
     vLLM's default max_num_batched_tokens, which sizes windows and states (the tokens in flight)."""
@@ -433,6 +472,7 @@ def fit(
     context: int | None = None,
     batch: int = 1,
     plan: Plan | None = None,
+    beyond: Beyond | None = None,
 ) -> FitResult:
     """Does `model` fit on these GPUs, and how much cache is left for requests? `kv_cache_memory` (per GPU) is the
     engine's cache budget as its log or --kv-cache-memory states it; without it the budget follows the engine's rule
@@ -483,6 +523,7 @@ def fit(
     if weights_fit:
         longest = longest_context(plan, batch, available)
     params = model_params(model)
+    extras = _beyond(plan, engine, available, context, beyond) if beyond else {}
     return FitResult(
         model=model.name, gpu=gpu.name, gpus=plan.gpus, tp=tp, pp=pp, dp=dp, runtime=str(plan.runtime),
         kv_dtype=plan.kv_dtype, weight_dtype=dtype_name, memory_bytes=gpu.budget_bytes, usable_bytes=budget.usable,
@@ -494,6 +535,7 @@ def fit(
         fits=fits, notes=tuple(notes), around=around.as_dict() if kv_cache_memory is None else {}, memory_rule=rule,
         fraction=budget.fraction, engine_lines=engine.lines if engine else (), dp_attention=plan.deployment.dp_attention,
         smi_bytes=gpu.memory_bytes, params_total=params[0], params_active=params[1], params_source=params[2],
+        **extras,
     )  # fmt: skip
 
 
@@ -536,6 +578,9 @@ def fit_model(
     num_gpu_blocks_override: int | None = None,
     deployment: Deployment | None = None,
     options: dict[str, Any] | None = None,
+    offload: str | tuple[Any, ...] | None = None,
+    offload_chunk_blocks: int = 1,
+    shared_prefix: int | str | None = None,
 ) -> FitResult:
     """`fit` as the command line and the API mean it: names for the model and the GPU, loose values for the
     settings, the runtime vLLM unless given. `gpus` without a layout tries every layout on that many GPUs and keeps
@@ -555,6 +600,15 @@ def fit_model(
         "kv_cache_memory": None if kv_cache_memory is None else parse_size(kv_cache_memory, "kv_cache_memory"),
         "num_gpu_blocks_override": num_gpu_blocks_override,
     }  # fmt: skip
+    if offload or shared_prefix is not None:
+        from .tiers import parse_tiers
+        from .units import parse_tokens
+
+        tiers = parse_tiers(offload, "offload") if isinstance(offload, str) else tuple(offload or ())
+        prefix = parse_tokens(shared_prefix, "shared_prefix") if shared_prefix is not None else None
+        if not 1 <= offload_chunk_blocks <= 1 << 20:
+            raise UsageError(f"offload_chunk_blocks: expected a positive block count, got {offload_chunk_blocks}")
+        settings["beyond"] = Beyond(tiers, offload_chunk_blocks, prefix)
     if gpus is not None and deployment is None:
         if all(not values.get(k) for k in LAYOUT_KEYS):
             return best_layout(spec, device, resolve(None, values), gpus, context=context, batch=batch, **settings)

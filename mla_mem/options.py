@@ -81,6 +81,10 @@ class Deployment:
     # tp = tp / dp; each rank keeps its own requests' cache)
     dp_attention: bool = False
     compute_capability: str | None = None  # the GPU's, e.g. "10.0" (engines pick defaults by it)
+    # speculative decoding: the method and, for EAGLE-style drafts, the draft model (any MODEL reference); the
+    # draft's cache is lowered by the runtime's rule (runtimes/drafts.py)
+    spec: str | None = None  # eagle | eagle3 | mtp | dspark
+    draft: str | None = None
 
     @property
     def gpus(self) -> int:
@@ -137,6 +141,8 @@ if TYPE_CHECKING:
         prefix_caching: bool | None
         dp_attention: bool
         compute_capability: str | None
+        spec: str | None
+        draft: str | None
 
 
 FIELDS = tuple(f.name for f in fields(Deployment))
@@ -210,6 +216,8 @@ def deployment(
     prefix_caching: bool | None = None,
     dp_attention: bool = False,
     compute_capability: str | None = None,
+    spec: str | None = None,
+    draft: str | None = None,
 ) -> Deployment:
     """A validated Deployment from loose values (strings as a user types them, or typed values)."""
     from .runtimes import parse_runtime
@@ -226,6 +234,7 @@ def deployment(
         except UsageError as exc:
             raise OptionError("max_batched_tokens", str(exc).split(": ", 1)[-1]) from None
     block = None if block_size is None else _positive("block_size", block_size, 1 << 20)
+    method, draft_model, mtp = _speculative(spec, draft, mtp)
     result = Deployment(
         runtime=ref,
         kv_dtype=_optional_name("kv_dtype", kv_dtype),
@@ -245,6 +254,8 @@ def deployment(
         prefix_caching=_flag("prefix_caching", prefix_caching, allow_none=True),
         dp_attention=_flag("dp_attention", dp_attention),
         compute_capability=_capability(compute_capability),
+        spec=method,
+        draft=draft_model,
     )
     if result.dp_attention:
         if result.runtime.name != "sglang":
@@ -256,6 +267,31 @@ def deployment(
     if result.tp % result.dcp:
         raise OptionError("dcp", f"{result.dcp} must divide tp {result.tp} (decode context parallel runs inside TP)")
     return result
+
+
+SPEC_METHODS = ("eagle", "eagle3", "mtp", "dspark")
+
+
+def _speculative(spec: Any, draft: Any, mtp: Any) -> tuple[str | None, str | None, bool]:
+    """(method, draft model, mtp): a draft alone means EAGLE-3; `mtp` is the method that needs no draft model."""
+    method = _optional_name("spec", spec)
+    if method is not None:
+        method = method.lower().replace("-", "")
+        if method not in SPEC_METHODS:
+            raise OptionError("spec", f"expected one of {', '.join(SPEC_METHODS)}, got {spec!r}")
+    if draft is not None and (not isinstance(draft, str) or not draft.strip()):
+        raise OptionError("draft", f"expected a model (a name, a file or a Hub id), got {draft!r}")
+    if draft is not None and method is None:
+        method = "eagle3"
+    if method in ("eagle", "eagle3") and draft is None:
+        raise OptionError("spec", f"{method} needs the draft model: give --draft MODEL")
+    if method == "mtp":
+        if draft is not None:
+            raise OptionError("draft", "MTP uses the model's own MTP layers; no draft model")
+        mtp = True
+    if method == "dspark" and draft is not None:
+        raise OptionError("draft", "DSpark's draft layers come with the target checkpoint; no draft model")
+    return method, draft.strip() if draft is not None else None, mtp
 
 
 def _capability(value: Any) -> str | None:

@@ -508,6 +508,7 @@ def fit_view(result: FitResult, units: str) -> tuple[TableData, Any]:
         line(f"cache at {r.context:,} x {r.batch}", r.cache_bytes or 0, "bytes")
     if r.longest_context is not None:
         line(f"longest context at batch {r.batch or 1}", r.longest_context, "tokens")
+    extra_notes = _beyond_lines(r, line)
     verdict = "FITS" if r.fits else ("WEIGHTS DO NOT FIT" if not r.weights_fit else "DOES NOT FIT")
     line("verdict", verdict, "", verdict)
     for entry in lines:
@@ -517,13 +518,33 @@ def fit_view(result: FitResult, units: str) -> tuple[TableData, Any]:
         entry["bytes"] = entry["value"] if entry["unit"] == "bytes" else None
     caption = f"Runtime {r.runtime}, cache {r.kv_dtype}, block {r.block_size}. KV cache memory = {r.memory_rule}."
     if r.engine_lines:
-        caption += f" {engine} would log: " + " / ".join(r.engine_lines) + "."
-    caption += notes_text(r.notes)
+        caption += f" {engine} would log: " + " / ".join(r.engine_lines).rstrip(".") + "."
+    caption += notes_text(list(r.notes) + extra_notes)
     table = TableData(
         [Column("what", "Per GPU"), Column("text", "Value", numeric=True), exact_column("bytes", "Bytes")],
         lines, title=f"{r.model} on {r.gpu}", caption=caption, csv_keys=["what", "value", "unit"],
     )  # fmt: skip
     return table, r.as_dict()
+
+
+def _beyond_lines(r: FitResult, line: Callable[..., None]) -> list[str]:
+    """fit's lines for offload tiers and a shared prefix; returns their notes."""
+    notes: list[str] = []
+    for tier in r.tiers:
+        per_token = Fraction(tier["chunk_bytes"], tier["chunk_tokens"])
+        line(f"{tier['tier']} tier: distinct tokens", tier["unique_tokens"], "tokens")
+        line(f"{tier['tier']} tier: host bytes per token, every copy", per_token, "bytes",
+             f"{format_number(per_token)} B ({tier['copies']} cop{'y' if tier['copies'] == 1 else 'ies'})")  # fmt: skip
+        line(f"{tier['tier']} tier: host memory per node", tier["host_bytes_per_node"], "bytes")
+        notes += [f"{tier['tier']} tier: {tier['engine']}, {tier['size_bytes']:,} B"] + list(tier["notes"])
+        notes += [f"instead: {tier['alternative']}"] if tier["alternative"] else []
+    if r.prefix is not None:
+        p = r.prefix
+        line(f"requests sharing a {p['prefix_tokens']:,}-token prefix", p["requests"], "requests",
+             f"{p['requests']:,} ({p['shared_blocks']:,} shared blocks + {p['request_blocks']:,} each)")  # fmt: skip
+        line("requests without sharing", p["requests_unshared"], "requests")
+        notes += list(p["notes"])
+    return notes
 
 
 def fit_search_view(results: Sequence[FitResult], units: str) -> tuple[TableData, Any]:

@@ -28,6 +28,7 @@ ALLOWED = {
     "params": {"errors", "spec"},
     "comparison": {"cache", "errors", "models", "options", "runtimes", "spec", "units", "variants"},
     "capacity": set(),
+    "tiers": {"errors", "units"},
     "overhead": set(),
     "hardware": {
         "cache",

@@ -20,7 +20,7 @@ from ..options import Deployment, OptionError, RuntimeRef
 from ..spec import ModelSpec
 from .rules import Rules, RulesFunction
 
-_NOT_PROFILES = {"rules", "lowering"}
+_NOT_PROFILES = {"rules", "lowering", "drafts"}
 # The first llama.cpp build known to cache MLA as K only (PR 19067 landed between b7831 and b8054)
 LLAMA_CPP_FIRST_BUILD = 8054
 
@@ -171,7 +171,12 @@ def lower(model: ModelSpec, deployment: Deployment | None = None) -> Plan:
     from .lowering import plan
 
     deployment = deployment or Deployment()
-    return plan(model, deployment, rules_for(model, deployment))
+    lowered = plan(model, deployment, rules_for(model, deployment))
+    if deployment.spec in (None, "mtp"):
+        return lowered
+    from .drafts import attach_draft
+
+    return attach_draft(lowered)
 
 
 __all__ = ["Profile", "lower", "parse_runtime", "profiles"]
