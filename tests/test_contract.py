@@ -101,3 +101,16 @@ def test_every_help_example_runs(name, tmp_path):
     result = subprocess.run(f"{sys.executable} -m mla_mem {args}", shell=True, cwd=tmp_path, capture_output=True,
                             text=True, timeout=180)  # fmt: skip
     assert result.returncode == 0, (example, result.stderr[-500:])
+
+
+def test_the_package_and_its_metadata_name_one_version():
+    import re
+    from pathlib import Path
+
+    import mla_mem
+
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    declared = re.search(r'^version = "([^"]+)"', pyproject, re.M)
+    assert declared is not None and declared.group(1) == mla_mem.__version__
+    changelog = (Path(__file__).resolve().parent.parent / "CHANGELOG.md").read_text()
+    assert f"## {mla_mem.__version__}" in changelog
