@@ -622,38 +622,39 @@ def builtin_models() -> list[ModelSpec]:
 # proves the cached specs equal to fresh ones). MLA_MEM_NO_CACHE=1 turns it off; an unwritable directory just means
 # no cache.
 
-_DISK: dict[str, tuple[int, int, Any]] | None = None
+# one pickle per group, so that a command loads only the classes it uses (the GPU catalogue's pickle would import
+# hardware.py into every estimate)
+_DISK: dict[str, dict[str, tuple[int, int, Any]]] = {}
 
 
-def _cache_file() -> Path | None:
+def _cache_file(group: str) -> Path | None:
     if os.environ.get("MLA_MEM_NO_CACHE"):
         return None
     from . import __version__
 
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "mla-mem" / f"builtins-{__version__}.pickle"
+    return Path(base) / "mla-mem" / f"{group}-{__version__}.pickle"
 
 
-def _disk_cache() -> dict[str, tuple[int, int, Any]]:
-    global _DISK
-    if _DISK is None:
-        _DISK = {}
-        path = _cache_file()
+def _disk_cache(group: str) -> dict[str, tuple[int, int, Any]]:
+    if group not in _DISK:
+        _DISK[group] = {}
+        path = _cache_file(group)
         if path is not None and path.is_file():
             import pickle
 
             try:
                 loaded = pickle.loads(path.read_bytes())  # noqa: S301 - our own file of our own classes
                 if isinstance(loaded, dict):
-                    _DISK = loaded
+                    _DISK[group] = loaded
             except Exception:  # a stale or damaged cache is rebuilt, never an error
-                _DISK = {}
-    return _DISK
+                _DISK[group] = {}
+    return _DISK[group]
 
 
-def _save_disk_cache() -> None:
-    path = _cache_file()
-    if path is None or _DISK is None:
+def _save_disk_cache(group: str) -> None:
+    path = _cache_file(group)
+    if path is None or group not in _DISK:
         return
     import pickle
     import tempfile
@@ -661,7 +662,7 @@ def _save_disk_cache() -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as handle:
-            handle.write(pickle.dumps(_DISK, protocol=pickle.HIGHEST_PROTOCOL))
+            handle.write(pickle.dumps(_DISK[group], protocol=pickle.HIGHEST_PROTOCOL))
         os.replace(handle.name, path)
     except OSError:
         pass
@@ -673,19 +674,19 @@ def load_builtin(path: Path) -> ModelSpec:
     return spec
 
 
-def cached(path: Path, parse: Callable[[Path], Any]) -> Any:  # noqa: ANN401
-    """`parse(path)` of a file shipped with mla-mem, from the disk cache when the file is unchanged."""
+def cached(path: Path, parse: Callable[[Path], Any], group: str = "builtins") -> Any:  # noqa: ANN401
+    """`parse(path)` of a file shipped with mla-mem, from the disk cache of `group` when the file is unchanged."""
     try:
         stat = path.stat()
     except OSError:
         return parse(path)
-    cache = _disk_cache()
+    cache = _disk_cache(group)
     entry = cache.get(path.name)
     if entry is not None and entry[:2] == (stat.st_mtime_ns, stat.st_size):
         return entry[2]
     value = parse(path)
     cache[path.name] = (stat.st_mtime_ns, stat.st_size, value)
-    _save_disk_cache()
+    _save_disk_cache(group)
     return value
 
 

@@ -59,7 +59,7 @@ def gpu_catalogue(path: Path | None = None) -> list[GPU]:
     if path is None:
         from .configs import cached
 
-        gpus: list[GPU] = cached(builtin_dir() / "gpus.yaml", _read_catalogue)
+        gpus: list[GPU] = cached(builtin_dir() / "gpus.yaml", _read_catalogue, group="gpus")
         return gpus
     return _read_catalogue(path)
 

@@ -251,7 +251,7 @@ def test_installed_script_and_module(tmp_path):
 def test_table_commands_do_not_import_numpy_or_matplotlib(command):
     code = (
         "import sys\nfrom mla_mem.cli import main\nmain(sys.argv[1:])\n"
-        "bad = [m for m in ('numpy', 'matplotlib') if m in sys.modules]\n"
+        "bad = [m for m in ('numpy', 'matplotlib', 'huggingface_hub', 'gguf', 'mla_mem.hardware') if m in sys.modules]\n"
         "sys.stderr.write('IMPORTED:' + ','.join(bad))\n"
     )
     result = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True)

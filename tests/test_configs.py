@@ -229,11 +229,11 @@ def test_the_disk_cache_of_built_ins_equals_fresh_parses(tmp_path, monkeypatch):
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("MLA_MEM_NO_CACHE", raising=False)
-    monkeypatch.setattr(configs, "_DISK", None)
+    monkeypatch.setattr(configs, "_DISK", {})
     monkeypatch.setattr(configs, "_FILE_CACHE", {})
     first = configs.builtin_models()  # parses and writes the cache
     assert list(tmp_path.glob("mla-mem/builtins-*.pickle"))
-    monkeypatch.setattr(configs, "_DISK", None)  # a new process: read back from disk
+    monkeypatch.setattr(configs, "_DISK", {})  # a new process: read back from disk
     monkeypatch.setattr(configs, "_FILE_CACHE", {})
     cached = configs.builtin_models()
     fresh = [
@@ -242,7 +242,7 @@ def test_the_disk_cache_of_built_ins_equals_fresh_parses(tmp_path, monkeypatch):
     assert cached == first == fresh
     # a changed file is parsed again
     path = next(configs._builtin_files())
-    entry = configs._DISK[path.name]
-    configs._DISK[path.name] = (entry[0] - 1, entry[1], entry[2])
+    entry = configs._DISK["builtins"][path.name]
+    configs._DISK["builtins"][path.name] = (entry[0] - 1, entry[1], entry[2])
     assert configs.load_builtin(path) == fresh[0]
-    assert configs._DISK[path.name][0] == path.stat().st_mtime_ns
+    assert configs._DISK["builtins"][path.name][0] == path.stat().st_mtime_ns
