@@ -192,12 +192,12 @@ def fit(
     one that holds the most, as the command line does. Sizes are bytes (int) or text with a unit ("5.44GiB");
     `kv_cache_memory` is the engine's own cache budget per GPU. `offload` ("cpu:1TiB") prices host tiers and
     `shared_prefix` requests that share a prefix, by the engine's rules (docs/tiers.md)."""
-    from .hardware import fit_model, memory_gpu
+    from .hardware import fit_model, memory_gpu, unspecified_gpu
 
     if gpu is None:
-        if memory is None:
+        if memory is None and kv_cache_memory is None:
             raise UsageError("give gpu (a catalogue name, see gpu_catalogue()) or memory (e.g. '80GiB')")
-        gpu = memory_gpu(memory, "memory")
+        gpu = memory_gpu(memory, "memory") if memory is not None else unspecified_gpu()
     elif memory is not None:
         raise UsageError("give gpu or memory, not both")
     return fit_model(

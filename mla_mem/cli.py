@@ -330,14 +330,16 @@ def fit(
     Example: mla-mem fit deepseek-v3 --gpu H200 --gpus 8 --context 128K --batch 16
     """
     from . import load_model
-    from .hardware import find_gpu, fit_model, memory_gpu, parse_fraction, search
+    from .hardware import find_gpu, fit_model, memory_gpu, parse_fraction, search, unspecified_gpu
     from .render import emit, fit_search_view, fit_view
     from .units import parse_count, parse_size
 
     fmt, units = _check_format(fmt), _check_units(units)
-    if (gpu is None) == (memory is None):
-        raise UsageError("give --gpu NAME (see mla-mem gpus) or --memory SIZE, one of them")
-    device = find_gpu(gpu) if gpu is not None else memory_gpu(str(memory), "--memory")
+    if gpu is not None and memory is not None:
+        raise UsageError("give --gpu NAME (see mla-mem gpus) or --memory SIZE, not both")
+    if gpu is None and memory is None and kv_cache_memory is None:
+        raise UsageError("give --gpu NAME (see mla-mem gpus) or --memory SIZE (or the engine's --kv-cache-memory)")
+    device = find_gpu(gpu) if gpu is not None else memory_gpu(str(memory), "--memory") if memory else unspecified_gpu()
     spec = load_model(model)
     n = _one_context(context)[0] if context else None
     sequences = _batch(batch)

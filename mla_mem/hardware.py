@@ -450,7 +450,7 @@ def _on_gpu(deployment: Deployment, gpu: GPU) -> tuple[Deployment, list[str]]:
     notes = []
     if deployment.compute_capability is None and gpu.compute_capability:
         deployment = deployment.with_(compute_capability=gpu.compute_capability)
-    if deployment.runtime.name == "vllm" and deployment.max_batched_tokens is None:
+    if deployment.runtime.name == "vllm" and deployment.max_batched_tokens is None and gpu.memory_bytes:
         tokens = default_batched_tokens(gpu.budget_bytes, gpu.name, deployment.runtime.numbers)
         if tokens != VLLM_MAX_BATCHED_TOKENS:
             deployment = deployment.with_(max_batched_tokens=tokens)
@@ -496,7 +496,9 @@ def fit(
     if kv_cache_memory is not None:
         available = kv_cache_memory
         rule = "as given, the engine's own figure"
-    weights_fit = per_gpu < budget.usable and (available > 0)
+    weights_fit = available > 0 and (per_gpu < budget.usable or not gpu.memory_bytes)
+    if not gpu.memory_bytes:  # no GPU given, only the engine's cache memory: nothing else to check
+        notes.append("no GPU given: the weights and the memory around the cache are not checked")
     probe = size(plan, 1, 1)
     engine = engine_capacity(plan, max(0, available), context, num_gpu_blocks_override)
     num_blocks = None
@@ -715,6 +717,14 @@ def best_layout(
     if model.first_mla() is not None:
         note += "; every tensor-parallel rank keeps the whole MLA latent, so tp adds no cache room"
     return replace(best, notes=best.notes + (note,))
+
+
+UNSPECIFIED = "unspecified GPU"
+
+
+def unspecified_gpu() -> GPU:
+    """The GPU of a `fit` that gives the engine's cache memory and no GPU: its memory does not enter the result."""
+    return GPU(name=UNSPECIFIED, memory_bytes=0, nominal="not given: the cache memory is the engine's own figure")
 
 
 def memory_gpu(value: int | str, what: str = "memory") -> GPU:

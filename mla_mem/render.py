@@ -466,7 +466,8 @@ def fit_view(result: FitResult, units: str) -> tuple[TableData, Any]:
 
     layout = f"tp {r.tp}, pp {r.pp}, dp {r.dp}" + (" with dp attention" if r.dp_attention else "")
     line("GPU", r.gpu, "", f"{r.gpu} x {r.gpus} ({layout})")
-    line("memory per GPU (CUDA total)", r.memory_bytes, "bytes")
+    if r.memory_bytes:
+        line("memory per GPU (CUDA total)", r.memory_bytes, "bytes")
     engine = r.runtime.split(" ")[0]
     fraction_name = {"sglang": "mem_fraction_static", "trtllm": "free_gpu_memory_fraction"}.get(
         engine, "gpu_memory_utilization"

@@ -133,7 +133,7 @@ def test_search_finds_the_smallest_layout():
     "args,message",
     [
         (["fit", "deepseek-v3"], "--gpu"),
-        (["fit", "deepseek-v3", "--gpu", "H100", "--memory", "80GiB"], "one of them"),
+        (["fit", "deepseek-v3", "--gpu", "H100", "--memory", "80GiB"], "not both"),
         (["fit", "deepseek-v3", "--gpu", "H100"], "needs --context"),
         (["fit", "deepseek-v3", "--gpu", "H100", "--gpus", "8", "--tp", "3"], "= 6 GPUs, not the 8 GPUs given"),
         (
@@ -212,3 +212,17 @@ def test_fit_options_on_the_command_line(capsys):
         result = json.loads(capsys.readouterr().out)
         weights = weight_bytes(model)
         assert result["weight_bytes"] == -(-weights.dense // 8) + -(-weights.expert // (8 * expected_ep))
+
+
+def test_engine_cache_memory_needs_no_gpu(capsys):
+    """Issue 16's command: the engine's own cache memory is enough; the GPU's memory would not enter the result."""
+    args = ["fit", "kimi-linear-48b-a3b", "--gpus", "2", "--tp", "2", "-c", "120000", "--runtime", "vllm",
+            "--kv-cache-memory", "2.30GiB", "--format", "json"]  # fmt: skip
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["engine_lines"][-1] == ("GPU KV cache size: 289,354 tokens, Maximum concurrency for 120,000 tokens "
+                                       "per request: 2.41x")  # fmt: skip
+    assert main(args[:-2] + ["--gpu", "H100", "--format", "json"]) == 0  # the same with a GPU named
+    assert json.loads(capsys.readouterr().out)["engine_lines"] == out["engine_lines"]
+    assert main(["fit", "kimi-linear-48b-a3b", "--gpus", "2", "--tp", "2"]) == 2
+    assert "or the engine's --kv-cache-memory" in capsys.readouterr().err
