@@ -2,7 +2,8 @@
 
     uv run python benchmarks/plot_bench.py [--runs 7]
 
-Both run alternately as whole processes (cold start included); prints medians and their ratio.
+Both run alternately as whole processes (cold start included), after the environment is byte-compiled; prints
+min / median / max of both and of their ratio, pair by pair. Target (issue 3): median ratio <= 1.5.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _timing import compare  # noqa: E402
+from _timing import compile_environment, pairs  # noqa: E402
 
 BASELINE = (
     "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as p; p.plot([1],[1]); p.savefig('x.png')"
@@ -27,11 +28,11 @@ def main() -> None:
     args = parser.parse_args()
     script = Path(sys.executable).parent / "mla-mem"
     tool = [str(script), "plot", "deepseek-v3", "kimi-k2", "glm-5", "-o", "plot.png", "--force"]
+    compile_environment()
     with tempfile.TemporaryDirectory() as folder:
-        tool_median, base_median = compare(tool, [sys.executable, "-c", BASELINE], args.runs, cwd=folder)
-    print(f"mla-mem plot (3 models)          : median {tool_median * 1000:7.1f} ms over {args.runs} runs")
-    print(f"matplotlib one-point savefig     : median {base_median * 1000:7.1f} ms over {args.runs} runs")
-    print(f"ratio                            : {tool_median / base_median:.2f}")
+        pair = pairs(tool, [sys.executable, "-c", BASELINE], args.runs, cwd=folder)
+    print(f"{args.runs} A/B pairs, min / median / max; baseline: matplotlib saving a one-point figure")
+    print(pair.line("plot deepseek-v3 kimi-k2 glm-5"))
 
 
 if __name__ == "__main__":

@@ -598,8 +598,18 @@ def normalise(name: str) -> str:
     return name.strip().lower().replace("_", "-").replace(" ", "-")
 
 
+_RESOLVED: dict[str, Path | None] = {}
+
+
 def resolve_builtin(name: str) -> Path | None:
-    """File of a built-in model by its name (the file stem, case-insensitive) or any of its aliases."""
+    """File of a built-in model by its name (the file stem, case-insensitive) or any of its aliases (looked up once
+    per name and process: the built-in files ship with the package)."""
+    if name not in _RESOLVED:
+        _RESOLVED[name] = _resolve_builtin(name)
+    return _RESOLVED[name]
+
+
+def _resolve_builtin(name: str) -> Path | None:
     wanted = normalise(name)
     files = list(_builtin_files())
     for path in files:

@@ -114,3 +114,17 @@ def test_the_package_and_its_metadata_name_one_version():
     assert declared is not None and declared.group(1) == mla_mem.__version__
     changelog = (Path(__file__).resolve().parent.parent / "CHANGELOG.md").read_text()
     assert f"## {mla_mem.__version__}" in changelog
+
+
+def test_every_benchmark_script_starts():
+    """The benchmarks are run by hand, not by CI: a script that no longer imports would go unnoticed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    for script in sorted(folder.glob("*.py")):
+        if script.name.startswith("_"):
+            continue
+        result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{script.name}: {result.stderr[-500:]}"
