@@ -33,8 +33,11 @@ BLOCK = re.compile(
 
 
 def run(args: list[str]) -> str:
+    import os
+
     from mla_mem.cli import main
 
+    os.environ.pop("COLUMNS", None)  # the documents show natural-width tables (pytest-xdist's workers set 80)
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(io.StringIO()):
         code = main(args)
