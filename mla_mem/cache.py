@@ -160,7 +160,7 @@ class Plan:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ComponentEstimate:
     name: str
     layers: int
@@ -178,7 +178,7 @@ class ComponentEstimate:
         return self.total_bytes - self.stored_bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Estimate:
     """Exact bytes of one model at one context and batch. All byte figures are for ONE GPU (the most loaded
     one); `deployment_bytes` adds up every GPU. bytes_per_token and fixed_bytes are per sequence."""
@@ -393,13 +393,18 @@ def curve(plan: Plan, contexts: Sequence[int] | Any, batch: int = 1) -> dict[str
 
         if stream.remainder_of:
             return -(-(tokens % stream.remainder_of) // stream.block) * stream.page
-        kept = np.minimum(tokens, stream.window) if stream.window is not None else tokens
-        entries = kept // stream.tokens_per_entry if stream.tokens_per_entry != 1 else kept
-        pages = -(-entries // stream.block) if stream.block != 1 else entries
+        # one fresh array worked in place (a million contexts are 7.6 MiB per array): entries, pages, bytes
+        pages = np.minimum(tokens, stream.window) if stream.window is not None else tokens.copy()
+        _ceil_div_into(pages, stream.tokens_per_entry, ceil=False)
+        _ceil_div_into(pages, stream.block)
         if stream.window is not None and stream.extra_blocks:
-            unwindowed = -(-(tokens // stream.tokens_per_entry) // stream.block)
-            pages = np.minimum(pages + stream.extra_blocks, unwindowed)
-        return pages * stream.page
+            unwindowed = tokens // stream.tokens_per_entry
+            _ceil_div_into(unwindowed, stream.block)
+            pages += stream.extra_blocks
+            np.minimum(pages, unwindowed, out=pages)
+            del unwindowed
+        pages *= stream.page
+        return pages
 
     stage_totals = []
     stage_parts = []
@@ -427,6 +432,20 @@ def curve(plan: Plan, contexts: Sequence[int] | Any, batch: int = 1) -> dict[str
         rows = np.stack([np.asarray(parts.get(name, np.zeros(ctx.shape, dtype=dtype))) for parts in stage_parts])
         components[name] = rows[best, np.arange(ctx.size)]
     return {"context": ctx, "total": total, "components": components}
+
+
+def _ceil_div_into(values: Any, divisor: int, ceil: bool = True) -> None:  # noqa: ANN401 - a numpy array
+    """values = ceil(values / divisor) (or floor), in place; nothing to do for 1."""
+    import numpy as np
+
+    if divisor == 1:
+        return
+    if ceil:
+        np.negative(values, out=values)
+        np.floor_divide(values, divisor, out=values)
+        np.negative(values, out=values)
+    else:
+        np.floor_divide(values, divisor, out=values)
 
 
 def _first_max(values: list[int]) -> int:

@@ -196,6 +196,13 @@ def test_curve_equals_scalar_path():
 def test_curve_exact_for_huge_values():
     result = mla_mem.curve("llama-3.1-405b", [2**40], batch=2**24)
     assert int(result["total"][0]) == 516_096 * 2**40 * 2**24
+    # exact Python integers through the windowed path too (worked in place on an object array)
+    contexts = [1, 129, 4096, 2**40]
+    for runtime in ("ideal", "vllm"):
+        result = mla_mem.curve("gpt-oss-120b", contexts, batch=2**24, runtime=runtime)
+        assert result["total"].dtype == object
+        for i, n in enumerate(contexts):
+            assert int(result["total"][i]) == mla_mem.estimate("gpt-oss-120b", n, 2**24, runtime=runtime).total_bytes
 
 
 def test_pipeline_parallel_reports_the_largest_stage():
