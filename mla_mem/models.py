@@ -29,12 +29,11 @@ def load_model(model: str | os.PathLike[str] | ModelSpec) -> ModelSpec:
         from .ggufread import load_gguf
 
         return load_gguf(text)
-    from .hub import is_hub_id
+    if "/" in text:  # a Hub id has one; built-in names never do (hub.py is not imported for them)
+        from .hub import is_hub_id, load_hub_model
 
-    if is_hub_id(text):
-        from .hub import load_hub_model
-
-        return load_hub_model(text)
+        if is_hub_id(text):
+            return load_hub_model(text)
     if looks_like_path(text):
         from .hf import is_config_path, load_config
 

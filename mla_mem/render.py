@@ -14,7 +14,6 @@ TableData, so the command line only chooses the view.
 from __future__ import annotations
 
 import io
-import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +71,8 @@ def write(text: str) -> None:
 def emit(fmt: str, table: TableData, payload: Any) -> None:
     """Print `table` as table/csv/markdown, or `payload` as JSON (a callable payload is built only for JSON)."""
     if fmt == "json":
+        import json  # only for JSON output: 1 ms of start-up otherwise
+
         write(json.dumps(payload() if callable(payload) else payload, indent=2) + "\n")
     elif fmt == "csv":
         write(to_csv(table))
@@ -577,6 +578,8 @@ def fit_search_view(results: Sequence[FitResult], units: str) -> tuple[TableData
 
 def verdicts_json(verdicts: Sequence[Verdict]) -> str:
     passed = all(v.passed for v in verdicts)
+    import json
+
     return json.dumps({"passed": passed, "verdicts": [v.as_dict() for v in verdicts]}, indent=2) + "\n"
 
 
