@@ -5,7 +5,8 @@ bytes per entry, how many entries a sequence holds at context n, and how entries
 
   tokens on this rank   t = ceil(n / token_shards)                (decode context parallel splits tokens)
   tokens kept           t = min(t, window)                        (sliding windows)
-  entries               e = t // tokens_per_entry                 (1 per token; 1 per r tokens if compressed)
+  entries               e = t // tokens_per_entry                 (1 per token; 1 per r tokens if compressed;
+                                                                   ceil(t / r) with ceil_entries, llama.cpp)
                         e = 1                                     (tokens_per_entry 0: a constant state)
   stored bytes          e x entry_bytes                           (the records themselves)
   allocated bytes       ceil(e / block) x page_bytes              (paging; + extra_blocks for windows,
@@ -55,6 +56,7 @@ class CacheStream:
     kind: str = ""  # the layer kind it was lowered from
     order: int = 0  # display order: 0 attention, 1 indexer keys, 2 constant state
     key_bytes: int = 0  # of entry_bytes, the keys when the entry is separate keys and values (0: one tensor, MLA)
+    ceil_entries: bool = False  # a started group of tokens_per_entry tokens takes an entry (llama.cpp's V4 caches)
 
     @property
     def page(self) -> int:
@@ -73,6 +75,8 @@ class CacheStream:
             return tokens % self.remainder_of
         if self.window is not None:
             tokens = min(tokens, self.window)
+        if self.ceil_entries:
+            return _ceil_div(tokens, self.tokens_per_entry)
         return tokens // self.tokens_per_entry
 
     def stored_bytes(self, context: int) -> int:
@@ -395,7 +399,7 @@ def curve(plan: Plan, contexts: Sequence[int] | Any, batch: int = 1) -> dict[str
             return -(-(tokens % stream.remainder_of) // stream.block) * stream.page
         # one fresh array worked in place (a million contexts are 7.6 MiB per array): entries, pages, bytes
         pages = np.minimum(tokens, stream.window) if stream.window is not None else tokens.copy()
-        _ceil_div_into(pages, stream.tokens_per_entry, ceil=False)
+        _ceil_div_into(pages, stream.tokens_per_entry, ceil=stream.ceil_entries)
         _ceil_div_into(pages, stream.block)
         if stream.window is not None and stream.extra_blocks:
             unwindowed = tokens // stream.tokens_per_entry

@@ -182,15 +182,19 @@ def test_kv_dtype_is_independent_of_weights_and_defaults_to_model_dtype():
     assert mla_mem.estimate("deepseek-v3", 10).kv_dtype == "bf16"
 
 
-def test_curve_equals_scalar_path():
-    contexts = [1, 100, 127, 128, 129, 4096, 100_000, 1 << 20]
-    for name in ("gpt-oss-120b", "qwen3-next-80b-a3b", "deepseek-v3.2", "gemma-3-27b"):
-        result = mla_mem.curve(name, contexts, batch=3)
-        for i, n in enumerate(contexts):
-            estimate = mla_mem.estimate(name, n, batch=3)
-            assert int(result["total"][i]) == estimate.total_bytes
-            for component in estimate.components:
-                assert int(result["components"][component.name][i]) == component.total_bytes
+@pytest.mark.parametrize(
+    ("name", "runtime"),
+    [("gpt-oss-120b", "ideal"), ("qwen3-next-80b-a3b", "ideal"), ("deepseek-v3.2", "ideal"), ("gemma-3-27b", "ideal"),
+     ("deepseek-v4-flash", "llama.cpp"), ("deepseek-v4-pro", "vllm")],
+)  # fmt: skip
+def test_curve_equals_scalar_path(name, runtime):
+    contexts = [1, 100, 127, 128, 129, 1025, 4096, 100_000, 1 << 20]
+    result = mla_mem.curve(name, contexts, batch=3, runtime=runtime)
+    for i, n in enumerate(contexts):
+        estimate = mla_mem.estimate(name, n, batch=3, runtime=runtime)
+        assert int(result["total"][i]) == estimate.total_bytes
+        for component in estimate.components:
+            assert int(result["components"][component.name][i]) == component.total_bytes
 
 
 def test_curve_exact_for_huge_values():

@@ -119,10 +119,76 @@ def test_bf16_records_and_mtp_window_layer():
     assert {c.name: c.layers for c in mtp.components}["window"] == 62  # the MTP layer keeps a window only
 
 
-@pytest.mark.parametrize("runtime", ["sglang", "llama.cpp", "trtllm", "transformers@4.57"])
+@pytest.mark.parametrize("runtime", ["sglang", "trtllm", "transformers@4.57", "llama.cpp@b9838", "llama.cpp@2025"])
 def test_runtimes_without_v4_rules_say_so(runtime):
     with pytest.raises(UsageError, match="DeepSeek-V4"):
         mla_mem.estimate("deepseek-v4-flash", 1024, runtime=runtime)
+
+
+def test_llama_cpp_before_v4_names_the_build_that_runs_it():
+    with pytest.raises(UsageError, match="b9840"):
+        mla_mem.estimate("deepseek-v4-flash", 1024, runtime="llama.cpp@b9838")
+    assert mla_mem.estimate("deepseek-v4-flash", 1024, runtime="llama.cpp@b9840").total_bytes > 0
+
+
+def _llama_cpp_v4(n: int, layers: int, csa: int, hca: int, row: int = 1024, index_row: int = 256) -> int:
+    """llama.cpp's DeepSeek-V4 caches by hand (src/llama-kv-cache-dsv4.cpp): K-only rows; every layer an iSWA window
+    of pad256(min(n, 128 + 512)) cells; ratio-4 layers pad256(ceil(n / 4)) compressed cells and as many indexer keys;
+    ratio-128 layers pad256(ceil(n / 128)) cells; f32 compressor states, kv and score tensors of 1,024 x 8 (csa),
+    512 x 128 (hca) and 256 x 8 (lightning indexer) values."""
+
+    def pad(cells: int) -> int:
+        return -(-cells // 256) * 256
+
+    window = layers * pad(min(n, 128 + 512)) * row
+    compressed = csa * pad(-(-n // 4)) * (row + index_row) + hca * pad(-(-n // 128)) * row
+    states = csa * 2 * (1024 * 8 + 256 * 8) * 4 + hca * 2 * 512 * 128 * 4
+    return window + compressed + states
+
+
+def test_llama_cpp_v4_by_hand():
+    # DeepSeek-V4-Flash: 43 layers, 21 of ratio 4, 20 of ratio 128 (layers 0-1 window only); Pro: 61, 30, 31
+    flash = mla_mem.estimate("deepseek-v4-flash", 131072, runtime="llama.cpp")
+    assert flash.total_bytes == _llama_cpp_v4(131072, 43, 21, 20)
+    assert flash.total_bytes == 43 * 768 * 1024 + 21 * 32768 * 1280 + 20 * 1024 * 1024 + 21 * 81920 + 20 * 524288
+    assert flash.total_bytes == 947_798_016  # 903.89 MiB
+    for n in (1, 255, 256, 1024, 1025, 4096, 32769, 100_000):
+        assert mla_mem.estimate("deepseek-v4-flash", n, runtime="llama.cpp").total_bytes == _llama_cpp_v4(n, 43, 21, 20)
+        assert mla_mem.estimate("deepseek-v4-pro", n, runtime="llama.cpp").total_bytes == _llama_cpp_v4(n, 61, 30, 31)
+    # a started group of 4 tokens takes a cell: 1,025 tokens need 257 ratio-4 cells, padded to 512
+    parts = {c.name: c.total_bytes for c in mla_mem.estimate("deepseek-v4-flash", 1025, runtime="llama.cpp").components}
+    assert parts["compressed_csa"] == 21 * 512 * 1024 and parts["compressed_hca"] == 20 * 256 * 1024
+    # q8_0 rows: 512 / 32 blocks of 34 B = 544 B, indexer 128 / 32 x 34 = 136 B
+    q8 = mla_mem.estimate("deepseek-v4-flash", 131072, runtime="llama.cpp", kv_dtype="q8_0")
+    assert q8.total_bytes == _llama_cpp_v4(131072, 43, 21, 20, row=544, index_row=136)
+    # every cache is per sequence: a batch of 4 is 4 times one
+    assert mla_mem.estimate("deepseek-v4-flash", 8192, 4, runtime="llama.cpp").total_bytes == 4 * _llama_cpp_v4(
+        8192, 43, 21, 20
+    )
+
+
+def test_llama_cpp_v4_compressor_states_as_a_public_log_prints_them():
+    """ggml-org/llama.cpp#27680 (DeepSeek-V4-Flash-0731, bf16 cache, one sequence):
+    "csa ratio = 4, state = 8 x 1024, ... layers = 21, size =    1.31 MiB", "hca ratio = 128, state = 128 x 512,
+    ... layers = 20, size =   10.00 MiB", "lid ratio = 4, state = 8 x 256, ... layers = 21, size =    0.33 MiB"."""
+    result = mla_mem.estimate("deepseek-v4-flash", 64000, runtime="llama.cpp", kv_dtype="bf16")
+    parts = {c.name: c.total_bytes for c in result.components}
+    csa, lid = 21 * 2 * 8 * 1024 * 4, 21 * 2 * 8 * 256 * 4
+    assert (f"{csa / 2**20:.2f}", f"{lid / 2**20:.2f}") == ("1.31", "0.33")
+    assert parts["compressor_state_r4"] == csa + lid
+    assert f"{parts['compressor_state_r128'] / 2**20:.2f}" == "10.00"
+    # the same log's window, "182.75 MiB" = 43 layers x 4,352 cells x 1,024 B, used an n_ubatch of 4,096
+    # (pad256(128 + 4096) = 4,352); mla-mem's llama.cpp window is the default n_ubatch 512's: pad256(640) = 768
+    assert parts["window"] == 43 * 768 * 1024
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [({"mtp": True}, "mtp"), ({"kv_dtype": "f16", "v_dtype": "q8_0"}, "v_dtype"), ({"block_size": 64}, "block_size")],
+)
+def test_llama_cpp_v4_refusals_name_the_option(options, key):
+    with pytest.raises(UsageError, match=key):
+        mla_mem.estimate("deepseek-v4-flash", 1024, runtime="llama.cpp", **options)
 
 
 def test_transformers_in_progress_state_by_hand():

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from ..errors import UsageError
 from ..options import Deployment, OptionError, RuntimeRef
-from ..spec import MLA, STATE_KINDS, ModelSpec
+from ..spec import MLA, STATE_KINDS, Compressed, ModelSpec
 from ..units import DType, parse_dtype
 from . import Profile
 from .ideal import first_indexer_dim
-from .rules import LLAMA_CPP_PAD, LLAMA_CPP_UBATCH, Rules, StateRule, has_kind
+from .rules import LLAMA_CPP_PAD, LLAMA_CPP_UBATCH, CompressedRules, Rules, StateRule, has_kind
 
 TYPES = ("f16", "bf16", "f32", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
 
@@ -34,6 +34,9 @@ def cache_type(text: str | None, field_name: str = "kv_dtype") -> DType:
 # The first build whose KV cache holds DSA indexer keys (DeepSeek-V3.2 / GLM-5 sparse attention, llama.cpp b9445:
 # llama-kv-cache.cpp "indexer KV cache"); builds before ran those models as dense MLA.
 LLAMA_CPP_DSA_BUILD = 9445
+# The first build that runs DeepSeek-V4 (PR #24162 "DeepSeek V4", merged 2026-06-29 as b9840; b9838 has no
+# deepseek4 architecture in libllama, llama-cpp-python 0.3.33 vendors it).
+LLAMA_CPP_V4_BUILD = 9840
 
 
 def rules(model: ModelSpec, deployment: Deployment) -> Rules:
@@ -42,6 +45,8 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
     numbers = deployment.runtime.numbers
     era = numbers[0]
     build = numbers[1] if len(numbers) > 1 else None  # None: the newest (an era)
+    if has_kind(model, lambda kind: isinstance(kind.attention, Compressed)):
+        return _rules_v4(model, deployment, k, v, era, build)
     layout = {2024: "expanded", 2025: "latent+v"}.get(era, "latent")
     label = k.name if k.name == v.name or layout == "latent" else f"K {k.name}, V {v.name}"
     notes = [
@@ -73,9 +78,49 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
         chunk_rule="llama.cpp",  # Llama 4's chunked layers are an iSWA cache of n_swa = 8192 (src/models/llama4.cpp)
 
         supports_tp=False, notes=tuple(notes),
-        refuse_compressed="llama.cpp: no DeepSeek-V4 (compressed attention) rules for this runtime yet (llama.cpp "
-        "runs DeepSeek-V4 from a build between b9757 and b9879, with a raw cache, compressed caches and an iSWA window; "
-        "their sizes are not derived here); use runtime vllm, transformers or ideal",
+    )  # fmt: skip
+
+
+def _rules_v4(model: ModelSpec, deployment: Deployment, k: DType, v: DType, era: int, build: int | None) -> Rules:
+    """DeepSeek-V4 in llama.cpp (src/llama-kv-cache-dsv4.cpp, llama-cpp-python 0.3.33-0.3.36's vendored tree): every
+    cache is K-only rows of type_k and per sequence whatever --kv-unified says (dsv4.cpp:1241-1244, 1287): an iSWA
+    window of pad256(min(n, sliding_window + n_ubatch)) cells on every layer (llama-kv-cache-iswa.cpp:69-79), the
+    compressed caches of pad256(ceil(n / r)) cells on layers of ratio 4 and 128 (dsv4.cpp:28-30, 1272-1303), indexer
+    keys of index_head_dim x type_k with the ratio-4 cells (1263-1270, 1305-1311), and three f32 compressor states
+    per sequence, kv and score tensors of 2 x 512 x 8 (ratio 4), 512 x 128 (ratio 128) and 2 x 128 x 8 (indexer)
+    (1313-1330), n_rs_seq 0 without speculative decoding. Checked against ggml-org/llama.cpp#27680's log."""
+    if era < 2026 or (build is not None and build < LLAMA_CPP_V4_BUILD):
+        ran = f"b{build}" if build is not None else str(era)
+        raise OptionError("runtime", f"llama.cpp {ran} does not run DeepSeek-V4 (architecture deepseek4); "
+                                     f"b{LLAMA_CPP_V4_BUILD} (PR #24162) and later do: use llama.cpp@b{LLAMA_CPP_V4_BUILD} "
+                                     "or llama.cpp")  # fmt: skip
+    if k.name != v.name:
+        raise OptionError("v_dtype", "llama.cpp: DeepSeek-V4's caches are K-only and type_v must equal type_k "
+                                     "(llama-context.cpp)")  # fmt: skip
+    if deployment.mtp:
+        raise OptionError("mtp", "llama.cpp: DeepSeek-V4's MTP layer runs in a draft context of its own, not modelled; "
+                                 "drop mtp")  # fmt: skip
+    head = next(kind.attention.head_dim for kind in model.used_kinds() if isinstance(kind.attention, Compressed))
+    index_dim = first_indexer_dim(model)
+    record = k.row_bytes(head)
+    indexer = k.row_bytes(index_dim) if index_dim else 0
+    block = deployment.block_size or 1
+    if block != 1:
+        raise OptionError("block_size", "llama.cpp: caches are cells padded to 256, not blocks; drop block_size")
+    notes = (
+        f"llama.cpp DeepSeek-V4: K-only {k.name} rows; every cache per sequence (llama-server's automatic -np 4 with a "
+        "unified cache allocates 4 sequences of the whole context); the window is iSWA (not --swa-full, which "
+        "llama-cpp-python turns on: then the window holds the whole context)",
+    )
+    return Rules(
+        runtime=RuntimeRef("llama.cpp", deployment.runtime.version), kv=k, v=v, kv_label=k.name,
+        head_split="none", block=1, cell_pad=LLAMA_CPP_PAD, supports_tp=False, notes=notes,
+        compressed=CompressedRules(
+            record=record, record_formula=f"head_dim {head} x {k.name} = {record:,} B",
+            indexer=indexer, indexer_formula=f"index_head_dim {index_dim} x {k.name} = {indexer:,} B",
+            rings=True, window_block=LLAMA_CPP_PAD, window_extra=LLAMA_CPP_UBATCH,
+            window_extra_text=f"n_ubatch {LLAMA_CPP_UBATCH}", entry_block=LLAMA_CPP_PAD, ceil_entries=True,
+        ),
     )  # fmt: skip
 
 

@@ -342,12 +342,13 @@ def lower_compressed(kind: LayerKind, layers: tuple[int, ...], rules: Rules, mtp
         if mtp:
             raise OptionError("mtp", f"{rules.runtime}: builds no MTP layers for DeepSeek-V4; drop mtp")
         return _in_progress_streams(kind, layers, v4.record, v4.indexer, v4.record_formula, v4.indexer_formula)
-    window = kind.window
+    window = kind.window + v4.window_extra
+    held = f"sliding_window {kind.window} + {v4.window_extra_text}" if v4.window_extra else f"sliding_window {window}"
     streams = [
         CacheStream(
             "window", layers, v4.record, window=window, block=v4.window_block,
             page_bytes=v4.page(v4.window_block, v4.record), description="window cache",
-            formula=f"{v4.record_formula} per token, last sliding_window {window} tokens"
+            formula=f"{v4.record_formula} per token, last {held} tokens"
             + (f"; {v4.window_block}-token blocks" if v4.window_block > 1 else "")
             + (f" padded to {v4.page_align} B multiples" if v4.page_align else ""),
             kind=kind.name, order=ATTENTION,
@@ -356,19 +357,22 @@ def lower_compressed(kind: LayerKind, layers: tuple[int, ...], rules: Rules, mtp
     ratio = kind.compress_ratio
     if not ratio:
         return streams
-    per_page = max(1, v4.page_tokens // ratio)
+    per_page = v4.entry_block or max(1, v4.page_tokens // ratio)
     page = v4.page(per_page, v4.record)
-    text = f"one {v4.record} B entry per {ratio} tokens ({v4.record_formula})"
+    started = " (a started group counts)" if v4.ceil_entries else ""
+    text = f"one {v4.record} B entry per {ratio} tokens{started} ({v4.record_formula})"
     if per_page > 1 or v4.page_align:
         text += f"; pages of {per_page} entries = {page:,} B"
     streams.append(CacheStream(
         f"compressed_{kind.name}", layers, v4.record, tokens_per_entry=ratio, block=per_page, page_bytes=page,
         description=f"{kind.name} compressed entries", formula=text, kind=kind.name, order=ATTENTION,
+        ceil_entries=v4.ceil_entries,
     ))  # fmt: skip
     if kind.indexer is not None and v4.indexer:
         streams.append(CacheStream(
             "indexer", layers, v4.indexer, tokens_per_entry=ratio, block=per_page, description="Lightning Indexer keys",
-            formula=f"{v4.indexer_formula} per {ratio} tokens", kind=kind.name, order=ATTENTION,
+            formula=f"{v4.indexer_formula} per {ratio} tokens{started}" + (f"; pages of {per_page} entries" if per_page > 1 else ""),
+            kind=kind.name, order=ATTENTION, ceil_entries=v4.ceil_entries,
         ))  # fmt: skip
     if v4.rings:
         ring, ring_text = _compressor_rings(kind, attention)

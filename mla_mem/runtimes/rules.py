@@ -77,6 +77,10 @@ class CompressedRules:
     page_tokens: int = 1  # tokens covered by one compressed page
     page_align: int = 0  # pages padded to a multiple of this many bytes (0: none)
     in_progress: bool = False  # transformers: W - 1 windows, buffered tokens and overlap state
+    window_extra: int = 0  # tokens a window holds beyond sliding_window (llama.cpp: n_ubatch)
+    window_extra_text: str = ""
+    entry_block: int = 0  # entries per compressed page whatever the ratio (llama.cpp: 256 cells); 0: page_tokens / r
+    ceil_entries: bool = False  # a started group of r tokens takes a compressed entry (llama.cpp)
 
     def page(self, entries: int, entry_bytes: int) -> int:
         raw = entries * entry_bytes
