@@ -260,6 +260,8 @@ TORCH_NAMES = {"bf16": "torch.bfloat16", "fp16": "torch.float16", "fp32": "torch
 def sglang_capacity(plan: Plan, cache_memory: int, context: int | None = None) -> EngineCapacity | None:
     """SGLang's token pool for one GPU: tokens = rest // cell, floored to pages, and its "KV Cache is allocated"
     line; None for pools this module does not model (sliding-window and state pools)."""
+    if plan.model.compress_rates:  # DeepSeek-V4
+        return sglang_v4_capacity(plan, cache_memory, context)
     streams = plan.stage_streams(0) if len(plan.stages) == 1 else None
     if streams is None or any(s.is_state or s.window is not None or s.tokens_per_entry != 1 for s, _ in streams):
         return None
@@ -296,6 +298,86 @@ def sglang_capacity(plan: Plan, cache_memory: int, context: int | None = None) -
         engine="sglang", cache_memory=cache_memory, tokens=tokens, block_size=page,
         concurrency=Fraction(tokens, context) if context else None, lines=(line,), notes=tuple(notes), cell=cell,
         uniform=True,
+    )  # fmt: skip
+
+
+# SGLang 0.5.23, DeepSeek-V4: DSV4PoolConfigurator (model_executor/pool_configurator.py:1067-1712). The pools are
+# sized in "full" tokens (index space only; no full KV buffer): bytes per full token = 0.1 (swa_full_tokens_ratio,
+# set by model_overrides/deepseek_v4.py) x bytes per window token + the compressed pages, index keys and, per window
+# page, the ratio-4 compressor rows; the ratio-128 rings of every request slot are subtracted first. Floats as the
+# engine computes them (page bytes / page tokens), so the token count matches to the page.
+
+SGLANG_V4_MAX_RUNNING = 256  # arg_groups/deepseek_v4_hook.py: max_running_requests when none is given
+SGLANG_V4_SWA_RATIO = 0.1
+
+
+def _v4_page_bytes(entries: int, record: int = 584, align: int = 576) -> int:
+    """kv_layout.py page_bytes: data rows then scale rows, the page rounded up to 576 B multiples."""
+    return _cdiv(entries * record, align) * align
+
+
+def sglang_v4_capacity(plan: Plan, cache_memory: int, context: int | None = None) -> EngineCapacity | None:
+    model = plan.model
+    ratios = [model.kind(name).compress_ratio for name in model.layer_kinds]  # the target's layers, MTP aside
+    if len(plan.stages) != 1 or any(r not in (0, 4, 128) for r in ratios):
+        return None  # pipeline stages and ratios 1/2 (V4.1) are not modelled here
+    compressed_kind = next(k for k in model.used_kinds() if k.compress_ratio)
+    assert compressed_kind.attention is not None
+    index_dim = next((k.indexer.head_dim for k in model.used_kinds() if k.indexer is not None), 128)
+    layers, n4, n128 = len(ratios), ratios.count(4), ratios.count(128)
+    deployment = plan.deployment
+    speculative = deployment.mtp or deployment.spec is not None
+    ring4, ring128 = (16, 256) if speculative else (8, 128)  # get_compress_state_ring_size
+    page = 256
+    attn_dp = plan.dp if deployment.dp_attention else 1
+    requests = max(1, SGLANG_V4_MAX_RUNNING // attn_dp)  # requested_max_running_requests_per_worker
+    d = compressed_kind.attention.values_per_token  # head_dim: nope + rope, one shared key-value vector
+    swa_token = _v4_page_bytes(page) / page  # 585.0
+    c4_state, c4_index_state = 2 * 2 * d * 4, 2 * 2 * index_dim * 4  # fp32 rows, kv and score, overlapping
+    per_swa = swa_token * layers + (ring4 / page * (c4_state + c4_index_state) * n4)
+    index_key = index_dim + index_dim // 128 * 4  # 132 B (the NVIDIA estimate keeps fp8 even with the fp4 indexer)
+    compressed = {4: 1 / 4 * (_v4_page_bytes(page // 4) / (page // 4)) + 1 / 4 * index_key,
+                  128: 1 / 128 * (_v4_page_bytes(page // 128) / (page // 128))}  # fmt: skip
+    per_full = SGLANG_V4_SWA_RATIO * per_swa + sum(compressed[r] * n for r, n in ((4, n4), (128, n128)) if n)
+    if speculative:  # the draft worker: (target + 1 draft layer) / target
+        per_full *= (layers + 1) / layers
+    rows = _cdiv((requests + 1) * ring128 + ring128 + 1, 128) * 128
+    fixed = rows * 2 * d * 4 * n128 if n128 else 0
+    full = int(max(cache_memory - fixed, 0) / per_full) // page * page
+    swa = int(full * SGLANG_V4_SWA_RATIO) // page * page
+    c4_rows = swa // page * ring4
+    running = min(requests, full // 2)
+    lines = (
+        f"DSV4 SWA sizing: mode=ratio (explicit), swa_tokens={swa}, swa_full_tokens_ratio={SGLANG_V4_SWA_RATIO}",
+        f"DSV4 memory calculation: unified=False, unified_fp8=False, dspark_draft_bf16=False, "
+        f"bytes_per_full_token={per_full:.2f}, available_bytes={cache_memory / GIB:.2f} GB, "
+        f"c128_state_fixed={fixed / GIB:.2f} GB, c2_state_fixed=0.00 GB, swa_fixed=0.00 GB, swa_ring_fixed=0.00 GB, "
+        f"c4_state_fixed=0.00 GB, full_token={full}",
+        f"DSV4 pool sizes: full={full}, swa={swa}, c4={full // 4}, c128={full // 128}, c4_state={c4_rows}, c128_state=0",
+        # the scheduler's line, its other fields (chunked prefill, context length, free memory) left out
+        f"max_total_num_tokens={full}, ..., max_running_requests={running}, ...",
+    )
+    notes = [
+        f"sglang DeepSeek-V4: {per_full:.2f} B per full token (0.1 x {per_swa:,.2f} B per window token + compressed "
+        f"pages); {fixed:,} B of ratio-128 rings for {requests} + 1 request slots taken first",
+        f"sglang DeepSeek-V4: max_running_requests {running} (256 by default, per attention-dp rank, at most half the "
+        "tokens)",
+    ]
+    concurrency = None
+    if context:
+        pages = _cdiv(context, page)
+        concurrency = min(Fraction(full // page, pages), Fraction(running))
+        window_pages = swa // page
+        if window_pages < 3 * concurrency:
+            notes.append(f"sglang DeepSeek-V4: the window pool ({window_pages:,} pages of 256 tokens) holds the last "
+                         f"pages of about {window_pages // 3:,} requests at 3 pages each; requests beyond wait for "
+                         "evictions")  # fmt: skip
+    if swa <= 128 + page:
+        notes.append(f"sglang DeepSeek-V4: a window pool of {swa} tokens cannot hold one request; SGLang refuses to "
+                     "start (validate_swa_pool_size)")  # fmt: skip
+    return EngineCapacity(
+        engine="sglang", cache_memory=cache_memory, tokens=full, block_size=page, concurrency=concurrency,
+        lines=lines, notes=tuple(notes),
     )  # fmt: skip
 
 

@@ -378,6 +378,8 @@ def _engine_budget(plan: Plan, gpu: GPU, fraction: Fraction | None, weights: int
     device = gpu.budget_bytes
     name = plan.runtime.name
     if name == "sglang":
+        if not gpu.memory_bytes:  # no GPU, only the engine's own cache memory (--kv-cache-memory): no fraction
+            return _Budget(0, 0, fraction or Fraction(0), "no GPU given")
         if fraction is None:
             fraction, text = sglang_mem_fraction(gpu, plan)
             notes.append(text)

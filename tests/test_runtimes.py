@@ -228,7 +228,13 @@ def test_trtllm():
 # --- every model on every runtime, versions, layouts -------------------------------------------------
 
 
-V4_RUNTIMES = ("ideal", "vllm", "transformers", "llama.cpp")  # DeepSeek-V4 rules exist for these (docs/runtimes.md)
+V4_RUNTIMES = (
+    "ideal",
+    "vllm",
+    "transformers",
+    "llama.cpp",
+    "sglang",
+)  # DeepSeek-V4 rules exist for these (docs/runtimes.md)
 # (runtime, built-in) -> the layer kind the runtime has no rules for; the refusal must name it. Everything else runs.
 REFUSED = {
     ("sglang", "jamba-v0.1"): "mamba1",

@@ -119,7 +119,9 @@ def test_bf16_records_and_mtp_window_layer():
     assert {c.name: c.layers for c in mtp.components}["window"] == 62  # the MTP layer keeps a window only
 
 
-@pytest.mark.parametrize("runtime", ["sglang", "trtllm", "transformers@4.57", "llama.cpp@b9838", "llama.cpp@2025"])
+@pytest.mark.parametrize(
+    "runtime", ["trtllm", "transformers@4.57", "llama.cpp@b9838", "llama.cpp@2025", "sglang@0.5.11", "sglang@0.5.22"]
+)
 def test_runtimes_without_v4_rules_say_so(runtime):
     with pytest.raises(UsageError, match="DeepSeek-V4"):
         mla_mem.estimate("deepseek-v4-flash", 1024, runtime=runtime)
@@ -385,3 +387,72 @@ def test_vllm_refuses_what_it_refuses_for_v4():
     with pytest.raises(UsageError, match="vllm 0.29 stops on --kv-cache-dtype auto"):
         mla_mem.estimate("deepseek-v4-flash", 4096, runtime="vllm@0.29")
     assert mla_mem.estimate("deepseek-v4-flash", 4096, runtime="vllm@0.30").kv_dtype == "fp8_ds_mla"
+
+
+# --- SGLang 0.5.23 (srt/mem_cache/deepseek_v4_memory_pool.py, model_executor/pool_configurator.py) ----------------
+# A page of 256 tokens; entries of 584 B (448 fp8 + 64 bf16 + 8 B scales) stored as data rows then scale rows and
+# padded to 576 B multiples: a window page of 256 entries = ceil(256 x 584 / 576) x 576 = 149,760 B, a ratio-4 page of
+# 64 entries 37,440 B, a ratio-128 page of 2 entries 1,728 B; indexer keys 64 x 132 = 8,448 B a page.
+SGL_FULL_PAGE = 21 * 37_440 + 21 * 8_448 + 20 * 1_728  # V4-Flash, per 256 tokens of the sequence: 998,208 B
+SGL_WINDOW_PAGE = 43 * 149_760 + 21 * 8 * (8_192 + 2_048)  # every layer's page + the ratio-4 rows beside it
+SGL_SLOT_RINGS = 20 * 128 * 4_096  # the ratio-128 ring of one request slot
+
+
+def test_sglang_v4_request_by_hand():
+    assert (SGL_FULL_PAGE, SGL_WINDOW_PAGE) == (998_208, 8_160_000)
+    for n, full_pages, window_pages in ((1, 1, 1), (256, 1, 1), (257, 2, 2), (600, 3, 3), (131_072, 512, 3)):
+        # window pages at SGLang's request cap: 128 window + 128 eviction interval + 2 pages = 768 tokens
+        result = mla_mem.estimate("deepseek-v4-flash", n, runtime="sglang")
+        assert result.total_bytes == full_pages * SGL_FULL_PAGE + window_pages * SGL_WINDOW_PAGE + SGL_SLOT_RINGS, n
+    assert mla_mem.estimate("deepseek-v4-flash", 131_072, runtime="sglang").total_bytes == 546_048_256
+    # replicated on every tp rank: one shared key-value head
+    assert (
+        mla_mem.estimate("deepseek-v4-flash", 4096, runtime="sglang", tp=8).total_bytes
+        == mla_mem.estimate("deepseek-v4-flash", 4096, runtime="sglang").total_bytes
+    )
+
+
+def _sglang_v4_tokens(available: int, per_full_quarters: int, fixed: int, spec_layers: tuple[int, int] = (1, 1)) -> int:
+    """full tokens = int((available - fixed) / bytes per full token) floored to 256-token pages, in exact integers:
+    the bytes per full token given in quarters of a byte, times target+draft / target layers with speculation."""
+    top, bottom = spec_layers
+    return (available - fixed) * 4 * bottom // (per_full_quarters * top) // 256 * 256
+
+
+def test_sglang_v4_pool_sizing_by_hand():
+    # bytes per full token = 0.1 x (585 x 43 + 8 / 256 x 10,240 x 21) + 21 x (585 + 132) / 4 + 20 x 864 / 128
+    #                      = 0.1 x 31,875 + 3,764.25 + 135 = 7,086.75 = 28,347 / 4
+    fixed = 33_152 * 4_096 * 20  # ceil128(257 x 128 + 128 + 1) ring rows of 2 x 512 fp32 on 20 layers
+    available = 100 * 2**30
+    result = mla_mem.fit("deepseek-v4-flash", runtime="sglang", kv_cache_memory=available, context=131_072)
+    full = _sglang_v4_tokens(available, 28_347, fixed)
+    assert result.token_capacity == full == 14_768_128  # 104,658,370,560 x 4 / 28,347 = 14,768,175.9 -> pages
+    assert (
+        "bytes_per_full_token=7086.75" in result.engine_lines[1]
+        and "c128_state_fixed=2.53 GB" in result.engine_lines[1]
+    )
+    swa = full // 10 // 256 * 256
+    assert result.engine_lines[2] == (
+        f"DSV4 pool sizes: full={full}, swa={swa}, c4={full // 4}, c128={full // 128}, c4_state={swa // 256 * 8}, "
+        "c128_state=0"
+    )
+    # requests of 131,072 tokens: 512 pages each out of full / 256 pages
+    assert result.concurrency_per_gpu_group == Fraction(full // 256, 512) and result.max_concurrency == 112
+    # MTP: rings of 16 and 256 rows, bytes per full token x 44 / 43 (the draft worker's layer)
+    mtp = mla_mem.fit("deepseek-v4-flash", runtime="sglang", kv_cache_memory=available, mtp=True)
+    # 0.1 x (585 x 43 + 16 / 256 x 10,240 x 21) + 3,764.25 + 135 = 7,758.75 = 31,035 / 4
+    fixed_mtp = 66_176 * 4_096 * 20  # ceil128(257 x 256 + 256 + 1)
+    assert mtp.token_capacity == _sglang_v4_tokens(available, 31_035, fixed_mtp, (44, 43))
+    assert "bytes_per_full_token=7939.19" in mtp.engine_lines[1]
+    # data-parallel attention over 8 ranks: 256 // 8 = 32 request slots per rank
+    dp = mla_mem.fit("deepseek-v4-flash", runtime="sglang", kv_cache_memory=available, tp=8, dp=8, dp_attention=True)
+    assert dp.token_capacity == _sglang_v4_tokens(available, 28_347, 4_480 * 4_096 * 20)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"kv_dtype": "bf16"}, "fp8"), ({"block_size": 64}, "page_size 256"), ({"runtime": "sglang@0.5.11"}, "0.5.12")],
+)
+def test_sglang_v4_refusals(options, message):
+    with pytest.raises(UsageError, match=message):
+        mla_mem.estimate("deepseek-v4-flash", 1024, **{"runtime": "sglang", **options})

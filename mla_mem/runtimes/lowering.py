@@ -376,10 +376,21 @@ def lower_compressed(kind: LayerKind, layers: tuple[int, ...], rules: Rules, mtp
         ))  # fmt: skip
     if v4.rings:
         ring, ring_text = _compressor_rings(kind, attention)
-        streams.append(CacheStream(
-            f"compressor_state_r{ratio}", layers, ring, tokens_per_entry=0, description="compressor rings (fp32)",
-            formula=f"{ring:,} B per sequence per layer ({ring_text})", kind=kind.name, order=STATE,
-        ))  # fmt: skip
+        ring *= v4.ring_scale
+        if v4.ring_scale > 1:
+            ring_text = f"{v4.ring_scale} x ({ring_text}), speculative decoding"
+        if v4.ring_per_window_page and ratio == 4:
+            # SGLang: the rows sit beside each window page (state_loc = swa_page x ring + swa_loc mod ring)
+            streams.append(CacheStream(
+                f"compressor_state_r{ratio}", layers, ring, tokens_per_entry=v4.window_block, window=window,
+                ceil_entries=True, description="compressor rows (fp32) per window page",
+                formula=f"{ring:,} B per window page per layer ({ring_text})", kind=kind.name, order=STATE,
+            ))  # fmt: skip
+        else:
+            streams.append(CacheStream(
+                f"compressor_state_r{ratio}", layers, ring, tokens_per_entry=0, description="compressor rings (fp32)",
+                formula=f"{ring:,} B per sequence per layer ({ring_text})", kind=kind.name, order=STATE,
+            ))  # fmt: skip
     return streams
 
 

@@ -81,6 +81,8 @@ class CompressedRules:
     window_extra_text: str = ""
     entry_block: int = 0  # entries per compressed page whatever the ratio (llama.cpp: 256 cells); 0: page_tokens / r
     ceil_entries: bool = False  # a started group of r tokens takes a compressed entry (llama.cpp)
+    ring_per_window_page: bool = False  # SGLang: ratio-4 compressor rows addressed per window page, not per request
+    ring_scale: int = 1  # SGLang: rings twice as long with speculative decoding
 
     def page(self, entries: int, entry_bytes: int) -> int:
         raw = entries * entry_bytes

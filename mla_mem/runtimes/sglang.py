@@ -5,10 +5,19 @@ pages), python/sglang/srt/model_executor/model_runner.py (page sizes, Mamba pool
 from __future__ import annotations
 
 from ..options import Deployment, OptionError
-from ..spec import ModelSpec
+from ..spec import Compressed, ModelSpec
 from ..units import parse_dtype
 from . import Profile
-from .rules import Rules, StateRule, WindowRule, has_kind, has_sparse_mla, model_dtype, state_dtype
+from .rules import (
+    CompressedRules,
+    Rules,
+    StateRule,
+    WindowRule,
+    has_kind,
+    has_sparse_mla,
+    model_dtype,
+    state_dtype,
+)
 
 
 def _dsa_default(deployment: Deployment, notes: list[str]) -> str:
@@ -28,6 +37,8 @@ def _dsa_default(deployment: Deployment, notes: list[str]) -> str:
 
 
 def rules(model: ModelSpec, deployment: Deployment) -> Rules:
+    if has_kind(model, lambda k: isinstance(k.attention, Compressed)):
+        return _rules_v4(model, deployment)
     requested = (deployment.kv_dtype or "auto").lower()
     sparse = has_sparse_mla(model)
     mla_record = None
@@ -86,9 +97,60 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
         chunk_rule=chunk_rule, states=states,
         mtp_note="sglang: MTP layers get a separate draft pool of the same token count",
         notes=tuple(notes),
-        refuse_compressed="sglang: no DeepSeek-V4 (compressed attention) rules for this runtime yet (SGLang serves "
-        "DeepSeek-V4 from 0.5.12 with 584 B records in its DeepSeekV4 pools, whose request sizing is not derived here); "
-        "use runtime vllm, transformers or ideal",
+    )  # fmt: skip
+
+
+# DeepSeek-V4 in SGLang 0.5.23 (srt/mem_cache/deepseek_v4_memory_pool.py, kernels/ops/attention/dsv4/kv_layout.py,
+# srt/model_executor/pool_configurator.py DSV4PoolConfigurator; model overrides in
+# srt/arg_groups/model_overrides/deepseek_v4.py): page_size 256, the FlashMLA "V4" layout of 448 fp8 nope + 64 bf16
+# rope + 8 B of scales = 584 B per entry, a page stored as data rows then scale rows and padded to 576 B multiples.
+SGLANG_V4_FIRST = (0, 5, 12)  # the first wheel with srt/models/deepseek_v4.py
+SGLANG_V4_RULES = (0, 5, 23)  # the pools as read; earlier wheels sized them otherwise (unpadded records, c4 state)
+SGLANG_V4_PAGE = 256
+SGLANG_V4_RECORD = 584
+# compute_swa_request_cap (pool_configurator.py:924-968): the window, the eviction interval (128), a page that keeps
+# the eviction point page-aligned, and the next decode page: 128 + 128 + 256 + 256 = 768 tokens of window pages
+SGLANG_V4_SWA_EXTRA = 128 + 256 + 256
+
+
+def _rules_v4(model: ModelSpec, deployment: Deployment) -> Rules:
+    """Per request: window pages of every layer (at most SGLang's own request cap, 3 pages of 256 tokens), the
+    compressed pages of ratio-4 and ratio-128 layers and the ratio-4 indexer keys, one page per 256 tokens of the
+    sequence (slot = token // ratio, 64 and 2 entries a page), the ratio-4 compressor rows beside each window page and
+    the ratio-128 ring per request slot. Every tp rank holds all of it (one shared key-value head)."""
+    version = deployment.runtime.numbers
+    if version < SGLANG_V4_FIRST:
+        raise OptionError("runtime", f"sglang {deployment.runtime.version} does not serve DeepSeek-V4; 0.5.12 and "
+                                     "later do (rules read from 0.5.23: use runtime sglang@0.5.23)")  # fmt: skip
+    if version < SGLANG_V4_RULES:
+        raise OptionError("runtime", f"sglang {deployment.runtime.version}: DeepSeek-V4's pools were sized otherwise "
+                                     "before 0.5.23 (records without page padding, another compressor-state rule); "
+                                     "mla-mem has the 0.5.23 rules: use runtime sglang@0.5.23")  # fmt: skip
+    requested = (deployment.kv_dtype or "auto").lower()
+    if requested not in ("auto", "fp8", "fp8_e4m3", "fp8_ds_mla"):
+        raise OptionError("kv_dtype", f"sglang: DeepSeek-V4 on CUDA is stored in the FlashMLA fp8 layout "
+                                      f"(overrides.py resolves auto to fp8_e4m3), not {requested}; use auto or fp8")  # fmt: skip
+    if deployment.block_size not in (None, SGLANG_V4_PAGE):
+        raise OptionError("block_size", f"sglang: DeepSeek-V4 forces page_size {SGLANG_V4_PAGE} (model_overrides/"
+                                        "deepseek_v4.py); drop block_size")  # fmt: skip
+    speculative = deployment.mtp or deployment.spec is not None
+    notes = [
+        "sglang DeepSeek-V4: kv cache dtype auto is fp8_e4m3 (584 B FlashMLA entries); page_size 256",
+        "sglang DeepSeek-V4: window pages per request at SGLang's own worst case (window 128 + eviction interval "
+        "128 + 2 pages = 768 tokens); after prefill a request keeps 1 to 4 of them",
+    ]
+    fp8 = parse_dtype("fp8")
+    return Rules(
+        runtime=deployment.runtime, kv=fp8, v=fp8, kv_label="fp8_e4m3 (584 B V4 layout)", head_split="divides",
+        block=SGLANG_V4_PAGE, notes=tuple(notes),
+        mtp_note="sglang: the MTP draft keeps one window layer of its own",
+        compressed=CompressedRules(
+            record=SGLANG_V4_RECORD, record_formula="448 fp8 nope + 64 x 2 B rope + 8 B scales = 584 B",
+            indexer=132, indexer_formula="indexer key 128 fp8 + fp32 scale = 132 B", rings=True,
+            window_block=SGLANG_V4_PAGE, page_tokens=SGLANG_V4_PAGE, page_align=576,
+            window_extra=SGLANG_V4_SWA_EXTRA, window_extra_text="eviction interval 128 + 2 pages (request cap)",
+            ceil_entries=True, ring_per_window_page=True, ring_scale=2 if speculative else 1,
+        ),
     )  # fmt: skip
 
 
