@@ -234,7 +234,9 @@ def figure(data: PlotData) -> Any:
         ax.set_ylim(bottom=0)
     ax.set_xlabel("context length (tokens per sequence; K = 1,024)")
     ax.set_ylabel(f"KV cache ({unit})")
-    ax.set_title(data.title, fontsize=11)
+    import textwrap
+
+    ax.set_title(textwrap.fill(data.title, 95), fontsize=11)  # a long title wraps instead of running off the figure
     ax.grid(True, which="major", alpha=0.3)
     entries = len(ax.get_legend_handles_labels()[1])
     if entries > 8:  # a long legend goes beside the axes, in columns, instead of over the lines

@@ -105,6 +105,9 @@ def offload(
                          "neither is its offload tier")  # fmt: skip
     if plan.pp > 1:
         raise UsageError("--offload: offload tiers with pipeline parallelism are not modelled; give pp 1")
+    if plan.model.compress_rates:
+        raise UsageError(f"--offload: {plan.model.name}'s caches compressed along the sequence (window, compressed "
+                         "and state pools) have host tiers of their own in each engine, not modelled; drop --offload")  # fmt: skip
     results = []
     for tier in tiers:
         if engine.engine == "vllm":

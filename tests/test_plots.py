@@ -233,3 +233,13 @@ def test_crossing_label_near_the_right_edge_is_drawn_leftwards():
     fig = figure(build(["llama-3.1-8b"], max_context=160_000, cache_memory=16 * 2**30))
     texts = [t for t in fig.axes[0].texts if t.get_text() == "131,072"]
     assert len(texts) == 1 and texts[0].get_horizontalalignment() == "right"
+
+
+def test_a_long_title_stays_inside_the_figure():
+    """A runtime's long cache label (SGLang's DeepSeek-V4 layout) and a layout made the title run off the right."""
+    data = build(["deepseek-v4-flash"], deployment=mla_mem.Deployment().with_(runtime="sglang", tp=8), gpu="H200")
+    assert len(data.title) > 95
+    fig = figure(data)
+    fig.canvas.draw()
+    extent = fig.axes[0].title.get_window_extent()
+    assert 0 <= extent.x0 and extent.x1 <= fig.bbox.width

@@ -8,6 +8,7 @@ import pytest
 
 import mla_mem
 from mla_mem.cli import main
+from mla_mem.errors import UsageError
 from mla_mem.tiers import parse_tiers
 
 LATENT = 61 * (512 + 64) * 2  # DeepSeek-V3's bf16 latent over its 61 layers: 70,272 B per token
@@ -138,3 +139,10 @@ def test_budgets_state_tiers_prefixes_and_drafts(tmp_path, capsys):
     assert by_limit["min_shared_requests"]["measured"] == 20 and not by_limit["min_shared_requests"]["passed"]
     [error] = [v for v in verdicts if v["budget"] == "no tier"]
     assert error["status"] == "ERROR" and "needs `offload`" in error["error"]
+
+
+@pytest.mark.parametrize("runtime", ["vllm", "sglang"])
+def test_offload_of_compressed_caches_is_refused(runtime):
+    """DeepSeek-V4's window, compressed and state pools are not priced per token as the tier rules assume."""
+    with pytest.raises(UsageError, match="compressed along the sequence"):
+        mla_mem.fit("deepseek-v4-flash", "H200", gpus=8, tp=8, context=131072, runtime=runtime, offload="cpu:100GiB")
