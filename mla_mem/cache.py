@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
@@ -155,13 +156,20 @@ class Plan:
 
     def stage_streams(self, stage: int) -> list[tuple[CacheStream, int]]:
         """(stream, number of its layers in this stage) for the streams present in `stage`."""
-        first, last = self.stages[stage]
+        return list(self._by_stage[stage])
+
+    @cached_property
+    def _by_stage(self) -> tuple[tuple[tuple[CacheStream, int], ...], ...]:
+        """Every stage's streams, counted once per plan (size() asks for them at every context it is given)."""
         out = []
-        for stream in self.streams:
-            count = sum(1 for layer in stream.layers if first <= layer < last)
-            if count:
-                out.append((stream, count))
-        return out
+        for first, last in self.stages:
+            present = []
+            for stream in self.streams:
+                count = sum(1 for layer in stream.layers if first <= layer < last)
+                if count:
+                    present.append((stream, count))
+            out.append(tuple(present))
+        return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ and the bytes under each weight format come from the same list. Shapes follow th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .errors import UsageError
 from .spec import MLA, Attention, Compressed, GatedDeltaNet, LayerKind, ModelSpec, Weights
@@ -27,8 +28,14 @@ class Tensor:
         return self.rows * self.cols * self.count
 
 
-def tensors(model: ModelSpec, mtp: bool = True) -> list[Tensor]:
-    """Every weight of the model as tensor groups. MTP layers are included when `mtp` is true."""
+@lru_cache(maxsize=64)
+def tensors(model: ModelSpec, mtp: bool = True) -> tuple[Tensor, ...]:
+    """Every weight of the model as tensor groups. MTP layers are included when `mtp` is true. Remembered per
+    (model, mtp): `fit`'s layout search and `check` ask for the same model's weights many times."""
+    return tuple(_tensors(model, mtp))
+
+
+def _tensors(model: ModelSpec, mtp: bool) -> list[Tensor]:
     w = model.weights
     if w is None:
         raise UsageError(
