@@ -489,6 +489,7 @@ def plot(
                             "per GPU, e.g. 40GiB.")] = None,
     breakdown: Annotated[bool, typer.Option("--breakdown", help="Stacked components of one model.")] = False,
     log_y: Annotated[bool, typer.Option("--log-y", help="Logarithmic memory axis.")] = False,
+    offload: Annotated[str | None, typer.Option("--offload", help="With --gpu: + a host tier, e.g. cpu:1TiB.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists.")] = False,
     units: UnitsOpt = "binary",
     options: dict[str, Any] | None = None,
@@ -509,7 +510,7 @@ def plot(
         model, variants=parse_variants(as_) if as_ else None, min_context=parse_tokens(min_context, "--min-context"),
         max_context=parse_tokens(max_context, "--max-context"), batch=_batch(batch),
         deployment=make_deployment(options or {}), gpu=gpu, gpus=gpus, memory=memory, cache_memory=cache_memory,
-        breakdown=breakdown, log_y=log_y, units=units,
+        breakdown=breakdown, log_y=log_y, units=units, offload=offload,
     )  # fmt: skip
     write_atomic(output, lambda: render(data, fmt), force=force)
     _note(f"wrote {output}")

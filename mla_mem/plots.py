@@ -36,6 +36,10 @@ class Series:
 
     memory: int | None = None  # the memory line this series is held against (per model: its weights differ)
     crossing: int | None = None  # the longest context that fits under that line
+    # --offload: the GPU line plus the host tier's distinct content in this model's bytes per GPU, and its crossing
+    offload: int | None = None
+    offload_crossing: int | None = None
+    offload_label: str = ""
 
 
 @dataclass
@@ -52,6 +56,10 @@ class PlotData:
         """The distinct memory lines, in series order."""
         return list(dict.fromkeys(s.memory for s in self.series if s.memory is not None))
 
+    @property
+    def offload_lines(self) -> list[int]:
+        return list(dict.fromkeys(s.offload for s in self.series if s.offload is not None))
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "title": self.title,
@@ -66,6 +74,15 @@ class PlotData:
                     "components": s.components,
                     "memory_line_bytes": s.memory,
                     "crossing_context": s.crossing,
+                    **(
+                        {
+                            "offload_line_bytes": s.offload,
+                            "offload_crossing_context": s.offload_crossing,
+                            "offload": s.offload_label,
+                        }
+                        if s.offload is not None
+                        else {}
+                    ),
                 }
                 for s in self.series
             ],  # fmt: skip
@@ -179,7 +196,7 @@ def figure(data: PlotData) -> Any:
 
     lowest = min(s.contexts[0] for s in data.series)
     highest = max(s.contexts[-1] for s in data.series)
-    tallest = max([max(s.total_bytes) for s in data.series] + [line for line in data.memory_lines])
+    tallest = max([max(s.total_bytes) for s in data.series] + data.memory_lines + data.offload_lines)
     scale, unit = y_unit(tallest, data.units)
     fig = Figure(figsize=(9, 5.4), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
@@ -205,24 +222,7 @@ def figure(data: PlotData) -> Any:
             if len(group) > 1:
                 label += ", equal"
             ax.plot(first.contexts, [v / scale for v in first.total_bytes], linewidth=2, label=label, **style(index))
-    lines = data.memory_lines
-    for index, line in enumerate(lines):
-        label = data.memory_label + f": {format_bytes(line, data.units)}"
-        if len(lines) > 1:
-            owners = [s.label for s in data.series if s.memory == line]
-            label += f" ({', '.join(owners)})"
-        ax.axhline(line / scale, color="crimson", linestyle=("--", ":", "-.")[index % 3], linewidth=1.2, label=label)
-    span = math.log2(highest / lowest) if highest > lowest else 1.0
-    for s in data.series:
-        if s.memory is not None and s.crossing is not None and lowest <= s.crossing < highest:
-            y = s.memory / scale
-            # a label in the right sixth of the axis is drawn to the left of its point, so it is never clipped
-            right = math.log2(s.crossing / lowest) > span * 5 / 6
-            ax.plot([s.crossing], [y], marker="o", color="crimson")
-            ax.annotate(
-                f"{s.crossing:,}", (s.crossing, y), textcoords="offset points", xytext=(-4 if right else 4, 6),
-                fontsize=8, color="crimson", ha="right" if right else "left",
-            )  # fmt: skip
+    _memory_lines(ax, data, scale, lowest, highest)
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_locator(FixedLocator(x_ticks(lowest, highest)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick_label(int(round(v)))))
@@ -246,6 +246,36 @@ def figure(data: PlotData) -> Any:
         ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def _memory_lines(ax: Any, data: PlotData, scale: int, lowest: int, highest: int) -> None:  # noqa: ANN401
+    """The GPU's cache lines (crimson), the host tiers above them (orange), and where each curve crosses them."""
+    lines = data.memory_lines
+    for index, line in enumerate(lines):
+        label = data.memory_label + f": {format_bytes(line, data.units)}"
+        if len(lines) > 1:
+            owners = [s.label for s in data.series if s.memory == line]
+            label += f" ({', '.join(owners)})"
+        ax.axhline(line / scale, color="crimson", linestyle=("--", ":", "-.")[index % 3], linewidth=1.2, label=label)
+    for index, line in enumerate(data.offload_lines):
+        holders = [s for s in data.series if s.offload == line]
+        label = f"+ {holders[0].offload_label}: {format_bytes(line, data.units)}"
+        if len(data.offload_lines) > 1:
+            label += f" ({', '.join(s.label for s in holders)})"
+        ax.axhline(line / scale, color="darkorange", linestyle=("--", ":", "-.")[index % 3], linewidth=1.2, label=label)
+    span = math.log2(highest / lowest) if highest > lowest else 1.0
+    marks = [(s.memory, s.crossing, "crimson") for s in data.series]
+    marks += [(s.offload, s.offload_crossing, "darkorange") for s in data.series]
+    for memory, crossing, colour in marks:
+        if memory is not None and crossing is not None and lowest <= crossing < highest:
+            y = memory / scale
+            # a label in the right sixth of the axis is drawn to the left of its point, so it is never clipped
+            right = math.log2(crossing / lowest) > span * 5 / 6
+            ax.plot([crossing], [y], marker="o", color=colour)
+            ax.annotate(
+                f"{crossing:,}", (crossing, y), textcoords="offset points", xytext=(-4 if right else 4, 6),
+                fontsize=8, color=colour, ha="right" if right else "left",
+            )  # fmt: skip
 
 
 def render(data: PlotData, fmt: str) -> bytes:
@@ -288,6 +318,43 @@ def memory_for(
     return result.available_bytes, f"left for the cache on {deployment.gpus} x {device.name}"
 
 
+def _offload_tiers(offload: str | None, drawable: bool) -> tuple[Any, ...]:
+    if offload is None:
+        return ()
+    from .tiers import parse_tiers
+
+    if not drawable:
+        raise UsageError("--offload draws a host tier above the GPU's cache line: give --gpu (or --memory) and no "
+                         "--breakdown")  # fmt: skip
+    return parse_tiers(offload)
+
+
+def offload_for(
+    model: ModelSpec, plan: Plan, deployment: Deployment, gpu: str | GPU, batch: int, memory: int,
+    tiers: tuple[Any, ...],
+) -> tuple[int, int, str]:  # fmt: skip
+    """(line, crossing, label) of `--offload`: the GPU's cache line plus the host tiers' distinct tokens in this
+    model's bytes per GPU (fit's tier rules: copies per tp rank, whole chunks), and the longest context kept across
+    both. Only for caches that are tokens x bytes per token (no windows or states)."""
+    from .hardware import Beyond, fit, longest_context
+    from .tiers import per_token_only
+
+    if not per_token_only(plan):
+        raise UsageError(f"--offload: {model.name}'s cache has windows or states; a host tier is drawn only for "
+                         "caches of whole tokens")  # fmt: skip
+    from .hardware import GPU, find_gpu
+
+    device = gpu if isinstance(gpu, GPU) else find_gpu(gpu)
+    result = fit(model, device, deployment, batch=batch, plan=plan, beyond=Beyond(offload=tiers))
+    distinct = sum(t["unique_tokens"] for t in result.tiers)
+    per_token = size(plan, 1, 1).bytes_per_token
+    line = memory + int(distinct * per_token)
+    first = result.tiers[0]
+    copies = "1 copy" if first["copies"] == 1 else f"{first['copies']} copies"
+    label = f"{first['engine']} ({distinct:,} distinct tokens, {copies}), per GPU"
+    return line, longest_context(plan, batch, line), label
+
+
 def build(
     models: list[str] | list[ModelSpec | str],
     *,
@@ -304,6 +371,7 @@ def build(
     log_y: bool = False,
     units: str = "binary",
     points: int = 160,
+    offload: str | None = None,
 ) -> PlotData:
     """The data of one memory-vs-context plot: one series per model and per what-if variant. `gpu` (or `memory`,
     the memory of a GPU not in the catalogue, as in `fit`) draws, for each model, what its weights leave for the
@@ -328,6 +396,7 @@ def build(
     if gpus is not None and deployment.gpus == 1 and gpus > 1:
         deployment = deployment.with_(tp=gpus)  # no layout given: tp takes every GPU (fit searches; a plot cannot)
     line_bytes = parse_size(cache_memory, "--cache-memory") if cache_memory is not None else None
+    tiers = _offload_tiers(offload, gpu is not None and not breakdown)
     contexts = context_grid(min_context, max_context, points)
     series = []
     first_plan = None
@@ -346,6 +415,10 @@ def build(
             first_plan = first_plan or plan
             labels.append(plan.kv_dtype)
             series.append(series_for(plan, label, contexts, batch, line, breakdown))
+            if tiers and line is not None and gpu is not None:
+                series[-1].offload, series[-1].offload_crossing, series[-1].offload_label = offload_for(
+                    model, plan, deployment, gpu, batch, line, tiers
+                )
     assert first_plan is not None
     dtype = labels[0] if len(set(labels)) == 1 else (deployment.kv_dtype or "per model")
     title = f"KV cache per GPU vs context, batch {batch}, cache {dtype}, runtime {first_plan.runtime}"

@@ -243,7 +243,7 @@ def shared_prefix(plan: Plan, engine: EngineCapacity | None, available: int, con
         block = engine.block_size
         total = engine.tokens // block
         notes = ["sglang: the radix tree shares whole pages"]
-    elif engine is None and plan.runtime.name == "ideal" and _uniform(plan):
+    elif engine is None and plan.runtime.name == "ideal" and per_token_only(plan):
         block = 1
         per_token = sum(s.entry_bytes * n for s, n in plan.stage_streams(0))
         total = available // per_token
@@ -257,8 +257,11 @@ def shared_prefix(plan: Plan, engine: EngineCapacity | None, available: int, con
     return PrefixResult(prefix, block, shared, own, requests, total // -(-context // block), tuple(notes))
 
 
-def _uniform(plan: Plan) -> bool:
+def per_token_only(plan: Plan) -> bool:
+    """Every stream grows one entry per token, unwindowed: bytes are tokens x bytes per token."""
     return all(s.tokens_per_entry == 1 and s.window is None for s, _ in plan.stage_streams(0))
 
 
-__all__ = ["PrefixResult", "Tier", "TierResult", "offload", "parse_prefix", "parse_tiers", "shared_prefix"]
+__all__ = [
+    "PrefixResult", "Tier", "TierResult", "offload", "parse_prefix", "parse_tiers", "per_token_only", "shared_prefix",
+]  # fmt: skip

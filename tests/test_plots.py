@@ -11,6 +11,7 @@ import pytest
 
 import mla_mem
 from mla_mem.cli import main
+from mla_mem.errors import UsageError
 from mla_mem.options import deployment
 from mla_mem.plots import build, context_grid, equal_groups, figure, plot, style, x_ticks, y_unit
 
@@ -243,3 +244,34 @@ def test_a_long_title_stays_inside_the_figure():
     fig.canvas.draw()
     extent = fig.axes[0].title.get_window_extent()
     assert 0 <= extent.x0 and extent.x1 <= fig.bbox.width
+
+
+def test_offload_line_is_the_gpu_line_plus_the_host_tiers_distinct_tokens():
+    """DeepSeek-V3 on 8 x H200 at tp 8, vLLM 0.33 with 1 TiB of CPU offload: one copy for the replicated latent
+    (replicated_layout), chunks of one 64-token block of 61 x 1,152 B = 4,497,408 B (already 4 KiB aligned), so
+    2^40 // 4,497,408 = 244,476 chunks = 15,646,464 distinct tokens, each 70,272 B on every GPU."""
+    options = mla_mem.Deployment().with_(runtime="vllm", tp=8)
+    data = build(["deepseek-v3"], deployment=options, gpu="H200", gpus=8, offload="cpu:1TiB")
+    [series] = data.series
+    distinct = 2**40 // (64 * 61 * 1152) * 64
+    assert distinct == 15_646_464
+    assert series.offload == series.memory + distinct * 70_272
+    # the longest context kept across both: whole 64-token blocks of 64 x 70,272 B
+    assert series.offload_crossing == series.offload // (64 * 70_272) * 64
+    assert "1 copy" in series.offload_label and data.as_dict()["series"][0]["offload_line_bytes"] == series.offload
+    # at tp 16 over two nodes vLLM keeps one copy per rank: the same host memory holds 1/16 as many tokens
+    wide = build(["deepseek-v3"], deployment=options.with_(tp=16), gpu="H200", gpus=16, offload="cpu:1TiB")
+    assert "16 copies" in wide.series[0].offload_label
+    assert wide.series[0].offload - wide.series[0].memory == 2**40 // (16 * 64 * 61 * 1152) * 64 * 70_272
+    fig = figure(data)
+    assert any("native CPU offload" in text.get_text() for text in fig.axes[0].get_legend().get_texts())
+
+
+@pytest.mark.parametrize(
+    ("models", "kwargs", "message"),
+    [(["deepseek-v3"], {"offload": "cpu:1TiB"}, "give --gpu"),
+     (["gpt-oss-120b"], {"offload": "cpu:1TiB", "gpu": "H200"}, "windows or states")],
+)  # fmt: skip
+def test_offload_line_refusals(models, kwargs, message):
+    with pytest.raises(UsageError, match=message):
+        build(models, deployment=mla_mem.Deployment().with_(runtime="vllm"), **kwargs)
