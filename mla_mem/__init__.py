@@ -79,7 +79,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 
 @_api

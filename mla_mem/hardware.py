@@ -636,9 +636,13 @@ def search(
     **kwargs: Any,
 ) -> list[FitResult]:
     """Layouts that fit, smallest GPU count first, then by how many requests of `context` tokens they hold; the
-    layouts of the next GPU count follow as runner-ups, so the trade-off is visible."""
+    layouts of the next GPU count follow as runner-ups, so the trade-off is visible. When no layout could even be
+    sized (the model has no weights, the runtime refuses it), the first reason is raised instead of "does not fit"."""
+    refused: list[UsageError] = []
+    sized = 0
 
     def fitting(count: int) -> list[FitResult]:
+        nonlocal sized
         found = []
         for tp in (1, 2, 4, 8):
             for pp in (1, 2, 4):
@@ -647,8 +651,10 @@ def search(
                 try:
                     layout = deployment.with_(tp=tp, pp=pp, dp=count // (tp * pp), pp_layers=None)
                     result = fit(model, gpu, layout, context=context, batch=batch, **kwargs)
-                except UsageError:
+                except UsageError as exc:  # a layout the engine does not allow (heads that tp does not divide, ...)
+                    refused.append(exc)
                     continue
+                sized += 1
                 if result.fits:
                     found.append(result)
         return found
@@ -660,6 +666,8 @@ def search(
             key = lambda r: (r.gpus, -(r.max_concurrency or 0), r.pp, r.tp)  # noqa: E731
             return sorted(results, key=key) + sorted(fitting(count * 2), key=key)[:3]
         count *= 2
+    if not sized and refused:
+        raise refused[0]
     return []
 
 

@@ -179,8 +179,7 @@ def convert(data: dict[str, Any], file: str, name: str | None = None) -> tuple[d
 
     data = normalise_spelling(data)
     if model_type in ("deepseek_v41", "deepseek_v41_text"):
-        raise ConfigError(file, f"{prefix}model_type",
-                          f"{model_type} (DeepSeek-V4.1 cross-layer cache sharing) is not supported yet")  # fmt: skip
+        return _convert_deepseek_v41(data, outer, file, prefix, name, notes), notes
     if model_type == "deepseek_v4":
         return _convert_deepseek_v4(data, outer, file, prefix, name, notes), notes
     if not model_type and "num_hidden_layers" not in data and "architectures" not in data:
@@ -436,6 +435,72 @@ def _convert_deepseek_v4(
             # vLLM models/deepseek_v4/quant_config.py: expert_dtype fp4 = MXFP4 experts, FP8 blocks elsewhere
             weights["dtype"] = "fp8+mxfp4-experts"
         out["weights"] = weights
+    return out
+
+
+def _v41_kinds(c: Config, layers: int) -> tuple[list[str], dict[str, int]]:
+    """DeepSeek-V4.1 layers (vLLM 0.33 models/deepseek_v41/attention.py:311-360, 1326-1340): ratio 0 keeps a window
+    only; compressed caches (one entry per 1 or 2 tokens) live on kv_source_layer_ids, and a layer of ratio > 0 that
+    is no source reads the nearest source at or before it (a window of its own only); index keys belong to sources
+    that are also index sources. Returns the kind of each layer and each source kind's ratio."""
+    ratios = c.get_list("compress_ratios")
+    if ratios is None or len(ratios) < layers:
+        raise c.error("compress_ratios", f"DeepSeek-V4.1 needs one ratio per layer ({layers} at least)")
+    if any(isinstance(r, bool) or r not in (0, 1, 2) for r in ratios):
+        raise c.error("compress_ratios", f"expected 0, 1 or 2 for DeepSeek-V4.1, got {sorted(set(map(str, ratios)))}")
+    sources, indexed = c.get_list("kv_source_layer_ids"), c.get_list("index_source_layer_ids") or []
+    if sources is None:
+        raise c.error("kv_source_layer_ids", "DeepSeek-V4.1 needs the layers that own compressed caches")
+    if any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < layers or not ratios[s] for s in sources):
+        raise c.error("kv_source_layer_ids", f"expected layers below {layers} with a compress ratio, got {sources}")
+    kinds, rates = [], {}
+    for i, ratio in enumerate(ratios[:layers]):
+        if not ratio:
+            kinds.append("window")
+        elif i in sources:
+            name = f"source_r{ratio}" + ("" if i in indexed else "_unindexed")
+            kinds.append(name)
+            rates[name] = ratio
+        elif any(s <= i for s in sources):
+            kinds.append("shared")
+        else:
+            raise c.error("kv_source_layer_ids", f"layer {i} (ratio {ratio}) has no kv source at or before it")
+    if any(ratios[layers:]):
+        raise c.error("compress_ratios", "the entries after num_hidden_layers (MTP/DSpark layers) must be 0 (windows)")
+    return kinds, rates
+
+
+def _convert_deepseek_v41(
+    data: dict[str, Any], outer: dict[str, Any], file: str, prefix: str, name: str | None, notes: list[str]
+) -> dict[str, Any]:
+    c = Config(data, file, prefix)
+    layers = c.get_int("num_hidden_layers")
+    out: dict[str, Any] = {"name": name or "imported model"}
+    _dtypes(out, data, outer, file, notes)
+    if c.opt_int("max_position_embeddings"):
+        out["max_context"] = c.get_int("max_position_embeddings")
+    out["layers"] = layers
+    if c.has("num_key_value_heads") and c.get_int("num_key_value_heads") != 1:
+        raise c.error("num_key_value_heads", "DeepSeek-V4.1 caches one shared key-value head")
+    attention = {"kind": "compressed", "heads": c.get_int("num_attention_heads"), "head_dim": c.get_int("head_dim"),
+                 "qk_rope_head_dim": c.get_int("qk_rope_head_dim")}  # fmt: skip
+    window = c.get_int("sliding_window")
+    kinds, rates = _v41_kinds(c, layers)
+    sections: dict[str, Any] = {"window": {"attention": attention, "window": window}}
+    for kind, ratio in rates.items():
+        sections[kind] = {"attention": attention, "window": window, "compress_ratio": ratio}
+        if not kind.endswith("_unindexed"):
+            sections[kind]["indexer"] = indexer_section(c)
+    if "shared" in kinds:
+        sections["shared"] = {"attention": attention, "window": window,
+                              "description": "reads the compressed cache of the kv source before it"}  # fmt: skip
+    out["kinds"] = sections
+    out["layer_types"] = kinds
+    mtp = c.opt_int("num_nextn_predict_layers", minimum=0) or 0
+    if mtp:
+        out["mtp_layers"], out["mtp_kind"] = mtp, "window"  # DSpark draft stages: a window each
+    notes.append("DeepSeek-V4.1: no weights section (engram tables, vision tower and DSpark experts are not counted); "
+                 "only the ideal runtime sizes its caches (the engines' V4.1 records and blocks are not modelled)")  # fmt: skip
     return out
 
 

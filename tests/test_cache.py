@@ -50,6 +50,9 @@ GROWING = {
     # per 4 tokens on csa layers (MODELS.md: Pro 30 csa + 31 hca, Flash 21 csa + 20 hca + 2 window-only)
     "deepseek-v4-pro": 30 * 512 * BF16 // 4 + 30 * 128 * BF16 // 4 + 31 * 512 * BF16 // 128,
     "deepseek-v4-flash": 21 * 512 * BF16 // 4 + 21 * 128 * BF16 // 4 + 20 * 512 * BF16 // 128,
+    # kv sources 2, 8, 14 of ratio 2 and 20 of ratio 1 own the compressed entries and index keys; the other layers
+    # read them (vLLM 0.33 models/deepseek_v41/attention.py)
+    "deepseek-v4.1-flash": 3 * (512 + 128) * BF16 // 2 + (512 + 128) * BF16,
     # Built-ins from real config.json files (tests/data/wild has each file):
     "qwen3.5-397b-a17b": gqa_bpt(15, 2, 256),  # 15 of 60 layers full attention
     "gemma-4-31b": 10 * 4 * 512 * BF16,  # 10 global layers, 4 KV heads x 512, the key is also the value
@@ -76,6 +79,7 @@ FIXED = {
     "kimi-linear-48b-a3b": 20 * KDA_STATE,
     "deepseek-v4-pro": 61 * 128 * 512 * BF16,  # every layer's 128-token window
     "deepseek-v4-flash": 43 * 128 * 512 * BF16,
+    "deepseek-v4.1-flash": 40 * 128 * 512 * BF16,  # every trunk layer's window; the 3 DSpark layers only with mtp
     "qwen3.5-397b-a17b": 45 * ((4 - 1) * (2 * 16 * 128 + 64 * 128) + 64 * 128 * 128) * BF16,
     "gemma-4-31b": 50 * 1024 * 2 * 16 * 256 * BF16,
     "llama-4-maverick": 36 * 8192 * 2 * 8 * 128 * BF16,  # a chunk of 8192 at most

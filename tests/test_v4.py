@@ -456,3 +456,39 @@ def test_sglang_v4_pool_sizing_by_hand():
 def test_sglang_v4_refusals(options, message):
     with pytest.raises(UsageError, match=message):
         mla_mem.estimate("deepseek-v4-flash", 1024, **{"runtime": "sglang", **options})
+
+
+# --- DeepSeek-V4.1 (deepseek_v41): caches shared across layers, ideal runtime only -------------------------------
+
+
+def test_v41_flash_by_hand():
+    """40 layers, each a 128-token window; compressed caches only on the kv sources 2, 8, 14 (ratio 2: one entry per
+    2 tokens) and 20 (ratio 1: one per token), with one 128-wide index key per entry; the other layers read them."""
+    for n in (1, 2, 127, 129, 4097, 131_072):
+        entries = 3 * (n // 2) + n
+        expected = 40 * min(n, 128) * 512 * 2 + entries * (512 + 128) * 2
+        assert mla_mem.estimate("deepseek-v4.1-flash", n).total_bytes == expected, n
+    # the three DSpark draft stages keep a window each
+    mtp = mla_mem.estimate("deepseek-v4.1-flash", 4096, mtp=True)
+    assert mtp.total_bytes - mla_mem.estimate("deepseek-v4.1-flash", 4096).total_bytes == 3 * 128 * 512 * 2
+    fp8 = mla_mem.estimate("deepseek-v4.1-flash", 4096, kv_dtype="fp8")
+    assert fp8.total_bytes == 40 * 128 * 512 + (3 * 2048 + 4096) * (512 + 128)
+
+
+def test_v41_config_imports_to_the_builtin():
+    from pathlib import Path
+
+    config = Path(__file__).parent / "data" / "hf" / "deepseek-v4.1-flash.config.TRIMMED.json"
+    imported = mla_mem.load_model(str(config))
+    builtin = mla_mem.load_model("deepseek-v4.1-flash")
+    assert imported.layer_kinds == builtin.layer_kinds and imported.mtp_layers == 3
+    for n in (1, 1000, 1 << 20):
+        for mtp in (False, True):
+            assert (mla_mem.estimate(imported, n, mtp=mtp).total_bytes
+                    == mla_mem.estimate(builtin, n, mtp=mtp).total_bytes)  # fmt: skip
+
+
+@pytest.mark.parametrize("runtime", ["vllm", "sglang", "llama.cpp", "transformers", "trtllm"])
+def test_v41_engines_refuse_naming_the_ratio(runtime):
+    with pytest.raises(UsageError, match="compress_ratio 2 .*use runtime ideal"):
+        mla_mem.estimate("deepseek-v4.1-flash", 1024, runtime=runtime)

@@ -29,7 +29,7 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
         indexer = kv.row_bytes(index_dim) if index_dim else 0
         compressed = CompressedRules(
             record=record, record_formula=f"head_dim {attention.head_dim} x {kv.name} = {record} B",
-            indexer=indexer, indexer_formula=f"index_head_dim x {kv.name} = {indexer} B",
+            indexer=indexer, indexer_formula=f"index_head_dim x {kv.name} = {indexer} B", ratios=(),
         )  # fmt: skip
     return Rules(
         runtime=RuntimeRef("ideal"), kv=kv, v=kv, kv_label=kv.name, compressed=compressed,

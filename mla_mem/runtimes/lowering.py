@@ -546,8 +546,20 @@ def stages_for(model: ModelSpec, deployment: Deployment, mtp_layers: int) -> tup
     return _ranges(sizes)
 
 
+def check_ratios(model: ModelSpec, rules: Rules) -> None:
+    """Compression ratios the runtime's rules were not read for are refused before any kind is lowered."""
+    ratios = rules.compressed.ratios if rules.compressed is not None else (4, 128)
+    bad = next((k for k in model.used_kinds() if k.compress_ratio and ratios and k.compress_ratio not in ratios), None)
+    if bad is not None:
+        raise UsageError(f"{rules.runtime}: compress_ratio {bad.compress_ratio} (layer kind {bad.name}) is not "
+                         f"modelled for this runtime, whose DeepSeek-V4 rules cover ratios "
+                         f"{' and '.join(map(str, ratios))} (DeepSeek-V4.1's ratio-1 and ratio-2 caches, shared "
+                         "across layers, are stored otherwise); use runtime ideal")  # fmt: skip
+
+
 def plan(model: ModelSpec, deployment: Deployment, rules: Rules) -> Plan:
     """Apply `rules` to every layer kind of `model`."""
+    check_ratios(model, rules)
     mtp_layers = model.mtp_layers if deployment.mtp else 0
     alignment = aligned_block(model, rules, deployment) if rules.state_page_align else None
     block = alignment[0] if alignment is not None else rules.block

@@ -83,6 +83,9 @@ class CompressedRules:
     ceil_entries: bool = False  # a started group of r tokens takes a compressed entry (llama.cpp)
     ring_per_window_page: bool = False  # SGLang: ratio-4 compressor rows addressed per window page, not per request
     ring_scale: int = 1  # SGLang: rings twice as long with speculative decoding
+    # the compression ratios these rules were read for: DeepSeek-V4's 4 and 128 (V4.1's ratios 1 and 2, with caches
+    # shared across layers, have other records, blocks and states in every engine); () for any (ideal)
+    ratios: tuple[int, ...] = (4, 128)
 
     def page(self, entries: int, entry_bytes: int) -> int:
         raw = entries * entry_bytes
