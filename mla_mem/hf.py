@@ -89,13 +89,6 @@ def find_config(path: Path) -> Path:
     return path
 
 
-def is_config_path(text: str) -> bool:
-    path = Path(text)
-    if text.endswith(".json"):
-        return True
-    return path.is_dir() and ((path / "config.json").is_file() or (path / "params.json").is_file())
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Reading
 

@@ -35,9 +35,12 @@ def load_model(model: str | os.PathLike[str] | ModelSpec) -> ModelSpec:
         if is_hub_id(text):
             return load_hub_model(text)
     if looks_like_path(text):
-        from .hf import is_config_path, load_config
+        path = Path(text)  # a config.json (or its directory) is read by hf.py, imported only then
+        if text.endswith(".json") or (
+            path.is_dir() and any((path / f).is_file() for f in ("config.json", "params.json"))
+        ):
+            from .hf import load_config
 
-        if is_config_path(text):
             return load_config(text)
         if Path(text).is_dir():
             raise ConfigError(text, "", "is a directory without config.json or params.json")
