@@ -45,6 +45,11 @@ ContextOpt = Annotated[
     ),
 ]  # fmt: skip
 BatchOpt = Annotated[str, typer.Option("--batch", "-b", help="Concurrent sequences (spread over --dp replicas).")]
+OffloadOpt = Annotated[str | None, typer.Option("--offload", help="Host tiers: cpu:SIZE (vLLM --kv-offloading-size "
+                       "in GiB, the engine's total; SGLang --hicache-size in GB per rank), e.g. cpu:1TiB.")]  # fmt: skip
+ChunkOpt = Annotated[
+    int, typer.Option("--offload-chunk", help="vLLM: GPU blocks per offloaded chunk (blocks_per_chunk).")
+]
 
 
 def _option(name: str, annotation: Any, default: Any, help_text: str, *decls: str) -> inspect.Parameter:
@@ -241,25 +246,31 @@ def estimate(
     batch: BatchOpt = "1",
     fmt: FormatOpt = "table",
     units: UnitsOpt = "binary",
+    offload: OffloadOpt = None,
+    offload_chunk: ChunkOpt = 1,
     options: dict[str, Any] | None = None,
 ) -> None:
-    """KV-cache size of one or more models at one or more contexts (one row each).
+    """KV-cache size of one or more models at one or more contexts (one row each); with --offload, what a request
+    takes in a host tier and how many such requests the tier keeps.
 
     Example: mla-mem estimate deepseek-v3 llama-3.1-70b --context 32K,128K --batch 16
     """
     from . import load_model, plan
     from .cache import size
     from .render import emit, estimates_view
+    from .tiers import parse_tiers, request_offload
 
     fmt, units = _check_format(fmt), _check_units(units)
-    contexts = _contexts(context, ["128K"])
-    sequences = _batch(batch)
+    contexts, sequences = _contexts(context, ["128K"]), _batch(batch)
+    tiers = parse_tiers(offload) if offload is not None else ()
     chosen = make_deployment(options or {})
     results: list[Any] = []
+    offloaded: list[Any] = []
     for name in model:
         lowered = plan(load_model(name), chosen)
         results.extend(size(lowered, n, sequences) for n in contexts)
-    emit(fmt, *estimates_view(results, units))
+        offloaded.extend(request_offload(lowered, tiers, n, offload_chunk) for n in contexts if tiers)
+    emit(fmt, *estimates_view(results, units, offloaded))
     _context_notes(results)
 
 
@@ -313,10 +324,8 @@ def fit(
                                "unit: 5.44GiB.")] = None,
     blocks_override: Annotated[int | None, typer.Option("--num-gpu-blocks-override", help="vLLM: this many cache "
                                "blocks instead of what memory gives.")] = None,
-    offload: Annotated[str | None, typer.Option("--offload", help="Host tiers: cpu:SIZE (vLLM --kv-offloading-size "
-                       "in GiB, the engine's total; SGLang --hicache-size in GB per rank), e.g. cpu:1TiB.")] = None,
-    offload_chunk: Annotated[int, typer.Option("--offload-chunk", help="vLLM: GPU blocks per offloaded chunk "
-                             "(blocks_per_chunk).")] = 1,
+    offload: OffloadOpt = None,
+    offload_chunk: ChunkOpt = 1,
     shared_prefix: Annotated[str | None, typer.Option("--shared-prefix", help="Tokens every request shares (a "
                              "system prompt, a document), cached once, e.g. 200K; needs --context.")] = None,
     fmt: FormatOpt = "table",
@@ -541,25 +550,13 @@ def import_(
 
     Example: mla-mem import tests/data/hf/deepseek-v3.config.json -o deepseek-v3.yaml
     """
-    from .configs import parse_model
     from .files import check_writable, write_atomic
-    from .hf import import_config, to_yaml
+    from .models import import_model
 
     to_file = output is not None and output != "-"
     if to_file:
         check_writable(Path(str(output)), force)
-    from .hub import is_hub_id, resolve
-
-    source = config
-    if is_hub_id(config):  # the cached (or downloaded) config of a Hub id, its origin recorded
-        found = resolve(config)
-        source = f"{found.repo}@{found.commit}"
-        model, notes, file = import_config(str(found.path), name or found.repo.split("/", 1)[1])
-        model["checkpoint"] = f"hf:{source}"
-    else:
-        model, notes, file = import_config(config, name)
-    parse_model(model, file)  # the result must load: validate before writing anything
-    text = to_yaml(model, notes, source)
+    text, notes, file = import_model(config, name)
     for note in notes:
         _note(f"{file}: {note}")
     if not to_file:

@@ -55,6 +55,25 @@ def load_model(model: str | os.PathLike[str] | ModelSpec) -> ModelSpec:
     return load_builtin(found)
 
 
+def import_model(config: str, name: str | None = None) -> tuple[str, list[str], str]:
+    """`mla-mem import`: the YAML text of a config.json / params.json (or its directory) or a Hub id, the notes on
+    what was inferred, and the file read. The model is validated before any text is returned."""
+    from .configs import parse_model
+    from .hf import import_config, to_yaml
+    from .hub import is_hub_id, resolve
+
+    source = config
+    if is_hub_id(config):  # the cached (or downloaded) config of a Hub id, its origin recorded
+        found = resolve(config)
+        source = f"{found.repo}@{found.commit}"
+        model, notes, file = import_config(str(found.path), name or found.repo.split("/", 1)[1])
+        model["checkpoint"] = f"hf:{source}"
+    else:
+        model, notes, file = import_config(config, name)
+    parse_model(model, file)  # the result must load
+    return to_yaml(model, notes, source), notes, file
+
+
 def load_reference(ref: str) -> ModelSpec:
     """A model as `load_model` reads it, or 'REV:path', the file at a git revision (for `diff` in CI)."""
     if os.path.exists(ref) or ":" not in ref or (len(ref) > 1 and ref[1] == ":" and ref[0].isalpha()):

@@ -346,7 +346,13 @@ def weights_view(report: Any, units: str) -> TableData:  # noqa: ANN401 - checkp
     )  # fmt: skip
 
 
-def estimates_view(results: Sequence[Estimate], units: str) -> tuple[TableData, Any]:
+def estimates_view(
+    results: Sequence[Estimate], units: str, offloaded: Sequence[Sequence[Any]] = ()
+) -> tuple[TableData, Any]:
+    """One row per result; with `offloaded` (tiers.RequestTier lists, one per result, `estimate --offload`) the host
+    bytes of each request and the requests each tier keeps."""
+    if offloaded:
+        return _with_offload(estimates_view(results, units), results, offloaded, units)
     multi_gpu = any(r.gpus > 1 for r in results)
     paged = any(r.block_size > 1 for r in results)
     rows = [
@@ -378,6 +384,31 @@ def estimates_view(results: Sequence[Estimate], units: str) -> tuple[TableData, 
     caption += notes_text([n for r in results for n in r.notes])
     # the JSON payload is built only when JSON is asked for: 24,000 rows of dicts are 35 MiB a table does not need
     return TableData(columns, rows, caption=caption, csv_keys=list(rows[0])), lambda: [r.as_dict() for r in results]
+
+
+def _with_offload(
+    view: tuple[TableData, Any], results: Sequence[Estimate], offloaded: Sequence[Sequence[Any]], units: str
+) -> tuple[TableData, Any]:
+    table, payload = view
+    for row, tiers in zip(table.rows, offloaded, strict=True):
+        for t in tiers:
+            row[f"{t.tier}_host_bytes"], row[f"{t.tier}_requests"] = t.host_bytes, t.requests
+    kinds = list(dict.fromkeys(t.tier for tiers in offloaded for t in tiers))
+    for kind in kinds:
+        table.columns += [bytes_column(f"{kind}_host_bytes", f"{kind.upper()}/request", units),
+                          count_column(f"{kind}_requests", f"Requests in {kind}")]  # fmt: skip
+        table.csv_keys = [*(table.csv_keys or []), f"{kind}_host_bytes", f"{kind}_requests"]
+    table.caption += (f" Offload: {offloaded[0][0].engine} keeps whole chunks or pages of a request; /request is "
+                      "its host bytes with every copy (tp ranks of a replicated cache), Requests in how many such "
+                      "requests the tier holds.")  # fmt: skip
+
+    def json_rows() -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = payload()
+        for row, tiers in zip(rows, offloaded, strict=True):
+            row["offload"] = [t.as_dict() for t in tiers]
+        return rows
+
+    return table, json_rows
 
 
 def comparison_view(comparison: Comparison, units: str) -> tuple[TableData, Any]:

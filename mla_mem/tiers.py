@@ -206,6 +206,43 @@ def _sglang_tier(plan: Plan, engine: EngineCapacity, tier: Tier) -> TierResult:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class RequestTier:
+    """One request of `context` tokens offloaded to a host tier: what the engine stores of it (whole chunks or pages
+    only), the host bytes it takes with every copy, and how many such requests the tier holds per engine."""
+
+    tier: str
+    engine: str
+    context: int
+    stored_tokens: int
+    host_bytes: int
+    requests: int
+    copies: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"tier": self.tier, "engine": self.engine, "context": self.context, "stored_tokens": self.stored_tokens,
+                "host_bytes": self.host_bytes, "requests": self.requests, "copies": self.copies}  # fmt: skip
+
+
+def request_offload(plan: Plan, tiers: tuple[Tier, ...], context: int, chunk_blocks: int = 1) -> list[RequestTier]:
+    """`estimate --offload`: each tier of `offload` (the same engine rules) priced for one request of `context`
+    tokens. vLLM stores whole chunks of a request and SGLang's radix tree whole pages: the tokens past the last full
+    one stay on the GPU only."""
+    from .capacity import engine_capacity
+
+    out = []
+    for result in offload(plan, engine_capacity(plan, 0, context), tiers, chunk_blocks):
+        unit = result.chunk_tokens if result.chunk_tokens > 1 else plan.block_size
+        stored = context // unit * unit
+        per_token = Fraction(result.host_bytes_per_engine + result.extra_bytes_per_engine, result.unique_tokens)
+        out.append(RequestTier(
+            tier=result.tier, engine=result.engine, context=context, stored_tokens=stored,
+            host_bytes=int(stored * per_token), requests=result.unique_tokens // stored if stored else 0,
+            copies=result.copies,
+        ))  # fmt: skip
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Shared prefixes
 
@@ -263,5 +300,6 @@ def per_token_only(plan: Plan) -> bool:
 
 
 __all__ = [
-    "PrefixResult", "Tier", "TierResult", "offload", "parse_prefix", "parse_tiers", "per_token_only", "shared_prefix",
+    "PrefixResult", "RequestTier", "Tier", "TierResult", "offload", "parse_prefix", "parse_tiers", "per_token_only",
+    "request_offload", "shared_prefix",
 ]  # fmt: skip

@@ -166,3 +166,8 @@ def test_show_weights_and_a_checkpoint_fit(capsys, tmp_path):
     assert_valid("show", output(capsys, "show", str(tmp_path), "--weights"))
     assert_valid("show", output(capsys, "show", "deepseek-v3", "--weights"))
     assert_valid("fit", output(capsys, "fit", str(tmp_path), "--gpu", "H100", "--gpus", "1"))
+
+
+def test_estimate_with_offload(capsys):
+    assert_valid("estimate", output(capsys, "estimate", "deepseek-v3", "glm-5", "-c", "32K,100000", "--runtime",
+                                    "vllm", "--tp", "8", "--offload", "cpu:1TiB", "--format", "json"))  # fmt: skip

@@ -146,3 +146,31 @@ def test_offload_of_compressed_caches_is_refused(runtime):
     """DeepSeek-V4's window, compressed and state pools are not priced per token as the tier rules assume."""
     with pytest.raises(UsageError, match="compressed along the sequence"):
         mla_mem.fit("deepseek-v4-flash", "H200", gpus=8, tp=8, context=131072, runtime=runtime, offload="cpu:100GiB")
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert main([*args, "--format", "json"]) == 0
+    return capsys.readouterr().out
+
+
+def test_estimate_offload_per_request_by_hand(capsys):
+    """One request offloaded: vLLM keeps whole chunks (a 64-token block of DeepSeek-V3 at tp 8: 61 x 1,152 x 64 =
+    4,497,408 B, one copy with replicated_layout on 0.33, 16 copies at tp 16 on 0.28), SGLang whole pages (64 for a
+    DSA model) of its per-rank pool on every tp rank."""
+    rows = json.loads(run_json(capsys, "estimate", "deepseek-v3", "-c", "131072,100000", "--runtime", "vllm", "--tp", "8",
+                               "--offload", "cpu:1TiB"))  # fmt: skip
+    chunk, distinct = 4_497_408, 2**40 // 4_497_408 * 64
+    [full] = rows[0]["offload"]
+    assert (full["stored_tokens"], full["host_bytes"], full["copies"]) == (131_072, 2048 * chunk, 1)
+    assert full["requests"] == distinct // 131_072 == 119
+    [part] = rows[1]["offload"]  # 100,000 tokens: 1,562 whole blocks; the last 32 tokens stay on the GPU
+    assert (part["stored_tokens"], part["host_bytes"]) == (1562 * 64, 1562 * chunk)
+    old = json.loads(run_json(capsys, "estimate", "deepseek-v3", "-c", "131072", "--runtime", "vllm@0.28", "--tp", "16",
+                              "--offload", "cpu:1TiB"))[0]["offload"][0]  # fmt: skip
+    assert old["copies"] == 16 and old["host_bytes"] == 2048 * 16 * chunk
+    glm = json.loads(run_json(capsys, "estimate", "glm-5", "-c", "100000", "--runtime", "sglang", "--tp", "8", "--offload",
+                              "cpu:40GB"))[0]["offload"][0]  # fmt: skip
+    # 40 GB // (78 x 1,152 B latent) = 445,155 tokens -> 6,956 whole pages + one = 445,184 tokens per rank pool
+    assert glm["copies"] == 8 and glm["stored_tokens"] == 100_000 // 64 * 64
+    assert glm["host_bytes"] == glm["stored_tokens"] * (78 * 1152 + 78 * 132) * 8  # latent and indexer keys, 8 ranks
+    assert glm["requests"] == 445_184 // glm["stored_tokens"]
