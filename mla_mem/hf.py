@@ -390,30 +390,37 @@ def _v4_kinds(c: Config, layers: int, notes: list[str]) -> tuple[list[str], dict
     return ["window" if r == 0 else by_ratio[r] for r in ratios[:layers]], rates
 
 
-def _convert_deepseek_v4(
+def _v4_common(
     data: dict[str, Any], outer: dict[str, Any], file: str, prefix: str, name: str | None, notes: list[str]
-) -> dict[str, Any]:
+) -> tuple[Config, dict[str, Any], int]:
+    """What DeepSeek-V4 and V4.1 configs share: name, dtypes, context, layers and the one shared key-value head
+    (its attention section under `_attention`, for the caller to place)."""
     c = Config(data, file, prefix)
     layers = c.get_int("num_hidden_layers")
     out: dict[str, Any] = {"name": name or "imported model"}
     _dtypes(out, data, outer, file, notes)
-    context = c.opt_int("max_position_embeddings")
-    if context:
-        out["max_context"] = context
+    if c.opt_int("max_position_embeddings"):
+        out["max_context"] = c.get_int("max_position_embeddings")
     out["layers"] = layers
+    if c.has("num_key_value_heads") and c.get_int("num_key_value_heads") != 1:
+        raise c.error("num_key_value_heads",
+                      f"DeepSeek-V4 caches one shared key-value head; got {c.get_int('num_key_value_heads')}")  # fmt: skip
+    out["_attention"] = {"kind": "compressed", "heads": c.get_int("num_attention_heads"),
+                         "head_dim": c.get_int("head_dim"), "qk_rope_head_dim": c.get_int("qk_rope_head_dim")}  # fmt: skip
+    return c, out, layers
+
+
+def _convert_deepseek_v4(
+    data: dict[str, Any], outer: dict[str, Any], file: str, prefix: str, name: str | None, notes: list[str]
+) -> dict[str, Any]:
+    c, out, layers = _v4_common(data, outer, file, prefix, name, notes)
     mtp = c.opt_int("num_nextn_predict_layers", minimum=0) or 0
     if mtp:
         out["mtp_layers"] = mtp
-    out["attention"] = {"kind": "compressed", "heads": c.get_int("num_attention_heads"),
-                        "head_dim": c.get_int("head_dim"), "qk_rope_head_dim": c.get_int("qk_rope_head_dim")}  # fmt: skip
+    out["attention"] = out.pop("_attention")
     for key in ("q_lora_rank", "o_groups", "o_lora_rank"):  # weights only
         if c.opt_int(key):
             out["attention"][key] = c.get_int(key)
-    if c.has("num_key_value_heads") and c.get_int("num_key_value_heads") != 1:
-        raise c.error(
-            "num_key_value_heads",
-            f"DeepSeek-V4 caches one shared key-value head; got {c.get_int('num_key_value_heads')}",
-        )
     out["sliding_window"] = c.get_int("sliding_window")
     kinds, rates = _v4_kinds(c, layers, notes)
     out["compress_rates"] = {k: v for k, v in rates.items() if k in kinds}
@@ -466,17 +473,8 @@ def _v41_kinds(c: Config, layers: int) -> tuple[list[str], dict[str, int]]:
 def _convert_deepseek_v41(
     data: dict[str, Any], outer: dict[str, Any], file: str, prefix: str, name: str | None, notes: list[str]
 ) -> dict[str, Any]:
-    c = Config(data, file, prefix)
-    layers = c.get_int("num_hidden_layers")
-    out: dict[str, Any] = {"name": name or "imported model"}
-    _dtypes(out, data, outer, file, notes)
-    if c.opt_int("max_position_embeddings"):
-        out["max_context"] = c.get_int("max_position_embeddings")
-    out["layers"] = layers
-    if c.has("num_key_value_heads") and c.get_int("num_key_value_heads") != 1:
-        raise c.error("num_key_value_heads", "DeepSeek-V4.1 caches one shared key-value head")
-    attention = {"kind": "compressed", "heads": c.get_int("num_attention_heads"), "head_dim": c.get_int("head_dim"),
-                 "qk_rope_head_dim": c.get_int("qk_rope_head_dim")}  # fmt: skip
+    c, out, layers = _v4_common(data, outer, file, prefix, name, notes)
+    attention = out.pop("_attention")
     window = c.get_int("sliding_window")
     kinds, rates = _v41_kinds(c, layers)
     sections: dict[str, Any] = {"window": {"attention": attention, "window": window}}
