@@ -45,8 +45,9 @@ ContextOpt = Annotated[
     ),
 ]  # fmt: skip
 BatchOpt = Annotated[str, typer.Option("--batch", "-b", help="Concurrent sequences (spread over --dp replicas).")]
-OffloadOpt = Annotated[str | None, typer.Option("--offload", help="Host tiers: cpu:SIZE (vLLM --kv-offloading-size "
-                       "in GiB, the engine's total; SGLang --hicache-size in GB per rank), e.g. cpu:1TiB.")]  # fmt: skip
+OffloadOpt = Annotated[str | None, typer.Option("--offload", help="Host tiers: cpu:SIZE (vLLM --kv-offloading-size, "
+                       "the engine's total; SGLang --hicache-size per rank), disk:SIZE (SGLang L3 file max_size per "
+                       "rank), lmcache-cpu:SIZE / lmcache-disk:SIZE (per worker), e.g. cpu:1TiB.")]  # fmt: skip
 ChunkOpt = Annotated[
     int, typer.Option("--offload-chunk", help="vLLM: GPU blocks per offloaded chunk (blocks_per_chunk).")
 ]

@@ -34,7 +34,11 @@ if TYPE_CHECKING:
 
 PAGE = 4096  # vLLM aligns each offloaded chunk to mmap.PAGESIZE (shared_offload_region.py)
 GPUS_PER_NODE = 8  # assumed: one node holds 8 GPUs (a stated assumption, in the notes)
-TIER_KINDS = ("cpu", "disk")
+# cpu: the engine's own host tier (vLLM native CPU offload, SGLang HiCache); disk: SGLang HiCache's L3 file backend;
+# lmcache-cpu / lmcache-disk: LMCache's local CPU and disk backends under vLLM (LMCacheConnectorV1)
+TIER_KINDS = ("cpu", "disk", "lmcache-cpu", "lmcache-disk")
+LMCACHE_CHUNK = 256  # LMCache 0.5.6 v1/config.py:90 chunk_size; partial chunks are not saved (save_unfull_chunk)
+LMCACHE_ALIGN = 4096  # memory_allocators/tensor_memory_allocator.py:87-95: allocations rounded up to 4 KiB
 
 
 @dataclass(frozen=True)
@@ -108,15 +112,86 @@ def offload(
     if plan.model.compress_rates:
         raise UsageError(f"--offload: {plan.model.name}'s caches compressed along the sequence (window, compressed "
                          "and state pools) have host tiers of their own in each engine, not modelled; drop --offload")  # fmt: skip
+    kinds = {t.kind for t in tiers}
+    if "cpu" in kinds and kinds & {"lmcache-cpu", "lmcache-disk"}:
+        raise UsageError("--offload: vLLM runs one KV connector, its native CPU offload (cpu) or LMCache "
+                         "(lmcache-cpu, lmcache-disk), not both")  # fmt: skip
     results = []
     for tier in tiers:
-        if engine.engine == "vllm":
+        if tier.kind.startswith("lmcache-"):
+            if engine.engine != "vllm":
+                raise UsageError(f"--offload {tier.kind}: LMCache is modelled under vLLM (LMCacheConnectorV1); "
+                                 f"{engine.engine}'s tiers are cpu and disk")  # fmt: skip
+            results.append(_lmcache_tier(plan, tier))
+        elif engine.engine == "vllm":
             results.append(_vllm_tier(plan, engine, tier, chunk_blocks))
         elif engine.engine == "sglang":
-            results.append(_sglang_tier(plan, engine, tier))
+            results.append(_sglang_file_tier(plan, tier) if tier.kind == "disk" else _sglang_tier(plan, engine, tier))
         else:
             raise UsageError(f"--offload: {engine.engine}'s host tier is not modelled (vllm and sglang are)")
     return results
+
+
+def _lmcache_tier(plan: Plan, tier: Tier) -> TierResult:
+    """LMCache 0.5.6 local CPU / disk backend under vLLM: whole 256-token chunks, one object per worker holding that
+    rank's KV of its layers (kv_shape layers x 2 x chunk x heads x head_dim; an MLA latent once), allocations rounded
+    up to 4 KiB and counted so against max_local_cpu_size / max_local_disk_size (GiB per worker). For MLA only the
+    first rank saves (cache_engine.py:116-120 save_only_first_rank): one copy, whatever the tp."""
+    from .cache import size
+
+    if not per_token_only(plan) or any(s.component.endswith("indexer") for s, _ in plan.stage_streams(0)):
+        raise UsageError(f"--offload {tier.kind}: LMCache is modelled for caches of whole tokens without DSA indexer "
+                         "keys (how vLLM hands the indexer's layer group to LMCache is not read)")  # fmt: skip
+    per_rank = size(plan, 1, 1).bytes_per_token  # this worker's bytes of one token, every layer of its stage
+    replicated = _replicated(plan, Fraction(per_rank), content_per_token(plan))
+    raw = int(per_rank * LMCACHE_CHUNK)
+    chunk = -(-raw // LMCACHE_ALIGN) * LMCACHE_ALIGN
+    chunks = tier.size // chunk  # per worker; with MLA only the first rank's pool stores
+    where = (
+        "local CPU backend (max_local_cpu_size)" if tier.kind == "lmcache-cpu" else "local disk (max_local_disk_size)"
+    )
+    notes = [f"lmcache: whole chunks of {LMCACHE_CHUNK} tokens, {raw:,} B of this rank's KV each, counted as "
+             f"{chunk:,} B (4 KiB aligned); --offload {tier.kind} is GiB per worker"]  # fmt: skip
+    if replicated:
+        notes.append("lmcache: an MLA latent is saved by the first rank only (save_only_first_rank); the other "
+                     "ranks' pools stay empty")  # fmt: skip
+    ranks = plan.tp * plan.pp
+    writers = 1 if replicated else ranks
+    # the CPU pools are pinned and allocated whole by every worker; a disk tier takes what is written
+    held = tier.size * ranks if tier.kind == "lmcache-cpu" else chunks * chunk * writers
+    return TierResult(
+        tier=tier.kind, engine=f"LMCache 0.5.6 {where} under vllm {plan.runtime.version}", size_bytes=tier.size,
+        chunk_tokens=LMCACHE_CHUNK, chunk_bytes=chunk * writers, copies=1, unique_tokens=chunks * LMCACHE_CHUNK,
+        host_bytes_per_engine=held, engines_per_node=_engines_per_node(plan),
+        host_bytes_per_node=held * _engines_per_node(plan), notes=tuple(notes),
+    )  # fmt: skip
+
+
+def _sglang_file_tier(plan: Plan, tier: Tier) -> TierResult:
+    """SGLang 0.5.23 HiCache L3, file backend (--hicache-storage-backend file, max_size per rank: mem_cache/storage/
+    file/lru_file_evictor.py): one file per page of page_size tokens and pool, raw bytes; an MLA cache is written by
+    the first tp rank only (hicache_storage.py:68-74 is_storage_writer), K and V by every rank, each within its own
+    max_size. The DSA indexer's page is a file of its own, counted in the same cap."""
+    streams = plan.stage_streams(0)
+    if not per_token_only(plan):
+        raise UsageError("--offload disk: SGLang's L3 storage for windows or states is not modelled")
+    page = plan.block_size
+    page_bytes = sum(s.entry_bytes * n for s, n in streams) * page  # this rank's files of one page
+    replicated = _replicated(plan, Fraction(page_bytes, page), content_per_token(plan))
+    pages = tier.size // page_bytes
+    writers = 1 if replicated else plan.tp
+    notes = [
+        f"sglang: L3 file backend, one file per page of {page} tokens ({page_bytes:,} B per rank and page, DSA "
+        "indexer file included); give its max_size (per rank) as the size: the backend has no cap by default"
+    ]
+    if replicated:
+        notes.append("sglang: the MLA cache is written by the first tp rank only; the others read its files")
+    return TierResult(
+        tier="disk", engine=f"sglang {plan.runtime.version} HiCache L3 file backend", size_bytes=tier.size,
+        chunk_tokens=page, chunk_bytes=page_bytes * writers, copies=1, unique_tokens=pages * page,
+        host_bytes_per_engine=pages * page_bytes * writers, engines_per_node=1,
+        host_bytes_per_node=pages * page_bytes * writers, notes=tuple(notes),
+    )  # fmt: skip
 
 
 def _engines_per_node(plan: Plan) -> int:
@@ -127,8 +202,8 @@ def _engines_per_node(plan: Plan) -> int:
 def _vllm_tier(plan: Plan, engine: EngineCapacity, tier: Tier, chunk_blocks: int) -> TierResult:
     version = plan.runtime.numbers
     if tier.kind != "cpu":
-        raise UsageError("--offload disk: vLLM's native offload is host memory; disk tiers go through LMCache or "
-                         "another connector, which mla-mem does not model")  # fmt: skip
+        raise UsageError("--offload disk: vLLM's native offload is host memory; a disk tier goes through a connector: "
+                         "give lmcache-disk:SIZE (LMCache's local disk, GiB per worker)")  # fmt: skip
     if version < (0, 28):
         raise UsageError("--offload: vLLM's native offload is described from 0.28 (its CPUOffloadingSpec); give "
                          "--runtime vllm@0.28 or later")  # fmt: skip
@@ -177,9 +252,6 @@ def _vllm_tier(plan: Plan, engine: EngineCapacity, tier: Tier, chunk_blocks: int
 
 
 def _sglang_tier(plan: Plan, engine: EngineCapacity, tier: Tier) -> TierResult:
-    if tier.kind != "cpu":
-        raise UsageError("--offload disk: SGLang's L3 storage (Mooncake, file) is not modelled; its host tier "
-                         "(HiCache) is cpu")  # fmt: skip
     streams = plan.stage_streams(0)
     indexer = sum(s.entry_bytes * n for s, n in streams if s.component.endswith("indexer"))
     per_token = sum(s.entry_bytes * n for s, n in streams) - indexer  # the target's row over its layers
@@ -232,13 +304,16 @@ def request_offload(plan: Plan, tiers: tuple[Tier, ...], context: int, chunk_blo
 
     out = []
     for result in offload(plan, engine_capacity(plan, 0, context), tiers, chunk_blocks):
-        unit = result.chunk_tokens if result.chunk_tokens > 1 else plan.block_size
-        stored = context // unit * unit
-        per_token = Fraction(result.host_bytes_per_engine + result.extra_bytes_per_engine, result.unique_tokens)
+        if result.chunk_tokens > 1:  # whole chunks or pages, each of chunk_bytes with every copy
+            stored = context // result.chunk_tokens * result.chunk_tokens
+            host = stored // result.chunk_tokens * result.chunk_bytes
+        else:  # SGLang HiCache: token slots of the per-rank pools, inserted in whole pages
+            stored = context // plan.block_size * plan.block_size
+            host = int(stored * Fraction(result.host_bytes_per_engine + result.extra_bytes_per_engine,
+                                         result.unique_tokens))  # fmt: skip
         out.append(RequestTier(
-            tier=result.tier, engine=result.engine, context=context, stored_tokens=stored,
-            host_bytes=int(stored * per_token), requests=result.unique_tokens // stored if stored else 0,
-            copies=result.copies,
+            tier=result.tier, engine=result.engine, context=context, stored_tokens=stored, host_bytes=host,
+            requests=result.unique_tokens // stored if stored else 0, copies=result.copies,
         ))  # fmt: skip
     return out
 

@@ -22,7 +22,7 @@ ENGINE_FLAGS = {
     "--parallel", "--cache-type-k", "--cache-type-v", "--speculative-config", "--page-size", "--dp-size",
     "--tp-size", "--swa-full", "--kv-unified", "--n-gpu-layers", "--kv-cache-memory", "--tensor-parallel-size",
     "--data-parallel-size", "--pipeline-parallel-size", "--enable-expert-parallel", "--cpu-offload-gb",
-    "--force", "--help", "--version", "--debug",
+    "--hicache-storage-backend", "--hicache-storage-backend-extra-config", "--force", "--help", "--version", "--debug",
 }  # fmt: skip
 
 

@@ -174,3 +174,50 @@ def test_estimate_offload_per_request_by_hand(capsys):
     assert glm["copies"] == 8 and glm["stored_tokens"] == 100_000 // 64 * 64
     assert glm["host_bytes"] == glm["stored_tokens"] * (78 * 1152 + 78 * 132) * 8  # latent and indexer keys, 8 ranks
     assert glm["requests"] == 445_184 // glm["stored_tokens"]
+
+
+def test_lmcache_tiers_by_hand(capsys):
+    """LMCache 0.5.6 under vLLM: whole 256-token chunks of this worker's KV, allocations rounded up to 4 KiB and
+    counted against max_local_cpu_size / max_local_disk_size (GiB per worker); an MLA latent saved by the first rank
+    only (save_only_first_rank), K and V shards by every rank."""
+    v3_chunk = 61 * 1152 * 256  # 17,989,632 B, already 4 KiB aligned
+    rows = json.loads(run_json(capsys, "estimate", "deepseek-v3", "llama-3.1-70b", "-c", "128K", "--runtime", "vllm",
+                               "--tp", "8", "--offload", "lmcache-cpu:100GiB,lmcache-disk:2TiB"))  # fmt: skip
+    cpu, disk = rows[0]["offload"]
+    assert cpu["requests"] == 100 * 2**30 // v3_chunk * 256 // 131_072 == 11
+    assert disk["requests"] == 2**41 // v3_chunk * 256 // 131_072 == 238
+    assert cpu["host_bytes"] == 512 * v3_chunk and cpu["copies"] == 1  # one copy for 8 ranks
+    llama_chunk = 80 * 2 * 1 * 128 * 2 * 256  # one of 8 KV heads per rank: 10,485,760 B
+    cpu, _ = rows[1]["offload"]
+    assert cpu["requests"] == 100 * 2**30 // llama_chunk * 256 // 131_072 == 20
+    assert cpu["host_bytes"] == 512 * llama_chunk * 8  # every rank's shard of the request
+    out = fit(capsys, "deepseek-v3", "--gpu", "H200", "--gpus", "8", "--tp", "8", "-c", "128K", "--offload",
+              "lmcache-cpu:100GiB")  # fmt: skip
+    [tier] = out["tiers"]
+    assert tier["host_bytes_per_engine"] == 8 * 100 * 2**30  # every worker pins its pool, used or not
+    assert tier["unique_tokens"] == 100 * 2**30 // v3_chunk * 256
+
+
+def test_sglang_l3_file_tier_by_hand(capsys):
+    """SGLang 0.5.23's L3 file backend: one file per 64-token page and pool (GLM-5's DSA: latent 78 x 1,152 B and
+    indexer 78 x 132 B a token), written by the first tp rank only for an MLA cache, within max_size per rank."""
+    page = (78 * 1152 + 78 * 132) * 64
+    [row] = json.loads(run_json(capsys, "estimate", "glm-5", "-c", "128K", "--runtime", "sglang", "--tp", "8",
+                                "--offload", "disk:1TB"))  # fmt: skip
+    [disk] = row["offload"]
+    assert disk["requests"] == 10**12 // page * 64 // 131_072 == 76
+    assert disk["host_bytes"] == 2048 * page and disk["copies"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["deepseek-v3", "--runtime", "vllm", "--offload", "disk:1TiB"], "lmcache-disk"),
+        (["deepseek-v3", "--runtime", "sglang", "--offload", "lmcache-cpu:1TiB"], "LMCache is modelled under vLLM"),
+        (["deepseek-v3", "--runtime", "vllm", "--offload", "cpu:1TiB,lmcache-disk:1TiB"], "one KV connector"),
+        (["deepseek-v3.2", "--runtime", "vllm", "--offload", "lmcache-cpu:1TiB"], "DSA indexer"),
+    ],
+)
+def test_tier_refusals(capsys, args, message):
+    assert main(["estimate", *args, "-c", "128K", "--tp", "8"]) == 2
+    assert message in capsys.readouterr().err

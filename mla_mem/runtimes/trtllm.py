@@ -44,7 +44,8 @@ def rules(model: ModelSpec, deployment: Deployment) -> Rules:
         chunk_rule="full",
         notes=tuple(notes),
         refuse_compressed="trtllm: no DeepSeek-V4 (compressed attention) rules for this runtime yet (TensorRT-LLM "
-        "main has a DeepseekV4CacheManager, in no release mla-mem could pin); use runtime vllm, transformers or ideal",
+        "lists DeepSeek-V4 from 1.3.0rc22; its DeepseekV4CacheManager on KVCacheManagerV2 changed its sizing between "
+        "commits mla-mem could not map to releases); use runtime vllm, sglang, llama.cpp, transformers or ideal",
     )  # fmt: skip
 
 
