@@ -328,7 +328,9 @@ def evaluate(budget: Budget) -> list[Verdict]:
             verdicts.append(_verdict(budget, "min_concurrency", result.max_concurrency or 0, limits["min_concurrency"],
                                      model.name))  # fmt: skip
         if "min_offload_tokens" in limits:
-            verdicts.append(_verdict(budget, "min_offload_tokens", sum(t["unique_tokens"] for t in result.tiers),
+            from .tiers import distinct_across
+
+            verdicts.append(_verdict(budget, "min_offload_tokens", distinct_across(result.tiers),
                                      limits["min_offload_tokens"], model.name))  # fmt: skip
         if "min_shared_requests" in limits and result.prefix is not None:
             verdicts.append(_verdict(budget, "min_shared_requests", result.prefix["requests"] * result.dp,

@@ -337,7 +337,7 @@ def offload_for(
     model's bytes per GPU (fit's tier rules: copies per tp rank, whole chunks), and the longest context kept across
     both. Only for caches that are tokens x bytes per token (no windows or states)."""
     from .hardware import Beyond, fit, longest_context
-    from .tiers import per_token_only
+    from .tiers import distinct_across, per_token_only
 
     if not per_token_only(plan):
         raise UsageError(f"--offload: {model.name}'s cache has windows or states; a host tier is drawn only for "
@@ -346,7 +346,7 @@ def offload_for(
 
     device = gpu if isinstance(gpu, GPU) else find_gpu(gpu)
     result = fit(model, device, deployment, batch=batch, plan=plan, beyond=Beyond(offload=tiers))
-    distinct = sum(t["unique_tokens"] for t in result.tiers)
+    distinct = distinct_across(result.tiers)
     per_token = size(plan, 1, 1).bytes_per_token
     line = memory + int(distinct * per_token)
     first = result.tiers[0]

@@ -278,6 +278,14 @@ def _sglang_tier(plan: Plan, engine: EngineCapacity, tier: Tier) -> TierResult:
     )  # fmt: skip
 
 
+def distinct_across(tiers: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> int:
+    """Distinct tokens all tiers keep together: the largest tier's. Every tier is written through (LMCache puts each
+    chunk to every backend, storage_manager.py:412-431; SGLang backs L2 pages up to L3 after the write-through,
+    unified_radix_cache.py:1803-1818) and evicts on its own, so a smaller tier holds no content a larger one lacks
+    for long; their sum would count it twice."""
+    return max((t["unique_tokens"] for t in tiers), default=0)
+
+
 @dataclass(frozen=True)
 class RequestTier:
     """One request of `context` tokens offloaded to a host tier: what the engine stores of it (whole chunks or pages
@@ -375,6 +383,6 @@ def per_token_only(plan: Plan) -> bool:
 
 
 __all__ = [
-    "PrefixResult", "RequestTier", "Tier", "TierResult", "offload", "parse_prefix", "parse_tiers", "per_token_only",
+    "PrefixResult", "RequestTier", "Tier", "TierResult", "distinct_across", "offload", "parse_prefix", "parse_tiers", "per_token_only",
     "request_offload", "shared_prefix",
 ]  # fmt: skip

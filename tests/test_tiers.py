@@ -221,3 +221,18 @@ def test_sglang_l3_file_tier_by_hand(capsys):
 def test_tier_refusals(capsys, args, message):
     assert main(["estimate", *args, "-c", "128K", "--tp", "8"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_tiers_written_through_are_not_added_up():
+    """LMCache puts every chunk to every backend and SGLang backs L2 up to L3: the disk tier holds what the CPU tier
+    holds, so the distinct tokens of both are the larger tier's, in plots and budgets alike."""
+    from mla_mem.plots import build
+    from mla_mem.tiers import distinct_across
+
+    assert distinct_across([{"unique_tokens": 5}, {"unique_tokens": 9}]) == 9
+    options = mla_mem.Deployment().with_(runtime="vllm", tp=8)
+    data = build(
+        ["deepseek-v3"], deployment=options, gpu="H200", gpus=8, offload="lmcache-cpu:100GiB,lmcache-disk:2TiB"
+    )
+    [series] = data.series
+    assert series.offload == series.memory + 2**41 // (61 * 1152 * 256) * 256 * 70_272
