@@ -289,8 +289,10 @@ def _speculative(spec: Any, draft: Any, mtp: Any) -> tuple[str | None, str | Non
         if draft is not None:
             raise OptionError("draft", "MTP uses the model's own MTP layers; no draft model")
         mtp = True
-    if method == "dspark" and draft is not None:
-        raise OptionError("draft", "DSpark's draft layers come with the target checkpoint; no draft model")
+    if method == "dspark":
+        if draft is not None:
+            raise OptionError("draft", "DSpark's draft layers come with the target checkpoint; no draft model")
+        mtp = True  # the draft stages are the checkpoint's MTP layers (vLLM 0.33 deepseek_v41/nvidia/dspark.py)
     return method, draft.strip() if draft is not None else None, mtp
 
 

@@ -492,3 +492,15 @@ def test_v41_config_imports_to_the_builtin():
 def test_v41_engines_refuse_naming_the_ratio(runtime):
     with pytest.raises(UsageError, match="compress_ratio 2 .*use runtime ideal"):
         mla_mem.estimate("deepseek-v4.1-flash", 1024, runtime=runtime)
+
+
+def test_dspark_draft_stages_are_the_checkpoints_mtp_layers():
+    """vLLM 0.33 deepseek_v41/nvidia/dspark.py: num_nextn_predict_layers (3) draft stages, each a compress-ratio-0
+    decoder layer with a window of its own: 3 x 128 x 512 x 2 B more in bf16 on the ideal runtime."""
+    base = mla_mem.estimate("deepseek-v4.1-flash", 4096)
+    draft = mla_mem.estimate("deepseek-v4.1-flash", 4096, spec="dspark")
+    assert draft.total_bytes - base.total_bytes == 3 * 128 * 512 * 2 and draft.mtp
+    with pytest.raises(UsageError, match="use runtime ideal"):
+        mla_mem.estimate("deepseek-v4-flash", 4096, spec="dspark", runtime="vllm")
+    with pytest.raises(UsageError, match="no draft stages"):
+        mla_mem.estimate("llama-3.1-8b", 4096, spec="dspark")

@@ -28,8 +28,15 @@ def attach_draft(plan: Plan) -> Plan:
         return plan
     name = plan.runtime.name
     if method == "dspark":
-        raise OptionError("spec", "dspark: the draft layers' caches (one window per draft layer in vLLM 0.33 "
-                                  "models/deepseek_v41/nvidia/dspark.py) are not modelled yet")  # fmt: skip
+        # vLLM 0.33 models/deepseek_v41/nvidia/dspark.py: the draft stages are the checkpoint's MTP layers
+        # (num_nextn_predict_layers), each a decoder layer of compress ratio 0 with a sliding-window cache, lowered
+        # as the model's MTP layers; sized only where the model's own rules hold (the ideal runtime for V4.1)
+        if not plan.model.mtp_layers:
+            raise OptionError("spec", f"dspark: {plan.model.name} has no draft stages (num_nextn_predict_layers)")
+        if name != "ideal":
+            raise OptionError("spec", f"dspark: {name}'s DSpark draft pools (SGLang's per-request draft window "
+                                      "rings, vLLM's V4.1 draft layers) are not modelled; use runtime ideal")  # fmt: skip
+        return plan
     if deployment.pp > 1:
         raise OptionError("draft", "a draft model with pipeline parallelism is not modelled (it runs on the last "
                                    "stage); give pp 1")  # fmt: skip
