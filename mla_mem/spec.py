@@ -479,7 +479,7 @@ def _extras(kind: LayerKind) -> list[str]:
     if kind.chunk is not None:
         bits.append(f"chunk {kind.chunk:,}")
     if kind.compress_ratio:
-        bits.append(f"1 entry per {kind.compress_ratio} tokens")
+        bits.append("1 entry per token" if kind.compress_ratio == 1 else f"1 entry per {kind.compress_ratio} tokens")
     if kind.indexer is not None:
         bits.append(f"DSA indexer {kind.indexer.heads} x {kind.indexer.head_dim}, top-k {kind.indexer.topk}")
     if kind.state is not None:

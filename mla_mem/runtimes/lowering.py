@@ -360,7 +360,8 @@ def lower_compressed(kind: LayerKind, layers: tuple[int, ...], rules: Rules, mtp
     per_page = v4.entry_block or max(1, v4.page_tokens // ratio)
     page = v4.page(per_page, v4.record)
     started = " (a started group counts)" if v4.ceil_entries else ""
-    text = f"one {v4.record} B entry per {ratio} tokens{started} ({v4.record_formula})"
+    every = "token" if ratio == 1 else f"{ratio} tokens"
+    text = f"one {v4.record} B entry per {every}{started} ({v4.record_formula})"
     if per_page > 1 or v4.page_align:
         text += f"; pages of {per_page} entries = {page:,} B"
     streams.append(CacheStream(
@@ -371,7 +372,7 @@ def lower_compressed(kind: LayerKind, layers: tuple[int, ...], rules: Rules, mtp
     if kind.indexer is not None and v4.indexer:
         streams.append(CacheStream(
             "indexer", layers, v4.indexer, tokens_per_entry=ratio, block=per_page, description="Lightning Indexer keys",
-            formula=f"{v4.indexer_formula} per {ratio} tokens{started}" + (f"; pages of {per_page} entries" if per_page > 1 else ""),
+            formula=f"{v4.indexer_formula} per {every}{started}" + (f"; pages of {per_page} entries" if per_page > 1 else ""),
             kind=kind.name, order=ATTENTION, ceil_entries=v4.ceil_entries,
         ))  # fmt: skip
     if v4.rings:
