@@ -323,7 +323,10 @@ def sglang_v4_capacity(plan: Plan, cache_memory: int, context: int | None = None
         return None  # pipeline stages and ratios 1/2 (V4.1) are not modelled here
     compressed_kind = next(k for k in model.used_kinds() if k.compress_ratio)
     assert compressed_kind.attention is not None
-    index_dim = next((k.indexer.head_dim for k in model.used_kinds() if k.indexer is not None), 128)
+    overlapping = [k for k in model.used_kinds() if k.compress_ratio == 4]
+    if any(k.indexer is None for k in overlapping):
+        return None  # SGLang's ratio-4 pools assume the Lightning indexer; without one they are not read here
+    index_dim = overlapping[0].indexer.head_dim if overlapping and overlapping[0].indexer else 0
     layers, n4, n128 = len(ratios), ratios.count(4), ratios.count(128)
     deployment = plan.deployment
     speculative = deployment.mtp or deployment.spec is not None

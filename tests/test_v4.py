@@ -504,3 +504,15 @@ def test_dspark_draft_stages_are_the_checkpoints_mtp_layers():
         mla_mem.estimate("deepseek-v4-flash", 4096, spec="dspark", runtime="vllm")
     with pytest.raises(UsageError, match="no draft stages"):
         mla_mem.estimate("llama-3.1-8b", 4096, spec="dspark")
+
+
+def test_sglang_v4_pools_without_an_indexer_are_not_guessed():
+    """SGLang's ratio-4 pool sizing assumes the Lightning indexer's keys and rows: a model whose ratio-4 layers have
+    none gets no engine arithmetic (no log lines, no engine capacity) rather than an assumed index_head_dim."""
+    from dataclasses import replace
+
+    spec = mla_mem.load_model("deepseek-v4-flash")
+    plain = replace(spec, kinds=tuple(replace(k, indexer=None) for k in spec.kinds))
+    result = mla_mem.fit(plain, runtime="sglang", kv_cache_memory=100 * 2**30, context=131_072)
+    assert result.engine_lines == () and result.capacity_kind != "engine"
+    assert mla_mem.fit(spec, runtime="sglang", kv_cache_memory=100 * 2**30, context=131_072).capacity_kind == "engine"
