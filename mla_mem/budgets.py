@@ -10,13 +10,14 @@ for that entry; the other entries are still checked.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, MlaMemError, UsageError
 from .options import Deployment, OptionError
+from .records import record
 from .units import format_bytes, format_number, parse_count, parse_size, parse_tokens
 from .yamlio import Section, load_yaml, read_text
 
@@ -38,7 +39,7 @@ BUDGET_KEYS = ("name",) + SCENARIO_KEYS + tuple(LIMITS)
 MAX_BUDGET_FILE = 1 << 20
 
 
-@dataclass(frozen=True)
+@record
 class Budget:
     """One entry of a budget file, its defaults merged, every value parsed."""
 
@@ -65,7 +66,7 @@ class Budget:
         return dict(self.lines).get(key, self.line)
 
 
-@dataclass(frozen=True)
+@record
 class Verdict:
     budget: str
     limit_key: str
@@ -143,7 +144,7 @@ def _line_of(entry: Any) -> int | None:
 # Reading
 
 
-@dataclass(frozen=True)
+@record
 class BadEntry:
     """A budget entry that cannot be read: its name (or its key when it has none) and the error."""
 

@@ -22,12 +22,13 @@ Everything is a Python int (Fraction for per-token figures of compressed caches)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from fractions import Fraction
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
+from .records import record
 from .units import MAX_BATCH, MAX_CONTEXT
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-@dataclass(frozen=True)
+@record
 class CacheStream:
     component: str
     layers: tuple[int, ...]
@@ -113,7 +114,7 @@ class CacheStream:
         return 0
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     """A model lowered for one runtime and deployment: the streams every GPU of a pipeline stage holds."""
 
@@ -172,7 +173,7 @@ class Plan:
         return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class ComponentEstimate:
     name: str
     layers: int
@@ -190,7 +191,7 @@ class ComponentEstimate:
         return self.total_bytes - self.stored_bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class Estimate:
     """Exact bytes of one model at one context and batch. All byte figures are for ONE GPU (the most loaded
     one); `deployment_bytes` adds up every GPU. bytes_per_token and fixed_bytes are per sequence."""

@@ -8,9 +8,11 @@ versions where a rule changed (docs/capacity.md has the walk-through).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from fractions import Fraction
 from typing import TYPE_CHECKING
+
+from .records import record
 
 if TYPE_CHECKING:
     from .cache import CacheStream, Plan
@@ -22,7 +24,7 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-@dataclass(frozen=True)
+@record
 class EngineCapacity:
     engine: str
     cache_memory: int  # bytes per GPU the engine gives its cache
@@ -45,7 +47,7 @@ class EngineCapacity:
 # vllm/v1/kv_cache_interface.py (max_memory_usage_bytes per spec).
 
 
-@dataclass(frozen=True)
+@record
 class _Spec:
     """One vLLM layer type on one pipeline stage: how many layers, the page of one layer, its block, and what bounds
     a request's tokens (a window or chunk of in-flight tokens included; state pages)."""
@@ -110,7 +112,7 @@ def _group_size(counts: list[int], version: tuple[int, ...]) -> int:
     return high if factor is not None and high < low * factor else low
 
 
-@dataclass(frozen=True)
+@record
 class _Planned:
     bytes_per_block: int
     groups: int

@@ -13,11 +13,12 @@ import json
 import os
 import re
 import struct
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, UsageError
+from .records import record
 
 MAX_HEADER = 100_000_000  # bytes; the safetensors reference implementation refuses headers above 100 MB
 
@@ -37,7 +38,7 @@ ATTENTION = ("self_attn", ".attn.", "attention", "attn_")
 LAYER = re.compile(r"(?:^|\.)(?:layers|h|blk|blocks)\.(\d+)\.")
 
 
-@dataclass(frozen=True)
+@record
 class Tensor:
     name: str
     dtype: str
@@ -45,7 +46,7 @@ class Tensor:
     nbytes: int
 
 
-@dataclass(frozen=True)
+@record
 class CheckpointWeights:
     """Weight bytes as stored, by dtype and by component; `params` counts values (packed 4-bit values counted one by
     one), scales and zero points aside."""
@@ -319,7 +320,7 @@ def measured(checkpoint: str, layers: int | None, model_path: str | None = None)
     return _READ[key]
 
 
-@dataclass(frozen=True)
+@record
 class WeightsReport:
     """`show --weights`: the checkpoint's stored bytes beside the count from the dims (MTP layers included in
     both), and how far apart they are."""

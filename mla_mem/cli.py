@@ -259,10 +259,11 @@ def estimate(
     from . import load_model, plan
     from .cache import size
     from .render import emit, estimates_view
-    from .tiers import parse_tiers, request_offload
 
     fmt, units = _check_format(fmt), _check_units(units)
     contexts, sequences = _contexts(context, ["128K"]), _batch(batch)
+    if offload is not None:  # tiers.py only when asked
+        from .tiers import parse_tiers, request_offload
     tiers = parse_tiers(offload) if offload is not None else ()
     chosen = make_deployment(options or {})
     results: list[Any] = []

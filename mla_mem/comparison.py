@@ -4,7 +4,7 @@ component (`diff`). Typed results; render.py turns them into tables, CSV, Markdo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import field, fields, is_dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -12,6 +12,7 @@ from .cache import Estimate, size
 from .errors import UsageError
 from .models import load_model, load_reference
 from .options import Deployment
+from .records import record
 from .runtimes import lower
 from .spec import ModelSpec, short_text
 from .units import json_number
@@ -20,7 +21,7 @@ from .variants import equivalent_gqa_groups, make_variant, parse_variants, varia
 GQA_CONVENTION = "DeepSeek-V2 paper, Table 1: latent / (qk_nope_head_dim + v_head_dim)"
 
 
-@dataclass(frozen=True)
+@record
 class VariantRow:
     model: str
     variant: str  # "as built", "MHA", "GQA-8", ...
@@ -34,7 +35,7 @@ class VariantRow:
         return self.estimates[0].bytes_per_token
 
 
-@dataclass(frozen=True)
+@record
 class Comparison:
     contexts: tuple[int, ...]
     batch: int
@@ -109,7 +110,7 @@ def compare(
 # diff
 
 
-@dataclass(frozen=True)
+@record
 class DiffRow:
     context: int
     component: str
@@ -131,7 +132,7 @@ class DiffRow:
         return None if self.new_bytes else Fraction(0)
 
 
-@dataclass(frozen=True)
+@record
 class Diff:
     old: str  # the references as given (a path, a name, REV:path)
     new: str

@@ -12,10 +12,11 @@ family's `sliding_window`, a renamed schedule key, a layer type nobody defined),
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from .errors import ConfigError
+from .records import record
 
 # Words of keys that decide which layers cache what. A key containing one of them must be read by the family's
 # reader (or be null / false / 0); otherwise the import stops naming it.
@@ -133,7 +134,7 @@ class Config:
         return None
 
 
-@dataclass
+@record(frozen=False)
 class Draft:
     """A model as the importer reads it: kinds in the YAML schema and the kind of every layer."""
 

@@ -10,7 +10,7 @@ The cache must fit in `available` on every GPU; capacity is counted the way the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from .configs import builtin_dir
 from .errors import UsageError
 from .options import Deployment, resolve
 from .overhead import Around, default_batched_tokens, given, modelled
+from .records import record
 from .runtimes import lower
 from .runtimes.rules import VLLM_MAX_BATCHED_TOKENS
 from .spec import ModelSpec
@@ -28,7 +29,7 @@ from .units import MAX_CONTEXT, format_bytes, parse_size
 from .yamlio import Section, load_yaml, read_text
 
 
-@dataclass(frozen=True)
+@record
 class GPU:
     name: str
     memory_bytes: int  # the total nvidia-smi / rocm-smi prints (SGLang's gpu_mem)
@@ -118,7 +119,7 @@ def parse_fraction(text: str | float | Fraction, what: str) -> Fraction:
     return value
 
 
-@dataclass(frozen=True)
+@record
 class FitResult:
     model: str
     gpu: str
@@ -364,7 +365,7 @@ def sglang_mem_fraction(gpu: GPU, plan: Plan) -> tuple[Fraction, str]:
     )
 
 
-@dataclass(frozen=True)
+@record
 class _Budget:
     cache: int
     usable: int
@@ -426,7 +427,7 @@ def _weights_unless_given(
         return 0, "unknown"
 
 
-@dataclass(frozen=True)
+@record
 class Beyond:
     """What `fit` prices beyond the GPU pool: offload tiers (tiers.Tier), vLLM's blocks per offloaded chunk, and a
     prefix every request shares."""

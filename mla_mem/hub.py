@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .records import record
 from .spec import ModelSpec
 
 HUB_ID = re.compile(
@@ -31,7 +32,7 @@ def is_hub_id(text: str) -> bool:
     return not match.group("repo").lower().endswith((".yaml", ".yml", ".json", ".gguf", ".safetensors"))
 
 
-@dataclass(frozen=True)
+@record
 class Resolved:
     repo: str
     revision: str | None  # as asked

@@ -12,10 +12,11 @@ per stage) happen when the model is lowered (runtimes.lower).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
+from .records import record
 from .units import parse_tokens
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ class OptionError(UsageError):
         super().__init__(f"{field_name}: {message}")
 
 
-@dataclass(frozen=True)
+@record
 class RuntimeRef:
     """A runtime profile and the version it describes ('' for the ideal runtime)."""
 
@@ -56,7 +57,7 @@ class RuntimeRef:
         return f"{self.name}@{self.version}" if self.version else self.name
 
 
-@dataclass(frozen=True)
+@record
 class Deployment:
     """Runtime, cache formats, parallel layout and engine settings. Every field has a meaning on every command
     that prints bytes; fields a runtime does not use give a note, not an error."""

@@ -16,8 +16,9 @@ calibrated on, and its error on each. `--reserve` replaces the model with one fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from .records import record
 
 if TYPE_CHECKING:
     from .cache import Plan
@@ -33,7 +34,7 @@ GRAPH_BYTES = 512 * MIB
 MAX_NUM_SEQS = 256  # vLLM's default max_num_seqs (EngineArgs)
 
 
-@dataclass(frozen=True)
+@record
 class Around:
     """Bytes per GPU beside weights and cache, by term; `source` says whether it is modelled or given."""
 

@@ -7,14 +7,14 @@ and the bytes under each weight format come from the same list. Shapes follow th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 from .errors import UsageError
+from .records import record
 from .spec import MLA, Attention, Compressed, GatedDeltaNet, LayerKind, ModelSpec, Weights
 
 
-@dataclass(frozen=True)
+@record
 class Tensor:
     name: str
     rows: int
@@ -221,7 +221,7 @@ def _layer(model: ModelSpec, index: int, kind: LayerKind, h: int) -> list[Tensor
 __all__ = ["Weights", "count_params", "tensors", "weight_bytes"]
 
 
-@dataclass(frozen=True)
+@record
 class ParamCount:
     total: int  # main model, without MTP
     total_with_mtp: int
@@ -288,7 +288,7 @@ ATTENTION_NAMES = ("q_proj", "q_a_proj", "q_a_layernorm", "q_b_proj", "k_proj", 
                    "kv_a_proj_with_mqa", "kv_a_layernorm", "kv_b_proj", "indexer.")  # fmt: skip
 
 
-@dataclass(frozen=True)
+@record
 class WeightBytes:
     total: int
     expert: int  # routed experts (sharded by expert parallelism)

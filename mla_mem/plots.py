@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import field
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .cache import Plan, curve, size
 from .errors import UsageError
 from .options import Deployment
+from .records import record
 from .spec import ModelSpec
 from .units import format_bytes, format_number, format_tokens, json_number
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
 
-@dataclass
+@record(frozen=False)
 class Series:
     label: str
     contexts: list[int]
@@ -42,7 +43,7 @@ class Series:
     offload_label: str = ""
 
 
-@dataclass
+@record(frozen=False)
 class PlotData:
     title: str
     units: str

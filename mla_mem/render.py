@@ -16,10 +16,11 @@ from __future__ import annotations
 import io
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from .records import record
 from .units import exact_decimal, format_bytes, format_number, format_tokens, json_number
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 FORMATS = ("table", "json", "csv", "markdown")
 
 
-@dataclass
+@record(frozen=False)
 class Column:
     key: str
     header: str
@@ -40,7 +41,7 @@ class Column:
     display: Callable[[Any], str] | None = None
 
 
-@dataclass
+@record(frozen=False)
 class TableData:
     """Rows of raw values; `Column.display` turns a raw value into the text a human reads."""
 

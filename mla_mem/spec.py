@@ -24,8 +24,10 @@ lowering (runtimes.py) needs to know the kinds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from .records import record
 
 WEIGHT_DTYPES = ("bf16", "fp16", "fp32", "fp8", "int4", "mxfp4", "mxfp4-experts", "fp8+mxfp4-experts")
 
@@ -34,7 +36,7 @@ WEIGHT_DTYPES = ("bf16", "fp16", "fp32", "fp8", "int4", "mxfp4", "mxfp4-experts"
 # Attention: what grows with the context
 
 
-@dataclass(frozen=True)
+@record
 class Attention:
     """Keys and values per KV head: MHA (kv_heads = heads), GQA, MQA (kv_heads = 1). `k_eq_v`: keys and values
     share one tensor (Gemma 4's `attention_k_eq_v`)."""
@@ -57,7 +59,7 @@ class Attention:
         return self.kv_heads * (self.head_dim if self.k_eq_v else self.head_dim + self.v_head_dim)
 
 
-@dataclass(frozen=True)
+@record
 class MLA:
     """Multi-head latent attention (DeepSeek-V2, arXiv 2405.04434): one latent of kv_lora_rank plus a decoupled rope
     key of qk_rope_head_dim per token, shared by all heads."""
@@ -80,7 +82,7 @@ class MLA:
         return self.latent_dim
 
 
-@dataclass(frozen=True)
+@record
 class Compressed:
     """DeepSeek-V4 attention: one shared key-value vector of head_dim (nope + rope) per cache entry, kept for a
     window of recent tokens and, on compressed layers, once per compress_ratio tokens (DeepSeek-V4 report)."""
@@ -102,7 +104,7 @@ class Compressed:
 AnyAttention = Attention | MLA | Compressed
 
 
-@dataclass(frozen=True)
+@record
 class Indexer:
     """DeepSeek Sparse Attention's lightning indexer: one key of head_dim per token (per compress_ratio tokens on
     DeepSeek-V4) on every layer of a kind that has it."""
@@ -116,7 +118,7 @@ class Indexer:
 # States: constant per sequence
 
 
-@dataclass(frozen=True)
+@record
 class GatedDeltaNet:
     """Gated DeltaNet (Qwen3-Next, Qwen3.5) and Kimi Delta Attention (key_heads = value_heads): a short causal
     convolution over q, k and v channels and a recurrent state of value_heads x key_head_dim x value_head_dim."""
@@ -138,7 +140,7 @@ class GatedDeltaNet:
         return self.value_heads * self.key_head_dim * self.value_head_dim
 
 
-@dataclass(frozen=True)
+@record
 class Mamba1:
     """Mamba (Jamba's SSM layers): a convolution over d_inner channels and an SSM state of d_inner x d_state."""
 
@@ -157,7 +159,7 @@ class Mamba1:
         return self.d_inner * self.d_state
 
 
-@dataclass(frozen=True)
+@record
 class Mamba2:
     """Mamba-2 (Nemotron-H, Granite-4.0-H, Bamba, Falcon-H1, Zamba2): a convolution over x, B and C channels
     (heads x head_dim + 2 x groups x d_state) and an SSM state of heads x head_dim x d_state."""
@@ -183,7 +185,7 @@ class Mamba2:
         return self.heads * self.head_dim * self.d_state
 
 
-@dataclass(frozen=True)
+@record
 class Lightning:
     """Lightning attention (MiniMax-M1 / MiniMax-Text-01 linear layers): a key-value state of heads x head_dim x
     head_dim per sequence, no convolution."""
@@ -205,7 +207,7 @@ class Lightning:
         return self.heads * self.head_dim * self.head_dim
 
 
-@dataclass(frozen=True)
+@record
 class ShortConv:
     """A gated short convolution (LFM2's conv layers): the last conv_kernel - 1 inputs over `channels`."""
 
@@ -230,7 +232,7 @@ STATE_KINDS = ("gated_deltanet", "kda", "mamba1", "mamba2", "lightning", "short_
 # Layers and models
 
 
-@dataclass(frozen=True)
+@record
 class LayerKind:
     """What one layer of this kind caches (see the module docstring)."""
 
@@ -258,7 +260,7 @@ class LayerKind:
         return self.window is None and self.chunk is None
 
 
-@dataclass(frozen=True)
+@record
 class Params:
     """Published parameter counts (from the model card), for display and checks."""
 
@@ -266,7 +268,7 @@ class Params:
     active: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Weights:
     """The few dims a parameter count needs (from config.json: hidden_size, vocab_size, intermediate_size, ...)."""
 
@@ -283,7 +285,7 @@ class Weights:
     hc_mult: int = 0  # DeepSeek-V4's hyper-connection streams (0: plain residual)  # the checkpoint's weight format: bf16 | fp16 | fp8 | int4 | mxfp4 | mxfp4-experts
 
 
-@dataclass(frozen=True)
+@record
 class ModelSpec:
     name: str
     layers: int

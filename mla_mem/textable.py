@@ -13,7 +13,8 @@ import re
 import sys
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from .records import record
 
 GAP = 3  # spaces between columns
 RULE = "━"
@@ -32,7 +33,7 @@ def wrap(text: str, width: int) -> list[str]:
     return [line.replace(NBSP, " ") for line in lines]
 
 
-@dataclass(frozen=True)
+@record
 class Grid:
     title: str
     headers: list[str]

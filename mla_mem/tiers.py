@@ -21,11 +21,12 @@ once; the partial block and the rest are each request's own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
+from .records import record
 from .units import parse_size, parse_tokens
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ LMCACHE_CHUNK = 256  # LMCache 0.5.6 v1/config.py:90 chunk_size; partial chunks 
 LMCACHE_ALIGN = 4096  # memory_allocators/tensor_memory_allocator.py:87-95: allocations rounded up to 4 KiB
 
 
-@dataclass(frozen=True)
+@record
 class Tier:
     kind: str
     size: int  # bytes as given
@@ -65,7 +66,7 @@ def parse_tiers(text: str, what: str = "--offload") -> tuple[Tier, ...]:
     return tuple(tiers)
 
 
-@dataclass(frozen=True)
+@record
 class TierResult:
     tier: str
     engine: str  # what stores it: "vllm native CPU offload", "sglang HiCache"
@@ -286,7 +287,7 @@ def distinct_across(tiers: list[dict[str, Any]] | tuple[dict[str, Any], ...]) ->
     return max((t["unique_tokens"] for t in tiers), default=0)
 
 
-@dataclass(frozen=True)
+@record
 class RequestTier:
     """One request of `context` tokens offloaded to a host tier: what the engine stores of it (whole chunks or pages
     only), the host bytes it takes with every copy, and how many such requests the tier holds per engine."""
@@ -330,7 +331,7 @@ def request_offload(plan: Plan, tiers: tuple[Tier, ...], context: int, chunk_blo
 # Shared prefixes
 
 
-@dataclass(frozen=True)
+@record
 class PrefixResult:
     prefix_tokens: int
     block_size: int

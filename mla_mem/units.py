@@ -7,10 +7,10 @@ quantities are Python ints (decimal inputs go through `fractions.Fraction`, neve
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from fractions import Fraction
 
 from .errors import UsageError
+from .records import record
 
 # Largest context and batch mla-mem accepts: far beyond any real deployment, small enough that a typo
 # such as 10^18 is caught as a mistake instead of printed as a number.
@@ -18,7 +18,7 @@ MAX_CONTEXT = 2**40
 MAX_BATCH = 2**24
 
 
-@dataclass(frozen=True)
+@record
 class DType:
     """A cache element format.
 

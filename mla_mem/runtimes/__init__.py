@@ -10,13 +10,13 @@ every layer kind is lowering.py.
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from ..cache import Plan
 from ..options import Deployment, OptionError, RuntimeRef
+from ..records import record
 from ..spec import ModelSpec
 from .rules import Rules, RulesFunction
 
@@ -25,7 +25,7 @@ _NOT_PROFILES = {"rules", "lowering", "drafts"}
 LLAMA_CPP_FIRST_BUILD = 8054
 
 
-@dataclass(frozen=True)
+@record
 class Profile:
     name: str
     default_version: str
@@ -58,6 +58,8 @@ def profile_of(name: str) -> Profile | None:
 def profiles() -> dict[str, Profile]:
     """Every runtime module of this package, by profile name, in listing order."""
     if not _PROFILES:
+        import pkgutil
+
         found = []
         for info in pkgutil.iter_modules(__path__):
             if info.name not in _NOT_PROFILES:

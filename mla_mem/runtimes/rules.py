@@ -5,10 +5,11 @@ they share. The lowering (lowering.py) applies the same rules to every layer kin
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Literal
 
 from ..options import OptionError, RuntimeRef
+from ..records import record
 from ..units import DType, parse_dtype
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ LLAMA_CPP_UBATCH = 512
 LLAMA_CPP_PAD = 256
 
 
-@dataclass(frozen=True)
+@record
 class StateRule:
     """How a runtime keeps one kind of constant state: conv columns, dtypes, tensor-parallel split.
     `declared_dtype`: the dtype the model's config names for the recurrent state (the state's recurrent_dtype)
@@ -64,7 +65,7 @@ class StateRule:
     source: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class CompressedRules:
     """How a runtime stores DeepSeek-V4's caches compressed along the sequence."""
 
@@ -92,7 +93,7 @@ class CompressedRules:
         return -(-raw // self.page_align) * self.page_align if self.page_align else raw
 
 
-@dataclass(frozen=True)
+@record
 class Rules:
     """What one runtime at one version stores for one model."""
 

@@ -6,9 +6,8 @@ vllm/model_executor/models/deepseek_v4/ and third_party/flashmla/flash_mla_inter
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..options import Deployment, OptionError
+from ..records import record
 from ..spec import MLA, Compressed, ModelSpec
 from ..units import parse_dtype
 from . import Profile
@@ -241,7 +240,7 @@ def _approximate_gcd(values: list[int], lower: int) -> int:
     return best
 
 
-@dataclass(frozen=True)
+@record
 class V4Planned:
     bytes_per_block: int
     request_pages: int  # sum over groups of the pages a request needs ("needed", 0.27+ concurrency)
@@ -250,7 +249,7 @@ class V4Planned:
     null_block: bool  # 0.29+: the memory check and the estimate keep one block back
 
 
-@dataclass(frozen=True)
+@record
 class _V4Spec:
     full: bool  # MLAAttentionSpec (256-token pages) or SlidingWindowMLASpec (window and compressor state)
     block: int
