@@ -68,6 +68,8 @@ class Budget:
 
 @record
 class Verdict:
+    """One limit of one budget held against what was measured: PASS, FAIL or ERROR."""
+
     budget: str
     limit_key: str
     what: str

@@ -42,6 +42,9 @@ def _ceil_div(a: int, b: int) -> int:
 
 @record
 class CacheStream:
+    """One stream of cache entries of a lowered model: which layers store it, the bytes of an entry and how entries
+    are grouped (per token or per `tokens_per_entry`, a window, blocks, pages)."""
+
     component: str
     layers: tuple[int, ...]
     entry_bytes: int
@@ -175,6 +178,8 @@ class Plan:
 
 @record(slots=True)
 class ComponentEstimate:
+    """One component's share of an estimate: bytes per token, fixed bytes, bytes stored and the total."""
+
     name: str
     layers: int
     bytes_per_token: Fraction

@@ -26,6 +26,8 @@ def _cdiv(a: int, b: int) -> int:
 
 @record
 class EngineCapacity:
+    """What an engine makes of the cache memory it is given: its token capacity as it logs it, blocks, concurrency."""
+
     engine: str
     cache_memory: int  # bytes per GPU the engine gives its cache
     tokens: int  # the token capacity as the engine counts and logs it
@@ -114,6 +116,8 @@ def _group_size(counts: list[int], version: tuple[int, ...]) -> int:
 
 @record
 class _Planned:
+    """vLLM's block planning for one model: bytes per block, KV-cache groups and the blocks a request needs."""
+
     bytes_per_block: int
     groups: int
     request_blocks: int

@@ -40,6 +40,8 @@ LAYER = re.compile(r"(?:^|\.)(?:layers|h|blk|blocks)\.(\d+)\.")
 
 @record
 class Tensor:
+    """One tensor of a checkpoint's header: name, dtype, shape and stored bytes."""
+
     name: str
     dtype: str
     shape: tuple[int, ...]

@@ -23,6 +23,8 @@ GQA_CONVENTION = "DeepSeek-V2 paper, Table 1: latent / (qk_nope_head_dim + v_hea
 
 @record
 class VariantRow:
+    """A model or one of its what-if variants, at every context of a comparison."""
+
     model: str
     variant: str  # "as built", "MHA", "GQA-8", ...
     attention: str  # what the variant caches, e.g. "MLA 512+64" or "8 x (192+128)"
@@ -37,6 +39,8 @@ class VariantRow:
 
 @record
 class Comparison:
+    """The result of `compare`: variant rows over the same contexts, batch, runtime and cache dtype."""
+
     contexts: tuple[int, ...]
     batch: int
     runtime: str
@@ -112,6 +116,8 @@ def compare(
 
 @record
 class DiffRow:
+    """One component at one context in a `diff`: old and new bytes per token and in total."""
+
     context: int
     component: str
     status: str  # "same", "changed", "new", "removed" (the total row: "same" or "changed")
@@ -134,6 +140,8 @@ class DiffRow:
 
 @record
 class Diff:
+    """The result of `diff`: two models' caches component by component, context by context."""
+
     old: str  # the references as given (a path, a name, REV:path)
     new: str
     old_name: str

@@ -577,7 +577,8 @@ def _builtin_files() -> Iterator[Path]:
         return
     if _LISTING is None or _LISTING[0] != directory or _LISTING[1] != stamp:
         files = sorted(
-            (p for p in directory.glob("*.yaml") if not p.name.startswith("gpus")), key=lambda p: _natural(p.stem)
+            (p for p in directory.iterdir() if p.name.endswith(".yaml") and not p.name.startswith("gpus")),
+            key=lambda p: _natural(p.stem),
         )
         _LISTING = (directory, stamp, files)
     yield from _LISTING[2]

@@ -31,6 +31,8 @@ from .yamlio import Section, load_yaml, read_text
 
 @record
 class GPU:
+    """A GPU of the catalogue: its memory as nvidia-smi / rocm-smi and CUDA report it, with sources."""
+
     name: str
     memory_bytes: int  # the total nvidia-smi / rocm-smi prints (SGLang's gpu_mem)
     nominal: str = ""
@@ -121,6 +123,8 @@ def parse_fraction(text: str | float | Fraction, what: str) -> Fraction:
 
 @record
 class FitResult:
+    """The result of `fit`: a model on a layout of GPUs, its weights, cache and what fits, per GPU."""
+
     model: str
     gpu: str
     gpus: int
@@ -367,6 +371,8 @@ def sglang_mem_fraction(gpu: GPU, plan: Plan) -> tuple[Fraction, str]:
 
 @record
 class _Budget:
+    """The bytes an engine gives its cache on one GPU, what it may use, the fraction and the rule applied."""
+
     cache: int
     usable: int
     fraction: Fraction

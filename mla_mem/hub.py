@@ -34,6 +34,8 @@ def is_hub_id(text: str) -> bool:
 
 @record
 class Resolved:
+    """A Hub id resolved to a commit and the config file in the local cache."""
+
     repo: str
     revision: str | None  # as asked
     commit: str  # the commit the cache or the Hub resolved it to

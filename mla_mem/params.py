@@ -16,6 +16,8 @@ from .spec import MLA, Attention, Compressed, GatedDeltaNet, LayerKind, ModelSpe
 
 @record
 class Tensor:
+    """One weight matrix of a model (or `count` of them), by rows and columns and what it belongs to."""
+
     name: str
     rows: int
     cols: int
@@ -223,6 +225,8 @@ __all__ = ["Weights", "count_params", "tensors", "weight_bytes"]
 
 @record
 class ParamCount:
+    """A model's parameters: total, with MTP, active per token, and routed experts."""
+
     total: int  # main model, without MTP
     total_with_mtp: int
     active: int  # per token: all but the unchosen routed experts (main model)
@@ -290,6 +294,8 @@ ATTENTION_NAMES = ("q_proj", "q_a_proj", "q_a_layernorm", "q_b_proj", "k_proj", 
 
 @record
 class WeightBytes:
+    """A model's weights in bytes under a weight format: routed experts and the rest, attention apart."""
+
     total: int
     expert: int  # routed experts (sharded by expert parallelism)
     dense: int  # everything else

@@ -29,6 +29,8 @@ FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
 @record(frozen=False)
 class Series:
+    """One line of a plot: a model's total cache (and components) over the contexts."""
+
     label: str
     contexts: list[int]
     total_bytes: list[int]
@@ -45,6 +47,8 @@ class Series:
 
 @record(frozen=False)
 class PlotData:
+    """Everything a plot draws: title, units, series and what is stacked or logarithmic."""
+
     title: str
     units: str
     series: list[Series]

@@ -35,6 +35,8 @@ FORMATS = ("table", "json", "csv", "markdown")
 
 @record(frozen=False)
 class Column:
+    """A column of a table: its key in the rows, header, alignment and how a value is displayed."""
+
     key: str
     header: str
     numeric: bool = False

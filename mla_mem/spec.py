@@ -287,6 +287,8 @@ class Weights:
 
 @record
 class ModelSpec:
+    """A model as far as its cache is concerned: its layers and their kinds, MTP layers, dtypes, weights."""
+
     name: str
     layers: int
     kinds: tuple[LayerKind, ...]

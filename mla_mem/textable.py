@@ -35,6 +35,8 @@ def wrap(text: str, width: int) -> list[str]:
 
 @record
 class Grid:
+    """A table ready to draw: title, headers, which columns are numeric, rows of text, caption."""
+
     title: str
     headers: list[str]
     numeric: list[bool]

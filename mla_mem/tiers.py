@@ -44,6 +44,8 @@ LMCACHE_ALIGN = 4096  # memory_allocators/tensor_memory_allocator.py:87-95: allo
 
 @record
 class Tier:
+    """A host tier as given on the command line: its kind and size in bytes."""
+
     kind: str
     size: int  # bytes as given
 
@@ -68,6 +70,8 @@ def parse_tiers(text: str, what: str = "--offload") -> tuple[Tier, ...]:
 
 @record
 class TierResult:
+    """What a host tier holds for a model: units stored, bytes per unit, copies and tokens of distinct content."""
+
     tier: str
     engine: str  # what stores it: "vllm native CPU offload", "sglang HiCache"
     size_bytes: int  # as given
@@ -333,6 +337,8 @@ def request_offload(plan: Plan, tiers: tuple[Tier, ...], context: int, chunk_blo
 
 @record
 class PrefixResult:
+    """A shared prefix on an engine: blocks held once, blocks of each request, and requests that fit."""
+
     prefix_tokens: int
     block_size: int
     shared_blocks: int  # held once

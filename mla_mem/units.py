@@ -163,12 +163,11 @@ def parse_tokens(text: str | int, what: str = "context", minimum: int = 1, maxim
     return value
 
 
-_GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+")
-
-
 def _ungroup(raw: str) -> str:
     """'131,072' -> '131072' (thousands separators, as mla-mem prints numbers); '131_072' -> '131072'."""
     raw = raw.replace("_", "")
+    if "," not in raw:  # the common case, without compiling the pattern
+        return raw
     match = re.fullmatch(r"(\d{1,3}(?:,\d{3})+)((?:\.\d+)?[kKmMgGtT]?)", raw)
     return match.group(1).replace(",", "") + match.group(2) if match else raw
 
@@ -179,7 +178,10 @@ def parse_token_list(values: list[str] | tuple[str, ...], what: str = "--context
     out: list[int] = []
     for value in values:
         text = str(value).strip()
-        if _GROUPED.fullmatch(text.replace("_", "")) or re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?[kKmMgGtT]?", text):
+        if "," in text and (
+            re.fullmatch(r"\d{1,3}(?:,\d{3})+", text.replace("_", ""))
+            or re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?[kKmMgGtT]?", text)
+        ):
             out.append(parse_tokens(text, what))
             continue
         parts = [part.strip() for part in text.split(",")]

@@ -27,6 +27,8 @@ LLAMA_CPP_FIRST_BUILD = 8054
 
 @record
 class Profile:
+    """A runtime profile: its name, the versions it covers and the function that gives a version's rules."""
+
     name: str
     default_version: str
     low: tuple[int, ...]

@@ -242,6 +242,8 @@ def _approximate_gcd(values: list[int], lower: int) -> int:
 
 @record
 class V4Planned:
+    """vLLM's page planning for DeepSeek-V4: bytes per block and the pages a request needs, by version."""
+
     bytes_per_block: int
     request_pages: int  # sum over groups of the pages a request needs ("needed", 0.27+ concurrency)
     old_request_blocks: int  # cdiv(sum of pages x group bytes, the full group's bytes): concurrency 0.20.1-0.26
@@ -251,6 +253,8 @@ class V4Planned:
 
 @record
 class _V4Spec:
+    """One of vLLM's V4 KV-cache specs: full (MLA pages) or sliding (window and compressor state)."""
+
     full: bool  # MLAAttentionSpec (256-token pages) or SlidingWindowMLASpec (window and compressor state)
     block: int
     page: int
