@@ -234,16 +234,18 @@ class ParamCount:
 
 
 def count_params(model: ModelSpec) -> ParamCount:
-    with_mtp = tensors(model, mtp=True)
     main = tensors(model, mtp=False)
-    total = sum(t.params for t in main)
-    expert = sum(t.params for t in main if t.kind == "expert")
+    total = expert = 0
+    for t in main:
+        total += t.params
+        expert += t.params if t.kind == "expert" else 0
+    with_mtp = sum(t.params for t in tensors(model, mtp=True)) if model.mtp_layers else total
     w = model.weights
     assert w is not None
     active = total - expert
     if w.experts:
         active += expert * w.experts_per_token // w.experts
-    return ParamCount(total=total, total_with_mtp=sum(t.params for t in with_mtp), active=active, expert=expert)
+    return ParamCount(total=total, total_with_mtp=with_mtp, active=active, expert=expert)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -311,10 +313,16 @@ def weight_bytes(model: ModelSpec, dtype: str | None = None, mtp: bool = False) 
         fmt = w.dtype if w else "bf16"
     if fmt not in WEIGHT_DTYPES:
         raise UsageError(f"--weight-dtype: expected auto or one of {', '.join(WEIGHT_DTYPES)}, got {dtype!r}")
-    groups = tensors(model, mtp=mtp)
-    expert = sum(_tensor_bytes(t, fmt) for t in groups if t.kind == "expert")
-    dense = sum(_tensor_bytes(t, fmt) for t in groups if t.kind != "expert")
-    attention = sum(
-        _tensor_bytes(t, fmt) for t in groups if t.kind != "expert" and any(n in t.name for n in ATTENTION_NAMES)
-    )
+    expert = dense = attention = 0
+    sizes: dict[tuple[int, int, int, str], int] = {}  # every layer repeats the same shapes: each size computed once
+    for t in tensors(model, mtp=mtp):
+        shape = (t.rows, t.cols, t.count, t.kind)
+        size = sizes.get(shape)
+        if size is None:
+            size = sizes[shape] = _tensor_bytes(t, fmt)
+        if t.kind == "expert":
+            expert += size
+        else:
+            dense += size
+            attention += size if any(n in t.name for n in ATTENTION_NAMES) else 0
     return WeightBytes(total=expert + dense, expert=expert, dense=dense, dtype=fmt, attention=attention)
