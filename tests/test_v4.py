@@ -488,10 +488,25 @@ def test_v41_config_imports_to_the_builtin():
                     == mla_mem.estimate(builtin, n, mtp=mtp).total_bytes)  # fmt: skip
 
 
-@pytest.mark.parametrize("runtime", ["vllm", "sglang", "llama.cpp", "transformers", "trtllm"])
-def test_v41_engines_refuse_naming_the_ratio(runtime):
-    with pytest.raises(UsageError, match="compress_ratio 2 .*use runtime ideal"):
-        mla_mem.estimate("deepseek-v4.1-flash", 1024, runtime=runtime)
+@pytest.mark.parametrize(
+    ("runtime", "says"),
+    [
+        ("vllm", "vllm 0.33 serves DeepSeek-V4.1 .*528 B on SM100 GPUs, 584 B elsewhere; 288 B nvfp4_ds_mla"),
+        ("vllm@0.30", "vllm 0.30 serves DeepSeek-V4.1"),
+        ("vllm@0.29", "vllm 0.29 does not serve DeepSeek-V4.1; 0.30 and later do"),
+        ("sglang", "sglang 0.5.23 serves DeepSeek-V4.1 .*V41 = 512 fp8 \\+ 16 ue8m0 scales = 528 B"),
+        ("llama.cpp", "llama.cpp has no DeepSeek-V4.1 architecture"),
+        ("transformers", "transformers has no deepseek_v41 model"),
+    ],
+)
+def test_v41_engines_refuse_naming_the_ratio_and_what_the_engine_does(runtime, says):
+    with pytest.raises(UsageError, match=f"DeepSeek-V4.1's compress_ratio 2 .*: {says}.*; use runtime ideal"):
+        mla_mem.estimate("deepseek-v4.1-flash", 1024, runtime=runtime, kv_dtype="fp8" if "vllm" in runtime else None)
+
+
+def test_v41_on_a_runtime_without_v4_rules_gets_its_v4_refusal():
+    with pytest.raises(UsageError, match="trtllm: no DeepSeek-V4 .*1.3.0rc22"):
+        mla_mem.estimate("deepseek-v4.1-flash", 1024, runtime="trtllm")
 
 
 def test_dspark_draft_stages_are_the_checkpoints_mtp_layers():

@@ -120,6 +120,8 @@ def _rules_v4(model: ModelSpec, deployment: Deployment, k: DType, v: DType, era:
             indexer=indexer, indexer_formula=f"index_head_dim {index_dim} x {k.name} = {indexer:,} B",
             rings=True, window_block=LLAMA_CPP_PAD, window_extra=LLAMA_CPP_UBATCH,
             window_extra_text=f"n_ubatch {LLAMA_CPP_UBATCH}", entry_block=LLAMA_CPP_PAD, ceil_entries=True,
+            v41="llama.cpp has no DeepSeek-V4.1 architecture (not in the sources read, commit 0c1e57098; "
+                "ik_llama.cpp#2455 is a fork)",
         ),
     )  # fmt: skip
 

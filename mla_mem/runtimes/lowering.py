@@ -549,13 +549,18 @@ def stages_for(model: ModelSpec, deployment: Deployment, mtp_layers: int) -> tup
 
 def check_ratios(model: ModelSpec, rules: Rules) -> None:
     """Compression ratios the runtime's rules were not read for are refused before any kind is lowered."""
-    ratios = rules.compressed.ratios if rules.compressed is not None else (4, 128)
+    if rules.compressed is None:  # no DeepSeek-V4 rules at all: lower_compressed says why
+        return
+    ratios = rules.compressed.ratios
     bad = next((k for k in model.used_kinds() if k.compress_ratio and ratios and k.compress_ratio not in ratios), None)
     if bad is not None:
+        v41 = rules.compressed.v41 if bad.compress_ratio in (1, 2) else ""
+        if v41:
+            raise UsageError(f"{rules.runtime}: DeepSeek-V4.1's compress_ratio {bad.compress_ratio} (layer kind "
+                             f"{bad.name}) is not modelled for this runtime: {v41}; use runtime ideal")  # fmt: skip
         raise UsageError(f"{rules.runtime}: compress_ratio {bad.compress_ratio} (layer kind {bad.name}) is not "
                          f"modelled for this runtime, whose DeepSeek-V4 rules cover ratios "
-                         f"{' and '.join(map(str, ratios))} (DeepSeek-V4.1's ratio-1 and ratio-2 caches, shared "
-                         "across layers, are stored otherwise); use runtime ideal")  # fmt: skip
+                         f"{' and '.join(map(str, ratios))}; use runtime ideal")  # fmt: skip
 
 
 def plan(model: ModelSpec, deployment: Deployment, rules: Rules) -> Plan:

@@ -87,6 +87,7 @@ class CompressedRules:
     # the compression ratios these rules were read for: DeepSeek-V4's 4 and 128 (V4.1's ratios 1 and 2, with caches
     # shared across layers, have other records, blocks and states in every engine); () for any (ideal)
     ratios: tuple[int, ...] = (4, 128)
+    v41: str = ""  # what this runtime (at this version) does with DeepSeek-V4.1, for the refusal of ratios 1 and 2
 
     def page(self, entries: int, entry_bytes: int) -> int:
         raw = entries * entry_bytes

@@ -150,6 +150,9 @@ def _rules_v4(model: ModelSpec, deployment: Deployment) -> Rules:
             window_block=SGLANG_V4_PAGE, page_tokens=SGLANG_V4_PAGE, page_align=576,
             window_extra=SGLANG_V4_SWA_EXTRA, window_extra_text="eviction interval 128 + 2 pages (request cap)",
             ceil_entries=True, ring_per_window_page=True, ring_scale=2 if speculative else 1,
+            v41=f"sglang {deployment.runtime.version} serves DeepSeek-V4.1 (srt/configs/deepseek_v41.py) in layouts "
+                "of its own (kernels/ops/attention/dsv4/kv_layout.py: V41 = 512 fp8 + 16 ue8m0 scales = 528 B, "
+                "V41_FP4 = 256 B e2m1 + 32 e4m3 scales = 288 B for the ratio-1 and ratio-2 caches), not modelled yet",
         ),
     )  # fmt: skip
 

@@ -154,6 +154,7 @@ def _deepseek_v4(model: ModelSpec, deployment: Deployment, kv: DType, version: V
         compressed=CompressedRules(
             record=record, record_formula=f"head_dim {attention.head_dim} x {kv.name} = {record} B",
             indexer=indexer, indexer_formula=f"index_head_dim x {kv.name} = {indexer} B", in_progress=True,
+            v41="transformers has no deepseek_v41 model (5.24; huggingface/transformers#48721 was closed)",
         ),
     )  # fmt: skip
 

@@ -146,6 +146,17 @@ def _in_flight_batches(model: ModelSpec, deployment: Deployment, notes: list[str
     return deployment.pp + 1
 
 
+def _v41(deployment: Deployment) -> str:
+    """DeepSeek-V4.1 in vLLM: vllm/models/deepseek_v41 from 0.30 (absent in 0.29); attention.py of 0.31-0.33:
+    `swa_bytes_per_token = 528 if self.kv_mxfp8 else 584` (SM100 family), `block_size=32` for the window cache,
+    nvfp4_ds_mla compressed entries of 288 B (0.33:523-532), caches and compressor rings on kv-source layers only."""
+    if deployment.runtime.numbers < (0, 30):
+        return f"vllm {deployment.runtime.version} does not serve DeepSeek-V4.1; 0.30 and later do (vllm/models/deepseek_v41)"
+    return (f"vllm {deployment.runtime.version} serves DeepSeek-V4.1 (vllm/models/deepseek_v41) with records of its own "
+            "(528 B on SM100 GPUs, 584 B elsewhere; 288 B nvfp4_ds_mla compressed entries), window blocks of 32 and "
+            "compressed caches, index keys and compressor rings on the kv-source layers only, not modelled yet")  # fmt: skip
+
+
 def _rules_v4(model: ModelSpec, deployment: Deployment) -> Rules:
     """DeepSeek-V4 in vLLM 0.33: fp8 records 448 fp8 no-rope + 64 bf16 rope + 8 B UE8M0 scales = 584 B; bf16
     records 512 x 2 = 1,024 B; windows in 64-token blocks, compressed caches in 256-token pages, fp8 record pages
@@ -196,7 +207,7 @@ def _rules_v4(model: ModelSpec, deployment: Deployment) -> Rules:
         compressed=CompressedRules(
             record=record, record_formula=record_formula, indexer=indexer,
             indexer_formula=f"indexer key {indexer_name} = {indexer} B", rings=True,
-            window_block=deployment.block_size or 64, page_tokens=256, page_align=align,
+            window_block=deployment.block_size or 64, page_tokens=256, page_align=align, v41=_v41(deployment),
         ),
     )  # fmt: skip
 
