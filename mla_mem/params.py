@@ -315,6 +315,7 @@ def weight_bytes(model: ModelSpec, dtype: str | None = None, mtp: bool = False) 
         raise UsageError(f"--weight-dtype: expected auto or one of {', '.join(WEIGHT_DTYPES)}, got {dtype!r}")
     expert = dense = attention = 0
     sizes: dict[tuple[int, int, int, str], int] = {}  # every layer repeats the same shapes: each size computed once
+    local: dict[str, bool] = {}  # is an attention weight, by the name within its layer
     for t in tensors(model, mtp=mtp):
         shape = (t.rows, t.cols, t.count, t.kind)
         size = sizes.get(shape)
@@ -324,5 +325,8 @@ def weight_bytes(model: ModelSpec, dtype: str | None = None, mtp: bool = False) 
             expert += size
         else:
             dense += size
-            attention += size if any(n in t.name for n in ATTENTION_NAMES) else 0
+            name = t.name.split(".", 2)[2] if t.name.startswith("layers.") else t.name
+            if name not in local:
+                local[name] = any(n in name for n in ATTENTION_NAMES)
+            attention += size if local[name] else 0
     return WeightBytes(total=expert + dense, expert=expert, dense=dense, dtype=fmt, attention=attention)
