@@ -8,36 +8,39 @@ and the bytes under each weight format come from the same list. Shapes follow th
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NamedTuple
 
 from .errors import UsageError
 from .records import record
 from .spec import MLA, Attention, Compressed, GatedDeltaNet, LayerKind, ModelSpec, Weights
 
 
-@record
-class Tensor:
-    """One weight matrix of a model (or `count` of them), by rows and columns and what it belongs to."""
+class Tensor(NamedTuple):
+    """One weight matrix of a model (or `copies` of them), by rows and columns and what it belongs to. A named tuple:
+    a model has thousands, built on every `fit`, and a tuple is built in half the time of a frozen dataclass."""
 
     name: str
     rows: int
     cols: int
-    count: int = 1  # how many such tensors in the model
+    copies: int = 1  # how many such tensors in the model
     kind: str = "linear"  # linear | expert | embedding | head | norm | router | other
-    layers: int = 1  # on how many layers (count already includes it)
+    layers: int = 1  # on how many layers (copies already includes it)
 
     @property
     def params(self) -> int:
-        return self.rows * self.cols * self.count
+        return self.rows * self.cols * self.copies
 
 
 @lru_cache(maxsize=64)
 def tensors(model: ModelSpec, mtp: bool = True) -> tuple[Tensor, ...]:
     """Every weight of the model as tensor groups. MTP layers are included when `mtp` is true. Remembered per
     (model, mtp): `fit`'s layout search and `check` ask for the same model's weights many times."""
-    return tuple(_tensors(model, mtp))
+    if mtp and model.mtp_layers and model.mtp_layer_kind is not None:
+        return tensors(model, mtp=False) + tuple(_mtp_tensors(model))  # the trunk's list is computed once
+    return tuple(_tensors(model))
 
 
-def _tensors(model: ModelSpec, mtp: bool) -> list[Tensor]:
+def _tensors(model: ModelSpec) -> list[Tensor]:
     w = model.weights
     if w is None:
         raise UsageError(
@@ -63,22 +66,26 @@ def _tensors(model: ModelSpec, mtp: bool) -> list[Tensor]:
     out.append(Tensor("final_norm", 1, h, kind="norm"))
     if w.hc_mult:  # DeepSeek-V4's hyper-connection head: hc_fn (M x M h), hc_base (M), hc_scale (1)
         out.append(Tensor("hc_head", 1, w.hc_mult * w.hc_mult * h + w.hc_mult + 1, kind="norm"))
-    layer_count = model.layers
-    for index in range(layer_count):
+    for index in range(model.layers):
         out.extend(_layer(model, index, model.kind_of(index), h))
-    mtp_kind = model.mtp_layer_kind
-    if mtp and model.mtp_layers and mtp_kind is not None:
-        for index in range(model.mtp_layers):
-            # DeepSeek-style MTP module: enorm, hnorm, eh_proj (2h -> h), one decoder layer, its own copies of the
-            # embedding and head in the checkpoint, and a final norm
-            out.append(Tensor(f"mtp{index}.eh_proj", h, 2 * h))
-            out.append(Tensor(f"mtp{index}.norms", 1, 3 * h, kind="norm"))
-            out.extend(
-                Tensor(f"mtp{index}." + t.name, t.rows, t.cols, t.count, t.kind)
-                for t in _layer(model, layer_count + index, mtp_kind, h)
-            )
-            out.append(Tensor(f"mtp{index}.embed_tokens", w.vocab_size, h, kind="embedding"))
-            out.append(Tensor(f"mtp{index}.shared_head", w.vocab_size, h, kind="head"))
+    return out
+
+
+def _mtp_tensors(model: ModelSpec) -> list[Tensor]:
+    """DeepSeek-style MTP modules, after the trunk: enorm, hnorm, eh_proj (2h -> h), one decoder layer, its own
+    copies of the embedding and head in the checkpoint, and a final norm."""
+    w, mtp_kind = model.weights, model.mtp_layer_kind
+    assert w is not None and mtp_kind is not None
+    h, out = w.hidden_size, []
+    for index in range(model.mtp_layers):
+        out.append(Tensor(f"mtp{index}.eh_proj", h, 2 * h))
+        out.append(Tensor(f"mtp{index}.norms", 1, 3 * h, kind="norm"))
+        out.extend(
+            Tensor(f"mtp{index}." + t.name, t.rows, t.cols, t.copies, t.kind)
+            for t in _layer(model, model.layers + index, mtp_kind, h)
+        )
+        out.append(Tensor(f"mtp{index}.embed_tokens", w.vocab_size, h, kind="embedding"))
+        out.append(Tensor(f"mtp{index}.shared_head", w.vocab_size, h, kind="head"))
     return out
 
 
@@ -98,11 +105,11 @@ def _linear_tensors(linear: GatedDeltaNet, p: str, h: int) -> list[Tensor]:
     # modeling_kimi_linear.py KimiDeltaAttention: q/k/v, low-rank f and g gates, beta, short convs, o_proj
     width = vh * vd
     return [
-        Tensor(p + "q_k_v_proj", width, h, count=3),
-        Tensor(p + "f_a_g_a", vd, h, count=2),
-        Tensor(p + "f_b_g_b", width, vd, count=2),
+        Tensor(p + "q_k_v_proj", width, h, copies=3),
+        Tensor(p + "f_a_g_a", vd, h, copies=2),
+        Tensor(p + "f_b_g_b", width, vd, copies=2),
         Tensor(p + "b_proj", vh, h),
-        Tensor(p + "convs", width, linear.conv_kernel, count=3, kind="other"),
+        Tensor(p + "convs", width, linear.conv_kernel, copies=3, kind="other"),
         Tensor(p + "A_log_dt_bias", 1, vh + width, kind="norm"),
         Tensor(p + "o_norm", 1, vd, kind="norm"),
         Tensor(p + "o_proj", h, width),
@@ -210,7 +217,7 @@ def _layer(model: ModelSpec, index: int, kind: LayerKind, h: int) -> list[Tensor
     if moe:
         inter = w.expert_intermediate_size
         out += [
-            Tensor(p + "experts", 3 * inter, h, count=w.experts, kind="expert"),
+            Tensor(p + "experts", 3 * inter, h, copies=w.experts, kind="expert"),
             Tensor(p + "router", w.experts, h, kind="router"),
         ]
         if w.shared_experts:
@@ -269,11 +276,11 @@ def _tensor_bytes(tensor: Tensor, fmt: str) -> int:
     if fmt == "fp8":
         # e4m3 values + one fp32 scale per 128 x 128 block (DeepSeek-V3 weight_block_size [128, 128])
         blocks = -(-tensor.rows // 128) * -(-tensor.cols // 128)
-        return tensor.count * (tensor.rows * tensor.cols + 4 * blocks)
+        return tensor.copies * (tensor.rows * tensor.cols + 4 * blocks)
     if fmt == "int4":
         # 4-bit values + one fp16 scale per group of 128 along the input dim (GPTQ / AWQ group size 128)
         groups = tensor.rows * -(-tensor.cols // 128)
-        return tensor.count * (-(-tensor.rows * tensor.cols // 2) + 2 * groups)
+        return tensor.copies * (-(-tensor.rows * tensor.cols // 2) + 2 * groups)
     if fmt == "fp8+mxfp4-experts":
         # DeepSeek-V4 Instruct: MXFP4 routed experts (e2m1 pairs + one e8m0 scale per 32), FP8 e4m3 128 x 128 blocks
         # with one ue8m0 scale byte each elsewhere (vLLM models/deepseek_v4/quant_config.py; config scale_fmt ue8m0)
@@ -282,11 +289,11 @@ def _tensor_bytes(tensor: Tensor, fmt: str) -> int:
         if not quantizable:
             return plain
         blocks = -(-tensor.rows // 128) * -(-tensor.cols // 128)
-        return tensor.count * (tensor.rows * tensor.cols + blocks)
+        return tensor.copies * (tensor.rows * tensor.cols + blocks)
     if fmt in ("mxfp4", "mxfp4-experts"):
         # OCP MX: 4-bit values + one e8m0 scale byte per 32 values
         groups = tensor.rows * -(-tensor.cols // 32)
-        return tensor.count * (-(-tensor.rows * tensor.cols // 2) + groups)
+        return tensor.copies * (-(-tensor.rows * tensor.cols // 2) + groups)
     raise UsageError(f"--weight-dtype: expected one of {', '.join(WEIGHT_DTYPES)}, got {fmt!r}")
 
 
@@ -317,7 +324,7 @@ def weight_bytes(model: ModelSpec, dtype: str | None = None, mtp: bool = False) 
     sizes: dict[tuple[int, int, int, str], int] = {}  # every layer repeats the same shapes: each size computed once
     local: dict[str, bool] = {}  # is an attention weight, by the name within its layer
     for t in tensors(model, mtp=mtp):
-        shape = (t.rows, t.cols, t.count, t.kind)
+        shape = (t.rows, t.cols, t.copies, t.kind)
         size = sizes.get(shape)
         if size is None:
             size = sizes[shape] = _tensor_bytes(t, fmt)
