@@ -29,7 +29,7 @@ def load_model(model: str | os.PathLike[str] | ModelSpec) -> ModelSpec:
         from .ggufread import load_gguf
 
         return load_gguf(text)
-    if "/" in text:  # a Hub id has one; built-in names never do (hub.py is not imported for them)
+    if "/" in text and not Path(text).exists():  # a Hub id has one; built-ins never do, and a local path wins
         from .hub import is_hub_id, load_hub_model
 
         if is_hub_id(text):
