@@ -29,14 +29,16 @@ def pad576(n: int) -> int:
 
 def vllm_total(name: str, n: int, indexer: int = IDX_FP8) -> dict[str, int]:
     """Allocated bytes by hand: windows in 64-token blocks, compressed caches in 256-token pages, record pages
-    padded to 576 B multiples, indexer keys paged with their csa entries."""
+    padded to 576 B multiples, indexer keys paged with their csa entries in pages padded to 576 B multiples too
+    (DeepseekV4IndexerCache: alignment=576 for fp8_ds_mla, vllm 0.33 models/deepseek_v4/attention.py:923;
+    64 x 132 = 8,448 -> 8,640 B)."""
     layers, csa, hca = SHAPES[name]
     window_pages = -(-min(n, 128) // 64)
     csa_entries, hca_entries = n // 4, n // 128
     return {
         "window": layers * window_pages * pad576(64 * RECORD),
         "compressed_csa": csa * -(-csa_entries // 64) * pad576(64 * RECORD),
-        "indexer": csa * -(-csa_entries // 64) * 64 * indexer,
+        "indexer": csa * -(-csa_entries // 64) * pad576(64 * indexer),
         "compressed_hca": hca * -(-hca_entries // 2) * pad576(2 * RECORD),
         "compressor_state_r4": csa * RING4,
         "compressor_state_r128": hca * RING128,
@@ -53,6 +55,19 @@ def vllm_records(name: str, n: int, indexer: int = IDX_FP8) -> int:
         + csa * RING4
         + hca * RING128
     )
+
+
+def test_indexer_pages_are_padded_like_vllm_pads_them():
+    """64 entries a 256-token page: mxfp4 keys 64 x 68 = 4,352 -> 4,608 B (576 B multiple, fp8_ds_mla); bf16 caches
+    (FlashInfer) pad to 512 B: 64 x 132 = 8,448 -> 8,704 B. 131,072 tokens = 512 pages on each of Flash's 21 csa."""
+
+    def indexer(**options):
+        result = mla_mem.estimate("deepseek-v4-flash", 131072, runtime="vllm", **options)
+        return next(c.total_bytes for c in result.components if c.name == "indexer")
+
+    assert indexer(kv_dtype="fp8", indexer_dtype="mxfp4") == 21 * 512 * 4608
+    assert indexer(kv_dtype="bf16") == 21 * 512 * 8704
+    assert indexer(kv_dtype="fp8") == 21 * 512 * 8640
 
 
 def test_marginal_bytes_per_token():

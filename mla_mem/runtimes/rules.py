@@ -77,6 +77,7 @@ class CompressedRules:
     window_block: int = 1  # tokens per window page
     page_tokens: int = 1  # tokens covered by one compressed page
     page_align: int = 0  # pages padded to a multiple of this many bytes (0: none)
+    indexer_align: int = 0  # indexer-key pages padded to a multiple of this many bytes (vLLM: 576 / 512; 0: none)
     in_progress: bool = False  # transformers: W - 1 windows, buffered tokens and overlap state
     window_extra: int = 0  # tokens a window holds beyond sliding_window (llama.cpp: n_ubatch)
     window_extra_text: str = ""

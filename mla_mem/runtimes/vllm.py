@@ -208,6 +208,9 @@ def _rules_v4(model: ModelSpec, deployment: Deployment) -> Rules:
             record=record, record_formula=record_formula, indexer=indexer,
             indexer_formula=f"indexer key {indexer_name} = {indexer} B", rings=True,
             window_block=deployment.block_size or 64, page_tokens=256, page_align=align, v41=_v41(deployment),
+            # DeepseekV4IndexerCache's MLAAttentionSpec: alignment=576 if fp8_ds_mla else 512 (0.33
+            # models/deepseek_v4/attention.py:922-923; the same from 0.20): 64 x 132 = 8,448 -> 8,640 B pages
+            indexer_align=align or 512,
         ),
     )  # fmt: skip
 
