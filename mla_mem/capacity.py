@@ -224,8 +224,8 @@ def _v4_planned(plan: Plan, context: int) -> _Planned | None:
     v4 = deepseek_v4_plan(plan.model, plan.deployment, context)
     if v4 is None:
         return None
-    return _Planned(v4.bytes_per_block, 1, v4.request_pages, plan.deployment.block_size or 256, 0,
-                    v4.old_request_blocks, v4.needed_per_page)  # fmt: skip
+    return _Planned(v4.bytes_per_block, 1, v4.request_pages, v4.block, 0, v4.old_request_blocks,
+                    v4.needed_per_page)  # fmt: skip
 
 
 def _vllm_lines(

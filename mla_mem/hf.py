@@ -475,6 +475,9 @@ def _convert_deepseek_v41(
 ) -> dict[str, Any]:
     c, out, layers = _v4_common(data, outer, file, prefix, name, notes)
     attention = out.pop("_attention")
+    for key in ("q_lora_rank", "o_groups", "o_lora_rank"):  # o_groups: vLLM's attention backend depends on it
+        if c.opt_int(key):
+            attention[key] = c.get_int(key)
     window = c.get_int("sliding_window")
     kinds, rates = _v41_kinds(c, layers)
     sections: dict[str, Any] = {"window": {"attention": attention, "window": window}}
@@ -491,7 +494,8 @@ def _convert_deepseek_v41(
     if mtp:
         out["mtp_layers"], out["mtp_kind"] = mtp, "window"  # DSpark draft stages: a window each
     notes.append("DeepSeek-V4.1: no weights section (engram tables, vision tower and DSpark experts are not counted); "
-                 "only the ideal runtime sizes its caches (the engines' V4.1 records and blocks are not modelled)")  # fmt: skip
+                 "its caches are sized by the ideal runtime and by vLLM 0.30+ given the GPU (SGLang's V41 layouts are not "
+                 "modelled)")  # fmt: skip
     return out
 
 

@@ -506,9 +506,6 @@ def test_v41_config_imports_to_the_builtin():
 @pytest.mark.parametrize(
     ("runtime", "says"),
     [
-        ("vllm", "vllm 0.33 serves DeepSeek-V4.1 .*528 B on SM100 GPUs, 584 B elsewhere; 288 B nvfp4_ds_mla"),
-        ("vllm@0.30", "vllm 0.30 serves DeepSeek-V4.1"),
-        ("vllm@0.29", "vllm 0.29 does not serve DeepSeek-V4.1; 0.30 and later do"),
         ("sglang", "sglang 0.5.23 serves DeepSeek-V4.1 .*V41 = 512 fp8 \\+ 16 ue8m0 scales = 528 B"),
         ("llama.cpp", "llama.cpp has no DeepSeek-V4.1 architecture"),
         ("transformers", "transformers has no deepseek_v41 model"),
@@ -516,7 +513,108 @@ def test_v41_config_imports_to_the_builtin():
 )
 def test_v41_engines_refuse_naming_the_ratio_and_what_the_engine_does(runtime, says):
     with pytest.raises(UsageError, match=f"DeepSeek-V4.1's compress_ratio 2 .*: {says}.*; use runtime ideal"):
-        mla_mem.estimate("deepseek-v4.1-flash", 1024, runtime=runtime, kv_dtype="fp8" if "vllm" in runtime else None)
+        mla_mem.estimate("deepseek-v4.1-flash", 1024, runtime=runtime)
+
+
+# DeepSeek-V4.1-Flash on vLLM 0.30-0.33 (models/deepseek_v41/, read from the wheels): 40 layers, each a window cache
+# of 32-token blocks (128 tokens); kv sources 2, 8, 14 (ratio 2) and 20 (ratio 1) with compressed entries and 132 B
+# fp8 index keys in pages of block_size tokens; the ratio-2 sources a ring of 8 fp32 rows of 2 x 512 per request.
+# Compute capability 10.x: 528 B MXFP8 window records, mega attention's NVFP4 288 B compressed entries, pages padded to
+# 512 B, blocks of 128; 9.x: 584 B records throughout (FlashMLA), pages padded to 576 B, blocks of 64.
+V41_SOURCES = {2: 3, 1: 1}  # ratio -> kv-source layers
+
+
+def pad(n: int, grain: int) -> int:
+    return -(-n // grain) * grain
+
+
+def v41_vllm_total(n: int, window: int, compressed: int, grain: int, block: int, index: int = 132) -> dict[str, int]:
+    out = {"window": 40 * -(-min(n, 128) // 32) * pad(32 * window, grain)}
+    for ratio, layers in V41_SOURCES.items():
+        name = f"source_r{ratio}"
+        pages = -(-(n // ratio) // (block // ratio))
+        out[f"compressed_{name}"] = layers * pages * pad(block // ratio * compressed, grain)
+        out[f"{name}_indexer"] = layers * pages * pad(block // ratio * index, grain)
+    out["compressor_state_r2"] = 3 * 8 * 2 * 512 * 4
+    return out
+
+
+@pytest.mark.parametrize("n", [1000, 131072, M])
+def test_v41_on_vllm_sm100_mega_attention_term_by_term(n):
+    result = mla_mem.estimate("deepseek-v4.1-flash", n, runtime="vllm", compute_capability="10.0")
+    expected = v41_vllm_total(n, 528, 288, 512, 128)
+    assert {c.name: c.total_bytes for c in result.components} == expected
+    assert result.total_bytes == sum(expected.values())
+    assert "nvfp4_ds_mla" in result.kv_dtype and any("mega attention" in note for note in result.notes)
+
+
+def test_v41_on_vllm_by_hand_at_128k():
+    """128K on compute capability 10.0: 40 x 4 x 16,896 (window) + 3 x 1,024 x (18,432 + 8,704) (ratio-2 pages of 64
+    entries) + 1,024 x (36,864 + 16,896) (ratio 1, 128 entries) + 3 x 32,768 (rings); on 9.0, blocks of 64 and
+    576 B pages: 40 x 4 x 19,008 + 3 x 2,048 x (19,008 + 4,608) + 2,048 x (37,440 + 8,640) + 98,304."""
+    sm100 = mla_mem.estimate("deepseek-v4.1-flash", 131072, runtime="vllm", compute_capability="10.0")
+    assert sm100.total_bytes == 2_703_360 + 56_623_104 + 26_738_688 + 37_748_736 + 17_301_504 + 98_304 == 141_213_696
+    sm90 = mla_mem.estimate("deepseek-v4.1-flash", 131072, runtime="vllm", compute_capability="9.0")
+    assert sm90.total_bytes == 3_041_280 + 116_785_152 + 28_311_552 + 76_677_120 + 17_694_720 + 98_304 == 242_608_128
+    fp8 = mla_mem.estimate(
+        "deepseek-v4.1-flash", 131072, runtime="vllm", compute_capability="10.0", kv_dtype="fp8_ds_mla"
+    )
+    assert fp8.total_bytes == sum(v41_vllm_total(131072, 528, 528, 512, 128).values())
+    assert {c.name: c.total_bytes for c in sm90.components} == v41_vllm_total(131072, 584, 584, 576, 64)
+
+
+def test_v41_on_vllm_mega_attention_only_where_its_heads_per_group_hold():
+    """Mega attention wants 8 heads per wo_a group: 64 heads in 8 groups hold at tp 1-8, not at 16 (FlashMLA, 528 B
+    compressed entries); 0.30 has no mega attention (FlashMLA, 528 B)."""
+    tp16 = mla_mem.estimate("deepseek-v4.1-flash", 4096, runtime="vllm", compute_capability="10.0", tp=16)
+    assert "528 B compressed" in tp16.kv_dtype and not any("mega attention, the" in note for note in tp16.notes)
+    old = mla_mem.estimate("deepseek-v4.1-flash", 4096, runtime="vllm@0.30", compute_capability="10.0")
+    assert "fp8_ds_mla" in old.kv_dtype and "528 B compressed" in old.kv_dtype
+
+
+def test_v41_capacity_on_vllm_by_hand(capsys):
+    """B200 (10.0), 100 GiB, max_model_len 1M, max_num_batched_tokens 16,384 (B200 default, 2 x in flight):
+    groups: the full caches (3 x 18,432 + 3 x 8,704 + 36,864 + 16,896 = 135,168 B), the 40 windows split into 5 groups
+    of 8 (135,168 // 16,896; nothing repeats, so they are a state bucket), the 3 rings one group; bytes per block
+    round_up(135,168, lcm(528, 288) = 3,168) = 136,224 (0.33; 135,168 in 0.32); per request 8,192 full pages +
+    5 x (cdiv(127 + 32,768, 32) + 1 = 1,029) + 1 ring = 13,338 pages; blocks = 100 GiB // 136,224 = 788,217;
+    tokens = int(788,217 / 13,338 x 1,048,576). vLLM 0.33's and 0.32's own planner code, run on these specs, print
+    the same lines."""
+    blocks = 100 * 2**30 // 136_224
+    assert blocks == 788_217
+    tokens = int(Fraction(blocks, 13_338) * M)
+    assert main(["fit", "deepseek-v4.1-flash", "--runtime", "vllm", "--gpu", "B200", "--gpus", "1", "-c", "1M",
+                 "--kv-cache-memory", "100GiB", "--format", "json"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert out["token_capacity"] == tokens == 61_966_218 and out["num_blocks"] == blocks
+    assert any(f"GPU KV cache size: {tokens:,} tokens" in line and "59.10x" in line for line in out["engine_lines"])
+    assert main(["fit", "deepseek-v4.1-flash", "--runtime", "vllm@0.32", "--gpu", "B200", "--gpus", "1", "-c", "1M",
+                 "--kv-cache-memory", "100GiB", "--format", "json"]) == 0  # fmt: skip
+    old = json.loads(capsys.readouterr().out)
+    assert old["num_blocks"] == 100 * 2**30 // 135_168 and old["token_capacity"] == int(Fraction(794_375, 13_338) * M)
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({}, "compute.capability: vllm 0.33: DeepSeek-V4.1.s cache depends on the GPU"),
+        ({"compute_capability": "8.0"}, "run on compute capability 9.x .* not 8.0"),
+        ({"compute_capability": "9.0", "kv_dtype": "nvfp4_ds_mla"}, "nvfp4_ds_mla needs the V4.1 records"),
+        ({"compute_capability": "10.0", "kv_dtype": "bf16"}, "packed layouts take auto, fp8, fp8_ds_mla or nvfp4"),
+        ({"compute_capability": "10.0", "mtp": True}, "speculative decoding .* not modelled"),
+        ({"compute_capability": "10.0", "block_size": 256}, "blocks of 128 on compute capability 10.x"),
+        ({"compute_capability": "10.0", "indexer_dtype": "bf16"}, "fp8 \\(132 B\\) or mxfp4 \\(68 B\\)"),
+        (
+            {"compute_capability": "10.0", "runtime": "vllm@0.29"},
+            "vllm 0.29 does not serve DeepSeek-V4.1; 0.30 and later",
+        ),
+        ({"compute_capability": "10.0", "runtime": "vllm@0.30", "kv_dtype": "nvfp4_ds_mla"}, "0.31 and later"),
+    ],
+)
+def test_v41_on_vllm_refuses_what_it_cannot_know(options, says):
+    options = {"runtime": "vllm", **options}
+    with pytest.raises(UsageError, match=says):
+        mla_mem.estimate("deepseek-v4.1-flash", 4096, **options)
 
 
 def test_v41_on_a_runtime_without_v4_rules_gets_its_v4_refusal():

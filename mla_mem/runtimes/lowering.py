@@ -358,14 +358,15 @@ def lower_compressed(kind: LayerKind, layers: tuple[int, ...], rules: Rules, mtp
     if not ratio:
         return streams
     per_page = v4.entry_block or max(1, v4.page_tokens // ratio)
-    page = v4.page(per_page, v4.record)
+    entry = v4.compressed_record or v4.record
+    page = v4.page(per_page, entry)
     started = " (a started group counts)" if v4.ceil_entries else ""
     every = "token" if ratio == 1 else f"{ratio} tokens"
-    text = f"one {v4.record} B entry per {every}{started} ({v4.record_formula})"
+    text = f"one {entry} B entry per {every}{started} ({v4.compressed_formula or v4.record_formula})"
     if per_page > 1 or v4.page_align:
         text += f"; pages of {per_page} entries = {page:,} B"
     streams.append(CacheStream(
-        f"compressed_{kind.name}", layers, v4.record, tokens_per_entry=ratio, block=per_page, page_bytes=page,
+        f"compressed_{kind.name}", layers, entry, tokens_per_entry=ratio, block=per_page, page_bytes=page,
         description=f"{kind.name} compressed entries", formula=text, kind=kind.name, order=ATTENTION,
         ceil_entries=v4.ceil_entries,
     ))  # fmt: skip
@@ -373,14 +374,25 @@ def lower_compressed(kind: LayerKind, layers: tuple[int, ...], rules: Rules, mtp
         raw = per_page * v4.indexer
         index_page = -(-raw // v4.indexer_align) * v4.indexer_align if v4.indexer_align else 0
         pages = f"; pages of {per_page} entries" if per_page > 1 else ""
-        if index_page:
+        if index_page != raw and index_page:
             pages += f" = {raw:,} B padded to {index_page:,} B (a multiple of {v4.indexer_align} B)"
+        elif index_page:
+            pages += f" = {raw:,} B"
         streams.append(CacheStream(
             "indexer", layers, v4.indexer, tokens_per_entry=ratio, block=per_page, page_bytes=index_page,
             description="Lightning Indexer keys", formula=f"{v4.indexer_formula} per {every}{started}{pages}",
             kind=kind.name, order=ATTENTION, ceil_entries=v4.ceil_entries,
         ))  # fmt: skip
-    if v4.rings:
+    if v4.rings and v4.ring_rows:  # V4.1: a CircularBufferSpec per source of ratio > 1, one page per request
+        if ratio > 1:
+            row = 2 * attention.head_dim * 4
+            streams.append(CacheStream(
+                f"compressor_state_r{ratio}", layers, v4.ring_rows * row, tokens_per_entry=0,
+                description="compressor ring (fp32)", kind=kind.name, order=STATE,
+                formula=f"{v4.ring_rows * row:,} B per sequence per layer ({v4.ring_rows} fp32 rows of kv + score, "
+                        f"2 x {attention.head_dim} x 4 = {row:,} B)",
+            ))  # fmt: skip
+    elif v4.rings:
         ring, ring_text = _compressor_rings(kind, attention)
         ring *= v4.ring_scale
         if v4.ring_scale > 1:

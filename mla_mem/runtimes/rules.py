@@ -89,6 +89,9 @@ class CompressedRules:
     # shared across layers, have other records, blocks and states in every engine); () for any (ideal)
     ratios: tuple[int, ...] = (4, 128)
     v41: str = ""  # what this runtime (at this version) does with DeepSeek-V4.1, for the refusal of ratios 1 and 2
+    compressed_record: int = 0  # bytes of one compressed entry when not `record` (vLLM's V4.1 NVFP4: 288)
+    compressed_formula: str = ""
+    ring_rows: int = 0  # V4.1 (vLLM CircularBufferSpec): rows of 2 x head_dim fp32 per ratio > 1 source; 0: V4's rings
 
     def page(self, entries: int, entry_bytes: int) -> int:
         raw = entries * entry_bytes

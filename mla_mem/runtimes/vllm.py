@@ -6,6 +6,8 @@ vllm/model_executor/models/deepseek_v4/ and third_party/flashmla/flash_mla_inter
 
 from __future__ import annotations
 
+from math import gcd
+
 from ..options import Deployment, OptionError
 from ..records import record
 from ..spec import MLA, Compressed, ModelSpec
@@ -28,6 +30,8 @@ V4_INDEXER_BYTES = {"fp8": 132, "fp8_e4m3": 132, "mxfp4": 68, "bf16": 256}
 
 def rules(model: ModelSpec, deployment: Deployment) -> Rules:
     version = deployment.runtime.numbers
+    if has_kind(model, lambda k: isinstance(k.attention, Compressed) and k.compress_ratio in (1, 2)):
+        return _rules_v41(model, deployment)
     if has_kind(model, lambda k: isinstance(k.attention, Compressed)):
         return _rules_v4(model, deployment)
     requested = (deployment.kv_dtype or "auto").lower()
@@ -147,14 +151,123 @@ def _in_flight_batches(model: ModelSpec, deployment: Deployment, notes: list[str
 
 
 def _v41(deployment: Deployment) -> str:
-    """DeepSeek-V4.1 in vLLM: vllm/models/deepseek_v41 from 0.30 (absent in 0.29); attention.py of 0.31-0.33:
-    `swa_bytes_per_token = 528 if self.kv_mxfp8 else 584` (SM100 family), `block_size=32` for the window cache,
-    nvfp4_ds_mla compressed entries of 288 B (0.33:523-532), caches and compressor rings on kv-source layers only."""
-    if deployment.runtime.numbers < (0, 30):
-        return f"vllm {deployment.runtime.version} does not serve DeepSeek-V4.1; 0.30 and later do (vllm/models/deepseek_v41)"
-    return (f"vllm {deployment.runtime.version} serves DeepSeek-V4.1 (vllm/models/deepseek_v41) with records of its own "
-            "(528 B on SM100 GPUs, 584 B elsewhere; 288 B nvfp4_ds_mla compressed entries), window blocks of 32 and "
-            "compressed caches, index keys and compressor rings on the kv-source layers only, not modelled yet")  # fmt: skip
+    """Why vLLM does not size DeepSeek-V4.1 here (versions before vllm/models/deepseek_v41, 0.30)."""
+    return (
+        f"vllm {deployment.runtime.version} does not serve DeepSeek-V4.1; 0.30 and later do (vllm/models/deepseek_v41)"
+    )
+
+
+@record
+class V41Layout:
+    """How vLLM 0.30-0.33 stores DeepSeek-V4.1 on one GPU family (vllm/models/deepseek_v41/, read from the wheels)."""
+
+    backend: str
+    dtype: str  # the cache dtype string the layer resolves (fp8_ds_mla or nvfp4_ds_mla)
+    window_record: int  # SWA record: 528 B MXFP8 on compute capability 10.x, 584 B elsewhere
+    compressed_record: int  # 288 B with nvfp4_ds_mla, else the SWA record
+    align: int  # page alignment: 512 B with the MXFP8 records, 576 B otherwise
+    index_row: int  # 132 B fp8 / 68 B MXFP4 indexer keys
+    block: int  # cache_config.block_size: 64 on SM90 (FlashMLA, indexer), 128 otherwise
+    stride: int  # block_stride_alignment of the window caches (0.33, MXFP8 records: lcm of the two records)
+    notes: tuple[str, ...] = ()
+
+
+def v41_layout(model: ModelSpec, deployment: Deployment) -> V41Layout:
+    """The backend vLLM picks by default and what it stores (0.33 models/deepseek_v41/nvidia/model.py:200-258
+    `_select_dsv4_attn_cls`; attention.py:137-138 `_use_v41_mxfp8_kv_record` = SM100 family, :141-175
+    `_resolve_dsv4_kv_cache_dtype`, :521-531 records and alignment; sparse_mla.py:114-116, 300-302 and the indexer's
+    kernel block sizes; flash_mla_mega_attn.py:152-174 `is_available_for`, 203-207 NVFP4 as its auto dtype).
+    Refuses what it cannot know: the GPU family, and settings those files do not serve."""
+    version, ref = deployment.runtime.numbers, deployment.runtime
+    if version < (0, 30):
+        raise OptionError("runtime", _v41(deployment) + ": use runtime vllm@0.30 or later")
+    cc = deployment.sm_major
+    if cc is None:
+        raise OptionError("compute_capability", f"vllm {ref.version}: DeepSeek-V4.1's cache depends on the GPU "
+                          "(528 B MXFP8 records on compute capability 10.x, 584 B elsewhere; NVFP4 compressed entries "
+                          "by default on 10.x); give --compute-capability (10.0 for B200, 9.0 for H100 and H200; fit also takes --gpu)")  # fmt: skip
+    if cc not in (9, 10, 12):
+        raise OptionError("compute_capability", f"vllm {ref.version}: DeepSeek-V4.1's CUDA attention backends run on "
+                          f"compute capability 9.x (FlashMLA), 10.x (FlashMLA, mega attention) and 12.x (FlashInfer); "
+                          f"not {deployment.compute_capability}")  # fmt: skip
+    if deployment.mtp or deployment.spec is not None:
+        raise OptionError("spec", f"vllm {ref.version}: DeepSeek-V4.1 with speculative decoding (DSpark drafts' windows, "
+                          "rings of max(8, pow2(drafts + 2)) rows) is not modelled; drop mtp / spec")  # fmt: skip
+    attention = next(k.attention for k in model.used_kinds() if isinstance(k.attention, Compressed))
+    assert isinstance(attention, Compressed)
+    mxfp8 = cc == 10
+    notes = []
+    backend, packed = ("FlashInfer (SM120)", "fp8_ds_mla") if cc == 12 else ("FlashMLA", "fp8_ds_mla")
+    if cc == 10 and version >= (0, 31):
+        heads, groups, tp = attention.heads, attention.o_groups, deployment.tp
+        if groups is None:
+            raise OptionError("kv_dtype", f"vllm {ref.version}: on compute capability 10.x the default backend (mega "
+                              "attention, NVFP4 compressed entries) depends on o_groups, which the model file does not "
+                              "give; add o_groups to its attention")  # fmt: skip
+        local_heads, local_groups = heads // tp, groups // tp
+        if (
+            not heads % tp
+            and not groups % tp
+            and local_groups
+            and not local_heads % 8
+            and local_heads // local_groups == 8
+        ):
+            backend, packed = "FlashMLA mega attention", "nvfp4_ds_mla"
+            notes.append(f"vllm: mega attention, the SM100 default at tp {tp} (8 heads per wo_a group), assumed built "
+                         "into the wheel (is_flashmla_mega_attn_supported)")  # fmt: skip
+        else:
+            notes.append(
+                f"vllm: FlashMLA, not mega attention, at tp {tp} ({local_heads} heads in {local_groups} groups)"
+            )
+    requested = (deployment.kv_dtype or "auto").lower()
+    if requested in ("auto", "fp8") or (version < (0, 31) and requested.startswith("fp8")):
+        dtype = packed
+    elif requested in ("fp8_ds_mla", "nvfp4_ds_mla"):
+        dtype = requested
+    else:
+        raise OptionError("kv_dtype", f"vllm {ref.version}: DeepSeek-V4.1's packed layouts take auto, fp8, fp8_ds_mla "
+                          f"or nvfp4_ds_mla ({backend}), not {requested}")  # fmt: skip
+    if dtype == "nvfp4_ds_mla" and not (mxfp8 and version >= (0, 31)):
+        raise OptionError("kv_dtype", f"vllm {ref.version}: nvfp4_ds_mla needs the V4.1 records FlashMLA decodes only "
+                          "on compute capability 10.x (0.31 and later)")  # fmt: skip
+    window_record = 528 if mxfp8 else 584
+    compressed = 288 if dtype == "nvfp4_ds_mla" else window_record
+    index_name = (deployment.indexer_dtype or "fp8").lower()
+    index_row = {"fp8": 132, "auto": 132, "mxfp4": 68}.get(index_name)
+    if index_row is None:
+        raise OptionError("indexer_dtype", f"vllm: DeepSeek-V4.1's indexer keys are fp8 (132 B) or mxfp4 (68 B), not "
+                          f"{deployment.indexer_dtype}")  # fmt: skip
+    block = 64 if cc == 9 else 128
+    if deployment.block_size not in (None, block):
+        raise OptionError("block_size", f"vllm: DeepSeek-V4.1's {backend} and indexer kernels take blocks of {block} "
+                          f"on compute capability {cc}.x; drop block_size")  # fmt: skip
+    if deployment.pp > 1:
+        raise OptionError("pp", "vllm: pipeline stages inside DeepSeek-V4.1's kv-sharing groups are not supported "
+                          "(attention.py: 'PP splits inside a v4.1 kv-sharing group are not supported')")  # fmt: skip
+    stride = window_record * compressed // gcd(window_record, compressed) if mxfp8 and version >= (0, 33) else 0
+    return V41Layout(backend=backend, dtype=dtype, window_record=window_record, compressed_record=compressed,
+                     align=512 if mxfp8 else 576, index_row=index_row, block=block, stride=stride, notes=tuple(notes))  # fmt: skip
+
+
+def _rules_v41(model: ModelSpec, deployment: Deployment) -> Rules:
+    """DeepSeek-V4.1 in vLLM 0.30-0.33: every layer a window cache of 32-token blocks; kv sources a compressed cache
+    of block_size-token pages and indexer keys; sources of ratio 2 a compressor ring of 8 fp32 rows per request."""
+    layout = v41_layout(model, deployment)
+    records = {528: "512 fp8 (rope too) + 16 ue8m0 scales = 528 B", 584: "448 fp8 nope + 64 bf16 rope + 8 B scales = 584 B",
+               288: "256 B e2m1 + 32 e4m3 scales (NVFP4) = 288 B"}  # fmt: skip
+    notes = (f"vllm DeepSeek-V4.1: {layout.backend}, {layout.dtype}", *layout.notes)
+    return Rules(
+        runtime=deployment.runtime, kv=parse_dtype("fp8"), v=parse_dtype("fp8"), head_split="divides",
+        kv_label=f"{layout.dtype} (V4.1: {layout.window_record} B window / {layout.compressed_record} B compressed)",
+        supports_dcp=False, notes=notes, block=layout.block,
+        compressed=CompressedRules(
+            record=layout.window_record, record_formula=records[layout.window_record],
+            compressed_record=layout.compressed_record, compressed_formula=records[layout.compressed_record],
+            indexer=layout.index_row, indexer_formula=f"indexer key {layout.index_row} B", rings=True, ring_rows=8,
+            window_block=32, page_tokens=layout.block, page_align=layout.align, indexer_align=layout.align,
+            ratios=(1, 2),
+        ),
+    )  # fmt: skip
 
 
 def _rules_v4(model: ModelSpec, deployment: Deployment) -> Rules:
@@ -207,7 +320,7 @@ def _rules_v4(model: ModelSpec, deployment: Deployment) -> Rules:
         compressed=CompressedRules(
             record=record, record_formula=record_formula, indexer=indexer,
             indexer_formula=f"indexer key {indexer_name} = {indexer} B", rings=True,
-            window_block=deployment.block_size or 64, page_tokens=256, page_align=align, v41=_v41(deployment),
+            window_block=deployment.block_size or 64, page_tokens=256, page_align=align,
             # DeepseekV4IndexerCache's MLAAttentionSpec: alignment=576 if fp8_ds_mla else 512 (0.33
             # models/deepseek_v4/attention.py:922-923; the same from 0.20): 64 x 132 = 8,448 -> 8,640 B pages
             indexer_align=align or 512,
@@ -263,16 +376,20 @@ class V4Planned:
     old_request_blocks: int  # cdiv(sum of pages x group bytes, the full group's bytes): concurrency 0.20.1-0.26
     needed_per_page: int  # "needed" = needed_per_page x request_pages
     null_block: bool  # 0.29+: the memory check and the estimate keep one block back
+    block: int = 256  # cache_config.block_size (tokens of a full page)
 
 
 @record
 class _V4Spec:
-    """One of vLLM's V4 KV-cache specs: full (MLA pages) or sliding (window and compressor state)."""
+    """One of vLLM's V4 KV-cache specs: full (MLA pages), window (SlidingWindowMLASpec: window and V4's compressor
+    state) or ring (V4.1's CircularBufferSpec: one page per request)."""
 
-    full: bool  # MLAAttentionSpec (256-token pages) or SlidingWindowMLASpec (window and compressor state)
+    full: bool  # MLAAttentionSpec (block-size pages)
     block: int
     page: int
-    window: int  # tokens a window-type spec keeps (0 for full)
+    window: int  # tokens a window-type spec keeps (0 for full and ring)
+    ring: bool = False  # CircularBufferSpec (V4.1's compressor state)
+    stride: int = 0  # block_stride_alignment (V4.1's window caches on SM100: lcm of its two records)
 
 
 def _v4_specs(
@@ -306,10 +423,12 @@ def _v4_specs(
 
 def _v4_groups(specs: list[_V4Spec]) -> tuple[list[list[_V4Spec]], int]:
     """_get_packed_kv_cache_groups: buckets of one spec type, block and window; balanced buckets split into groups
-    of `repeats` layers per page size. Returns the groups and `repeats` (the layer tuples)."""
-    buckets: dict[tuple[bool, int, int], list[_V4Spec]] = {}
+    of `repeats` layers per page size; state buckets (rings, and windows when nothing repeats) split to the states
+    the widest group's block holds (0.30+; never the case for V4, whose buckets repeat and have no rings). Returns
+    the groups and `repeats` (the layer tuples)."""
+    buckets: dict[tuple[bool, bool, int, int], list[_V4Spec]] = {}
     for spec in specs:
-        buckets.setdefault((spec.full, spec.block, spec.window), []).append(spec)
+        buckets.setdefault((spec.full, spec.ring, spec.block, spec.window), []).append(spec)
     info = []
     for bucket in buckets.values():
         by_page: dict[int, list[_V4Spec]] = {}
@@ -319,9 +438,23 @@ def _v4_groups(specs: list[_V4Spec]) -> tuple[list[list[_V4Spec]], int]:
         info.append((bucket, by_page, len(set(counts)) == 1, max(counts)))
     least = max([m for _, pages, balanced, m in info if balanced and len(pages) > 1], default=0)
     repeats = _approximate_gcd([m for _, _, balanced, m in info if balanced], least) if least else 0
+
+    def split(balanced: bool, most: int) -> int:
+        return -(-most // repeats) if balanced and repeats else 1
+
+    def is_state(bucket: list[_V4Spec]) -> bool:
+        return bucket[0].ring or (not repeats and not bucket[0].full)
+
+    anchor = max(
+        sum(-(-len(names) // (len(bucket) if is_state(bucket) else split(balanced, most))) * page
+            for page, names in by_page.items())
+        for bucket, by_page, balanced, most in info
+    )  # fmt: skip
     groups: list[list[_V4Spec]] = []
     for bucket, by_page, balanced, most in info:
-        n = -(-most // repeats) if balanced and repeats else 1
+        n = split(balanced, most)
+        if is_state(bucket):
+            n = max(n, -(-len(bucket) // max(anchor // bucket[0].page, 1)))
         rows = list(zip(*by_page.values(), strict=False))
         groups += [bucket] if n == 1 else [[s for row in rows[i::n] for s in row] for i in range(n)]
     return groups, repeats or max(m for *_, m in info)
@@ -330,6 +463,8 @@ def _v4_groups(specs: list[_V4Spec]) -> tuple[list[list[_V4Spec]], int]:
 def deepseek_v4_plan(model: ModelSpec, deployment: Deployment, context: int) -> V4Planned | None:
     """vLLM's V4 block planning (0.20-0.33) for one request of `context` tokens; None where it is not modelled
     (bf16 before 0.29, bf16 indexer keys, pipeline parallelism, a layout other than DeepSeek-V4's)."""
+    if has_kind(model, lambda k: isinstance(k.attention, Compressed) and k.compress_ratio in (1, 2)):
+        return deepseek_v41_plan(model, deployment, context)  # DeepSeek-V4.1
     version = deployment.runtime.numbers
     dtype = (deployment.kv_dtype or "auto").lower()
     if not (0, 20) <= version or deployment.pp > 1:
@@ -349,6 +484,13 @@ def deepseek_v4_plan(model: ModelSpec, deployment: Deployment, context: int) -> 
     specs = _v4_specs(model, deployment, content, align, index_row)
     if specs is None:
         return None
+    return _planned(specs, deployment, context, deployment.block_size or 256)
+
+
+def _planned(specs: list[_V4Spec], deployment: Deployment, context: int, block: int) -> V4Planned:
+    """Groups, bytes per block (rounded up to the lcm of the block-stride alignments, 0.31+) and the pages one
+    request of `context` tokens needs in each group."""
+    version = deployment.runtime.numbers
     groups, tuples = _v4_groups(specs)
     full_pages = sorted({s.page for s in specs if s.full})
     pad = version < (0, 27)  # window and state pages padded up to the next full page (0.20-0.26)
@@ -364,6 +506,8 @@ def deepseek_v4_plan(model: ModelSpec, deployment: Deployment, context: int) -> 
     def pages(spec: _V4Spec) -> int:
         if spec.full:
             return -(-context // spec.block)
+        if spec.ring:
+            return 1  # CircularBufferSpec: one block per request for its lifetime
         return -(-min(spec.window - 1 + in_flight, context) // spec.block) + 1
 
     per_group = [max(pages(s) for s in group) for group in groups]
@@ -379,9 +523,43 @@ def deepseek_v4_plan(model: ModelSpec, deployment: Deployment, context: int) -> 
         bytes_per_block = sum(page * count for page, count in slots.items())
     else:
         bytes_per_block = max(group_bytes)
+    strides = {s.stride for s in specs if s.stride}
+    if strides:  # _pool_bytes_per_block (0.33 kv_cache_planning.py:574-605): up to the lcm of the strides
+        grain = 1
+        for stride in strides:
+            grain = grain * stride // gcd(grain, stride)
+        bytes_per_block = -(-bytes_per_block // grain) * grain
     full_bytes = next(b for b, g in zip(group_bytes, groups, strict=True) if g[0].full)
     old = -(-sum(p * b for p, b in zip(per_group, group_bytes, strict=True)) // full_bytes)
     return V4Planned(
         bytes_per_block=bytes_per_block, request_pages=sum(per_group), old_request_blocks=old,
         needed_per_page=bytes_per_block if version >= (0, 29) else tuple_bytes, null_block=version >= (0, 29),
+        block=block,
     )  # fmt: skip
+
+
+def _v41_specs(model: ModelSpec, deployment: Deployment, layout: V41Layout) -> list[_V4Spec]:
+    """Every layer's specs in vLLM 0.30-0.33's registration order (models/deepseek_v41/attention.py): the attention
+    layer's compressed cache (kv sources only; MLAAttentionSpec of block_size tokens, tokens_per_state = ratio), the
+    indexer's key cache (kv sources that index, :446-455, 1274-1310), the window cache (SlidingWindowMLASpec, 32-token
+    blocks, :562-580) and the compressor's ring (sources of ratio > 1, compressor.py:206-240, 305-313)."""
+    block, align = layout.block, layout.align
+    window_page = _round_up(32 * layout.window_record, align)
+    specs: list[_V4Spec] = []
+    for kind in (model.kind_of(i) for i in range(model.layers)):
+        ratio = kind.compress_ratio
+        if ratio:
+            specs.append(_V4Spec(True, block, _round_up(block // ratio * layout.compressed_record, align), 0))
+            if kind.indexer is not None:
+                specs.append(_V4Spec(True, block, _round_up(block // ratio * layout.index_row, align), 0))
+        specs.append(_V4Spec(False, 32, window_page, kind.window or 128, stride=layout.stride))
+        if ratio > 1:
+            specs.append(_V4Spec(False, 8, 8 * 2 * 512 * 4, 0, ring=True))
+    return specs
+
+
+def deepseek_v41_plan(model: ModelSpec, deployment: Deployment, context: int) -> V4Planned:
+    """vLLM 0.30-0.33's block planning for DeepSeek-V4.1 (the generic packed groups, checked against vLLM 0.33's own
+    planner run on these specs: tests/test_v4.py)."""
+    layout = v41_layout(model, deployment)
+    return _planned(_v41_specs(model, deployment, layout), deployment, context, layout.block)
