@@ -185,7 +185,8 @@ def v41_layout(model: ModelSpec, deployment: Deployment) -> V41Layout:
     if cc is None:
         raise OptionError("compute_capability", f"vllm {ref.version}: DeepSeek-V4.1's cache depends on the GPU "
                           "(528 B MXFP8 records on compute capability 10.x, 584 B elsewhere; NVFP4 compressed entries "
-                          "by default on 10.x); give --compute-capability (10.0 for B200, 9.0 for H100 and H200; fit also takes --gpu)")  # fmt: skip
+                          "by default on 10.x); give --compute-capability (10.0 for B200, 9.0 for H100 and H200; "
+                          "fit also takes --gpu)")  # fmt: skip
     if cc not in (9, 10, 12):
         raise OptionError("compute_capability", f"vllm {ref.version}: DeepSeek-V4.1's CUDA attention backends run on "
                           f"compute capability 9.x (FlashMLA), 10.x (FlashMLA, mega attention) and 12.x (FlashInfer); "
