@@ -494,8 +494,7 @@ def _convert_deepseek_v41(
     if mtp:
         out["mtp_layers"], out["mtp_kind"] = mtp, "window"  # DSpark draft stages: a window each
     notes.append("DeepSeek-V4.1: no weights section (engram tables, vision tower and DSpark experts are not counted); "
-                 "its caches are sized by the ideal runtime and by vLLM 0.30+ given the GPU (SGLang's V41 layouts are not "
-                 "modelled)")  # fmt: skip
+                 "its caches are sized by the ideal runtime, vLLM 0.30+ and SGLang 0.5.23 given the GPU")  # fmt: skip
     return out
 
 

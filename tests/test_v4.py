@@ -506,7 +506,6 @@ def test_v41_config_imports_to_the_builtin():
 @pytest.mark.parametrize(
     ("runtime", "says"),
     [
-        ("sglang", "sglang 0.5.23 serves DeepSeek-V4.1 .*V41 = 512 fp8 \\+ 16 ue8m0 scales = 528 B"),
         ("llama.cpp", "llama.cpp has no DeepSeek-V4.1 architecture"),
         ("transformers", "transformers has no deepseek_v41 model"),
     ],
@@ -615,6 +614,56 @@ def test_v41_on_vllm_refuses_what_it_cannot_know(options, says):
     options = {"runtime": "vllm", **options}
     with pytest.raises(UsageError, match=says):
         mla_mem.estimate("deepseek-v4.1-flash", 4096, **options)
+
+
+# SGLang 0.5.23 (V4.1 runs as DeepseekV4ForCausalLM: the V4 pools, 256-token pages): every trunk layer window pages
+# up to the request cap (768 tokens = 3 pages); kv sources one compressed page per 256 tokens (128 ratio-2 entries,
+# 256 ratio-1) and fp4 index keys (68 B); ratio-2 sources a 2-row ring of 4,096 B per request. flashmla_mega (10.x,
+# attention tp 1): V41 windows 528 B (pages of 135,168 B) and V41_FP4 entries 288 B; otherwise the V4 layout (584 B
+# records, pages padded to 576 B multiples: 149,760 / 74,880 B).
+def v41_sglang_total(n: int, window_page: int, r2_page: int, r1_page: int) -> dict[str, int]:
+    pages = -(-n // 256)
+    return {
+        "window": 40 * 3 * window_page,
+        "compressed_source_r2": 3 * pages * r2_page, "source_r2_indexer": 3 * pages * 128 * 68,
+        "compressed_source_r1": pages * r1_page, "source_r1_indexer": pages * 256 * 68,
+        "compressor_state_r2": 3 * 2 * 4096,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("n", [1000, 131072, M])
+def test_v41_on_sglang_term_by_term(n):
+    mega = mla_mem.estimate("deepseek-v4.1-flash", n, runtime="sglang", compute_capability="10.0", tp=8, dp=8,
+                            dp_attention=True)  # fmt: skip
+    assert {c.name: c.total_bytes for c in mega.components} == v41_sglang_total(n, 135_168, 36_864, 73_728)
+    v4 = mla_mem.estimate("deepseek-v4.1-flash", n, runtime="sglang", compute_capability="9.0")
+    assert {c.name: c.total_bytes for c in v4.components} == v41_sglang_total(n, 149_760, 74_880, 149_760)
+    tp8 = mla_mem.estimate("deepseek-v4.1-flash", n, runtime="sglang", compute_capability="10.0", tp=8)
+    assert tp8.total_bytes == v4.total_bytes  # attention tp 8: flashmla, the V4 layout
+
+
+def test_v41_on_sglang_by_hand_at_128k():
+    """40 x 3 x 135,168 + 3 x 512 x (36,864 + 8,704) + 512 x (73,728 + 17,408) + 3 x 8,192; bytes per token
+    3 x (288 + 68) / 2 + (288 + 68) = 890, SGLang's own bytes_per_full_token for this layout."""
+    mega = mla_mem.estimate("deepseek-v4.1-flash", 131072, runtime="sglang", compute_capability="10.0")
+    assert mega.total_bytes == 16_220_160 + 56_623_104 + 13_369_344 + 37_748_736 + 8_912_896 + 24_576 == 132_898_816
+    assert mega.bytes_per_token == 890
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({}, "layout depends on the GPU"),
+        ({"compute_capability": "12.0"}, "read for compute capability 9.x and 10.x"),
+        ({"compute_capability": "10.0", "indexer_dtype": "fp8"}, "always fp4"),
+        ({"compute_capability": "10.0", "kv_dtype": "bf16"}, "uint8 fp8 layouts"),
+        ({"compute_capability": "10.0", "mtp": True}, "DSpark draft pool"),
+        ({"compute_capability": "10.0", "runtime": "sglang@0.5.22"}, "read from 0.5.23"),
+    ],
+)
+def test_v41_on_sglang_refuses_what_it_cannot_know(options, says):
+    with pytest.raises(UsageError, match=says):
+        mla_mem.estimate("deepseek-v4.1-flash", 4096, **{"runtime": "sglang", **options})
 
 
 def test_v41_on_a_runtime_without_v4_rules_gets_its_v4_refusal():

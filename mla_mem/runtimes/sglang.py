@@ -37,6 +37,8 @@ def _dsa_default(deployment: Deployment, notes: list[str]) -> str:
 
 
 def rules(model: ModelSpec, deployment: Deployment) -> Rules:
+    if has_kind(model, lambda k: isinstance(k.attention, Compressed) and k.compress_ratio in (1, 2)):
+        return _rules_v41(model, deployment)
     if has_kind(model, lambda k: isinstance(k.attention, Compressed)):
         return _rules_v4(model, deployment)
     requested = (deployment.kv_dtype or "auto").lower()
@@ -150,9 +152,66 @@ def _rules_v4(model: ModelSpec, deployment: Deployment) -> Rules:
             window_block=SGLANG_V4_PAGE, page_tokens=SGLANG_V4_PAGE, page_align=576,
             window_extra=SGLANG_V4_SWA_EXTRA, window_extra_text="eviction interval 128 + 2 pages (request cap)",
             ceil_entries=True, ring_per_window_page=True, ring_scale=2 if speculative else 1,
-            v41=f"sglang {deployment.runtime.version} serves DeepSeek-V4.1 (srt/configs/deepseek_v41.py) in layouts "
-                "of its own (kernels/ops/attention/dsv4/kv_layout.py: V41 = 512 fp8 + 16 ue8m0 scales = 528 B, "
-                "V41_FP4 = 256 B e2m1 + 32 e4m3 scales = 288 B for the ratio-1 and ratio-2 caches), not modelled yet",
+        ),
+    )  # fmt: skip
+
+
+def _rules_v41(model: ModelSpec, deployment: Deployment) -> Rules:
+    """DeepSeek-V4.1 in SGLang 0.5.23 (configs/deepseek_v41.py renames it DeepseekV4ForCausalLM, so the V4 pools and
+    overrides apply): every trunk layer a window pool page (256 tokens, up to the request cap), the kv sources a
+    compressed page per 256 tokens (128 ratio-2 / 256 ratio-1 entries) and their index keys (always fp4: 64 + 4 scale
+    bytes = 68 B), the ratio-2 sources a 2-row fp32 ring per request slot (mem_cache/deepseek_v4_memory_pool.py:53-69,
+    94-115, 174-234, 1591-1645, 1769-1804). The layout follows the attention backend SGLang picks (arg_groups/
+    deepseek_v4_hook.py:45-60): flashmla_mega on compute capability 10.x at attention tp 1 with an fp8 cache stores
+    V41 windows (512 fp8 + 16 ue8m0 scales = 528 B) and V41_FP4 compressed entries (256 B e2m1 + 32 e4m3 scales =
+    288 B); otherwise the V4 layout (584 B, pages padded to 576 B multiples), SGLANG_DSV4_KV_LAYOUT's default."""
+    ref = deployment.runtime
+    if ref.numbers < SGLANG_V4_RULES:
+        raise OptionError("runtime", f"sglang {ref.version}: DeepSeek-V4.1's pools were read from 0.5.23; use runtime "
+                                     "sglang@0.5.23")  # fmt: skip
+    cc = deployment.sm_major
+    if cc is None:
+        raise OptionError("compute_capability", f"sglang {ref.version}: DeepSeek-V4.1's layout depends on the GPU (V41 "
+                          "528 B / V41_FP4 288 B records on compute capability 10.x at attention tp 1, the V4 layout's "
+                          "584 B otherwise); give --compute-capability (10.0 for B200, 9.0 for H100 and H200; fit also "
+                          "takes --gpu)")  # fmt: skip
+    if cc not in (9, 10):
+        raise OptionError("compute_capability", f"sglang {ref.version}: DeepSeek-V4.1's layouts were read for compute "
+                          f"capability 9.x and 10.x, not {deployment.compute_capability}")  # fmt: skip
+    if (deployment.kv_dtype or "auto").lower() not in ("auto", "fp8", "fp8_e4m3"):
+        raise OptionError("kv_dtype", "sglang: DeepSeek-V4.1's pools store uint8 fp8 layouts (auto is fp8_e4m3); use "
+                                      "auto or fp8")  # fmt: skip
+    if (deployment.indexer_dtype or "mxfp4").lower() not in ("mxfp4", "fp4"):
+        raise OptionError("indexer_dtype", "sglang: DeepSeek-V4.1's index keys are always fp4 (68 B; "
+                                           "deepseek_v4_memory_pool.py force_fp4); drop indexer_dtype")  # fmt: skip
+    if deployment.block_size not in (None, SGLANG_V4_PAGE):
+        raise OptionError("block_size", f"sglang: DeepSeek-V4.1 forces page_size {SGLANG_V4_PAGE}; drop block_size")
+    if deployment.mtp or deployment.spec is not None:
+        raise OptionError("spec", "sglang: DeepSeek-V4.1's DSpark draft pool and its speculative rings are not "
+                                  "modelled; drop mtp / spec")  # fmt: skip
+    if deployment.pp > 1:
+        raise OptionError("pp", "sglang: DeepSeek-V4.1 rejects pipeline parallelism (deepseek_v4_hook.py)")
+    mega = cc == 10 and deployment.attention_tp == 1
+    window, compressed, align = (528, 288, 512) if mega else (SGLANG_V4_RECORD, SGLANG_V4_RECORD, 576)
+    layout = "V41 / V41_FP4 (flashmla_mega)" if mega else "V4 (flashmla)"
+    notes = [f"sglang DeepSeek-V4.1: {layout} layout on compute capability {cc}.x at attention tp "
+             f"{deployment.attention_tp}; SGLANG_DSV4_KV_LAYOUT and SGLANG_DSV4_COMPRESSED_KV_LAYOUT unset",
+             "sglang DeepSeek-V4.1: window pages per request at SGLang's own worst case (window 128 + eviction "
+             "interval 128 + 2 pages = 768 tokens)",
+             "sglang DeepSeek-V4.1: DSV4PoolConfigurator's pool sizes (max_total_num_tokens) are not modelled; a fit's "
+             "capacity is per-request arithmetic"]  # fmt: skip
+    formulas = {528: "512 fp8 + 16 ue8m0 scales = 528 B", 288: "256 B e2m1 + 32 e4m3 scales = 288 B",
+                584: "448 fp8 nope + 64 x 2 B rope + 8 B scales = 584 B"}  # fmt: skip
+    fp8 = parse_dtype("fp8")
+    return Rules(
+        runtime=ref, kv=fp8, v=fp8, kv_label=f"fp8_e4m3 ({layout}: {window} B window / {compressed} B compressed)",
+        head_split="divides", block=SGLANG_V4_PAGE, notes=tuple(notes),
+        compressed=CompressedRules(
+            record=window, record_formula=formulas[window], compressed_record=compressed,
+            compressed_formula=formulas[compressed], indexer=68, indexer_formula="index key 64 B fp4 + 4 B scales = 68 B",
+            rings=True, ring_rows=2, window_block=SGLANG_V4_PAGE, page_tokens=SGLANG_V4_PAGE, page_align=align,
+            window_extra=SGLANG_V4_SWA_EXTRA, window_extra_text="eviction interval 128 + 2 pages (request cap)",
+            ceil_entries=True, ratios=(1, 2),
         ),
     )  # fmt: skip
 
