@@ -189,3 +189,16 @@ def has_sparse_mla(model: ModelSpec) -> bool:
 
 def has_kind(model: ModelSpec, test: Callable[[LayerKind], bool]) -> bool:
     return any(test(kind) for kind in model.used_kinds())
+
+
+def compute_major(deployment: Deployment, why: str, served: tuple[int, ...], served_text: str) -> int:
+    """The GPU's compute capability major, where what a runtime stores depends on it: refused when it was not given
+    (`why` says what depends on it) or when the rules were not read for it (`served_text`)."""
+    major = deployment.sm_major
+    if major is None:
+        raise OptionError("compute_capability", f"{deployment.runtime}: {why}; give --compute-capability (10.0 for "
+                          "B200, 9.0 for H100 and H200; fit also takes --gpu)")  # fmt: skip
+    if major not in served:
+        raise OptionError("compute_capability", f"{deployment.runtime}: {served_text}, not "
+                          f"{deployment.compute_capability}")  # fmt: skip
+    return major

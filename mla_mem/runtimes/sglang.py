@@ -13,6 +13,7 @@ from .rules import (
     Rules,
     StateRule,
     WindowRule,
+    compute_major,
     has_kind,
     has_sparse_mla,
     model_dtype,
@@ -169,15 +170,9 @@ def _rules_v41(model: ModelSpec, deployment: Deployment) -> Rules:
     if ref.numbers < SGLANG_V4_RULES:
         raise OptionError("runtime", f"sglang {ref.version}: DeepSeek-V4.1's pools were read from 0.5.23; use runtime "
                                      "sglang@0.5.23")  # fmt: skip
-    cc = deployment.sm_major
-    if cc is None:
-        raise OptionError("compute_capability", f"sglang {ref.version}: DeepSeek-V4.1's layout depends on the GPU (V41 "
-                          "528 B / V41_FP4 288 B records on compute capability 10.x at attention tp 1, the V4 layout's "
-                          "584 B otherwise); give --compute-capability (10.0 for B200, 9.0 for H100 and H200; fit also "
-                          "takes --gpu)")  # fmt: skip
-    if cc not in (9, 10):
-        raise OptionError("compute_capability", f"sglang {ref.version}: DeepSeek-V4.1's layouts were read for compute "
-                          f"capability 9.x and 10.x, not {deployment.compute_capability}")  # fmt: skip
+    cc = compute_major(deployment, "DeepSeek-V4.1's layout depends on the GPU (V41 528 B / V41_FP4 288 B records on "
+                       "compute capability 10.x at attention tp 1, the V4 layout's 584 B otherwise)", (9, 10),
+                       "DeepSeek-V4.1's layouts were read for compute capability 9.x and 10.x")  # fmt: skip
     if (deployment.kv_dtype or "auto").lower() not in ("auto", "fp8", "fp8_e4m3"):
         raise OptionError("kv_dtype", "sglang: DeepSeek-V4.1's pools store uint8 fp8 layouts (auto is fp8_e4m3); use "
                                       "auto or fp8")  # fmt: skip

@@ -18,6 +18,7 @@ from .rules import (
     CompressedRules,
     Rules,
     StateRule,
+    compute_major,
     has_kind,
     has_sparse_mla,
     model_dtype,
@@ -181,16 +182,10 @@ def v41_layout(model: ModelSpec, deployment: Deployment) -> V41Layout:
     version, ref = deployment.runtime.numbers, deployment.runtime
     if version < (0, 30):
         raise OptionError("runtime", _v41(deployment) + ": use runtime vllm@0.30 or later")
-    cc = deployment.sm_major
-    if cc is None:
-        raise OptionError("compute_capability", f"vllm {ref.version}: DeepSeek-V4.1's cache depends on the GPU "
-                          "(528 B MXFP8 records on compute capability 10.x, 584 B elsewhere; NVFP4 compressed entries "
-                          "by default on 10.x); give --compute-capability (10.0 for B200, 9.0 for H100 and H200; "
-                          "fit also takes --gpu)")  # fmt: skip
-    if cc not in (9, 10, 12):
-        raise OptionError("compute_capability", f"vllm {ref.version}: DeepSeek-V4.1's CUDA attention backends run on "
-                          f"compute capability 9.x (FlashMLA), 10.x (FlashMLA, mega attention) and 12.x (FlashInfer); "
-                          f"not {deployment.compute_capability}")  # fmt: skip
+    cc = compute_major(deployment, "DeepSeek-V4.1's cache depends on the GPU (528 B MXFP8 records on compute "
+                       "capability 10.x, 584 B elsewhere; NVFP4 compressed entries by default on 10.x)", (9, 10, 12),
+                       "DeepSeek-V4.1's CUDA attention backends run on compute capability 9.x (FlashMLA), 10.x "
+                       "(FlashMLA, mega attention) and 12.x (FlashInfer)")  # fmt: skip
     if deployment.mtp or deployment.spec is not None:
         raise OptionError("spec", f"vllm {ref.version}: DeepSeek-V4.1 with speculative decoding (DSpark drafts' windows, "
                           "rings of max(8, pow2(drafts + 2)) rows) is not modelled; drop mtp / spec")  # fmt: skip
