@@ -371,13 +371,13 @@ def lower_compressed(kind: LayerKind, layers: tuple[int, ...], rules: Rules, mtp
         ceil_entries=v4.ceil_entries,
     ))  # fmt: skip
     if kind.indexer is not None and v4.indexer:
-        raw = per_page * v4.indexer
-        index_page = -(-raw // v4.indexer_align) * v4.indexer_align if v4.indexer_align else 0
+        raw, index_page = per_page * v4.indexer, v4.page(per_page, v4.indexer, v4.indexer_align)
         pages = f"; pages of {per_page} entries" if per_page > 1 else ""
-        if index_page != raw and index_page:
-            pages += f" = {raw:,} B padded to {index_page:,} B (a multiple of {v4.indexer_align} B)"
-        elif index_page:
-            pages += f" = {raw:,} B"
+        if v4.indexer_align:
+            padded = f" padded to {index_page:,} B (a multiple of {v4.indexer_align} B)" if index_page != raw else ""
+            pages += f" = {raw:,} B{padded}"
+        else:
+            index_page = 0  # unpadded: the stream's own block x entry bytes
         streams.append(CacheStream(
             "indexer", layers, v4.indexer, tokens_per_entry=ratio, block=per_page, page_bytes=index_page,
             description="Lightning Indexer keys", formula=f"{v4.indexer_formula} per {every}{started}{pages}",

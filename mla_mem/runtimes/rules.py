@@ -93,9 +93,10 @@ class CompressedRules:
     compressed_formula: str = ""
     ring_rows: int = 0  # V4.1 (vLLM CircularBufferSpec): rows of 2 x head_dim fp32 per ratio > 1 source; 0: V4's rings
 
-    def page(self, entries: int, entry_bytes: int) -> int:
-        raw = entries * entry_bytes
-        return -(-raw // self.page_align) * self.page_align if self.page_align else raw
+    def page(self, entries: int, entry_bytes: int, align: int | None = None) -> int:
+        """Bytes of a page of `entries`, padded to `align` (default: page_align; 0: none)."""
+        raw, grain = entries * entry_bytes, self.page_align if align is None else align
+        return -(-raw // grain) * grain if grain else raw
 
 
 @record
