@@ -163,6 +163,13 @@ class Plan:
         return list(self._by_stage[stage])
 
     @cached_property
+    def stage_layers(self) -> tuple[int, ...]:
+        """Distinct layers with a cache in each stage."""
+        return tuple(
+            len({n for s in self.streams for n in s.layers if first <= n < last}) for first, last in self.stages
+        )
+
+    @cached_property
     def _by_stage(self) -> tuple[tuple[tuple[CacheStream, int], ...], ...]:
         """Every stage's streams, counted once per plan (size() asks for them at every context it is given)."""
         out = []
@@ -305,6 +312,12 @@ def _stage_sizes(plan: Plan, context: int) -> list[tuple[int, int]]:
     return sizes
 
 
+def total_bytes(plan: Plan, context: int, batch: int = 1) -> int:
+    """size(plan, context, batch).total_bytes without the rest of the estimate (searches call it many times)."""
+    check_scenario(context, batch)
+    return max(allocated for allocated, _ in _stage_sizes(plan, context)) * _ceil_div(batch, plan.dp)
+
+
 def size(plan: Plan, context: int, batch: int = 1) -> Estimate:
     """Exact bytes of `plan` at `context` tokens for `batch` sequences (spread evenly over dp replicas)."""
     check_scenario(context, batch)
@@ -330,7 +343,6 @@ def size(plan: Plan, context: int, batch: int = 1) -> Estimate:
         )
     per_sequence_all_stages = sum(allocated for allocated, _ in stage_sizes)
     first, last = plan.stages[stage]
-    layers = len({layer for stream in plan.streams for layer in stream.layers if first <= layer < last})
     return Estimate(
         model=plan.model.name,
         context=context,
@@ -355,7 +367,7 @@ def size(plan: Plan, context: int, batch: int = 1) -> Estimate:
         mtp=plan.mtp,
         layout=plan.layout,
         notes=plan.notes + beyond_max_context(plan.model, context),
-        layers=layers,
+        layers=plan.stage_layers[stage],
         stages=tuple((first, last, stage_sizes[i][0] * sequences) for i, (first, last) in enumerate(plan.stages)),
     )
 

@@ -131,8 +131,7 @@ def make_deployment(options: dict[str, Any]) -> Any:
 def _check_format(fmt: str, allowed: tuple[str, ...] | None = None) -> str:
     from .render import FORMATS
 
-    choices = allowed or FORMATS
-    value = fmt.lower()
+    choices, value = allowed or FORMATS, fmt.lower()
     if value not in choices:
         raise UsageError(f"--format: expected one of {', '.join(choices)}, got {fmt!r}")
     return value
@@ -619,18 +618,21 @@ def build_app(only: str | None = None) -> typer.Typer:
 
 
 def _signed(command: Callable[..., None]) -> Callable[..., None]:
-    """A command with the deployment options in its signature (see with_deployment)."""
-    runtime = getattr(command, "_deployment_runtime", None)
-    if runtime is None or hasattr(command, "__signature__"):
+    """The command, annotations evaluated once (Typer would twice), deployment options added (with_deployment)."""
+    if hasattr(command, "__signature__"):
         return command
-    signature = inspect.signature(command.__wrapped__, eval_str=True)  # type: ignore[attr-defined]
-    kept = [p for p in signature.parameters.values() if p.name != "options"]
-    command.__signature__ = signature.replace(parameters=kept + deployment_parameters(runtime))  # type: ignore[attr-defined]
+    runtime = getattr(command, "_deployment_runtime", None)
+    signature = inspect.signature(getattr(command, "__wrapped__", command), eval_str=True)
+    if runtime is not None:
+        kept = [p for p in signature.parameters.values() if p.name != "options"]
+        signature = signature.replace(parameters=kept + deployment_parameters(runtime))
+    command.__signature__ = signature  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}  # returns are None
     return command
 
 
-def __getattr__(name: str) -> Any:  # noqa: ANN401
-    if name == "app":  # the whole app, for tests and documentation tools
+def __getattr__(name: str) -> Any:  # noqa: ANN401 - `app`: the whole app, for tests and documentation tools
+    if name == "app":
         return build_app()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -665,7 +667,6 @@ def _context_notes(results: Any) -> None:
 
 
 def _write_stdout(text: str) -> None:
-
     from .render import write
 
     write(text)

@@ -15,7 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .cache import Plan, beyond_max_context, size
+from .cache import Plan, beyond_max_context, size, total_bytes
 from .capacity import engine_capacity
 from .configs import builtin_dir
 from .errors import UsageError
@@ -213,15 +213,15 @@ def _uniform_blocks(plan: Plan) -> tuple[int, int] | None:
 
 def longest_context(plan: Plan, batch: int, available: int, limit: int = MAX_CONTEXT) -> int:
     """The largest n with size(plan, n, batch) <= available (0 if not even one token fits)."""
-    if size(plan, 1, batch).total_bytes > available:
+    if total_bytes(plan, 1, batch) > available:
         return 0
     low, high = 1, 2
-    while high <= limit and size(plan, high, batch).total_bytes <= available:
+    while high <= limit and total_bytes(plan, high, batch) <= available:
         low, high = high, high * 2
     high = min(high, limit + 1)
     while high - low > 1:
         mid = (low + high) // 2
-        if size(plan, mid, batch).total_bytes <= available:
+        if total_bytes(plan, mid, batch) <= available:
             low = mid
         else:
             high = mid

@@ -166,3 +166,20 @@ def test_vllm_allocation_can_grow_with_tp_for_a_hybrid_model():
     assert (one.block_size, two.block_size) == (48, 32)
     assert one.total_bytes == 3 * 3 * 48 * 96 + 2 * 48 * 96 == 50_688
     assert two.total_bytes == 3 * 5 * 32 * 96 + 2 * 32 * 96 == 52_224  # more, though no record grew
+
+
+@settings(max_examples=EXAMPLES or 100, deadline=None)
+@given(specs(), contexts, st.integers(1, 64), st.sampled_from(["ideal", "vllm", "sglang", "llama.cpp"]),
+       st.sampled_from([(1, 1), (1, 4), (2, 1), (3, 2)]))  # fmt: skip
+def test_total_bytes_is_the_estimates_total(spec, context, batch, runtime, pp_dp):
+    """cache.total_bytes, which context searches call, equals the full estimate's total on every stage layout."""
+    from mla_mem.cache import size, total_bytes
+
+    pp, dp = pp_dp
+    if pp > spec.layers:
+        pp = 1
+    try:
+        plan = mla_mem.plan(spec, runtime=runtime, pp=pp, dp=dp)
+    except mla_mem.MlaMemError:
+        return  # a runtime that refuses this random model: nothing to compare
+    assert total_bytes(plan, context, batch) == size(plan, context, batch).total_bytes
