@@ -8,9 +8,10 @@ versions where a rule changed (docs/capacity.md has the walk-through).
 
 from __future__ import annotations
 
+import math
 from dataclasses import field
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .records import record
 
@@ -263,10 +264,14 @@ TORCH_NAMES = {"bf16": "torch.bfloat16", "fp16": "torch.float16", "fp32": "torch
                "fp8_e5m2": "torch.float8_e5m2"}  # fmt: skip
 
 
-def sglang_capacity(plan: Plan, cache_memory: int, context: int | None = None) -> EngineCapacity | None:
+def sglang_capacity(
+    plan: Plan, cache_memory: int, context: int | None = None, gpu_memory: int | None = None
+) -> EngineCapacity | None:
     """SGLang's token pool for one GPU: tokens = rest // cell, floored to pages, and its "KV Cache is allocated"
     line; None for pools this module does not model (sliding-window and state pools)."""
-    if plan.model.compress_rates:  # DeepSeek-V4
+    if plan.model.compress_rates:  # DeepSeek-V4 (ratios 4 and 128) or V4.1 (ratios 1 and 2)
+        if any(plan.model.kind(name).compress_ratio in (1, 2) for name in plan.model.layer_kinds):
+            return sglang_v41_capacity(plan, cache_memory, context, gpu_memory) if len(plan.stages) == 1 else None
         return sglang_v4_capacity(plan, cache_memory, context)
     streams = plan.stage_streams(0) if len(plan.stages) == 1 else None
     if streams is None or any(s.is_state or s.window is not None or s.tokens_per_entry != 1 for s, _ in streams):
@@ -390,6 +395,124 @@ def sglang_v4_capacity(plan: Plan, cache_memory: int, context: int | None = None
     )  # fmt: skip
 
 
+# SGLang 0.5.23, DeepSeek-V4.1: the same DSV4PoolConfigurator in cap mode (the 0.1 ratio override skips
+# deepseek_v41: model_overrides/deepseek_v4.py:43-49). The window pool is a fixed number of tokens sized for the
+# running requests (compute_swa_request_cap, pool_configurator.py:924-968, plus 4 prefix tails per request with the
+# radix cache, :1309-1351); the ratio-2 rings of every request slot are fixed too (:1530-1543); the rest is divided
+# by the bytes per full token of the compressed pages and fp4 index keys (:1390-1446), then pages are given back
+# while the kv sources' reserved page and index-page rounding do not fit (:1406-1435, :1638-1701).
+
+SGLANG_EVICTION_INTERVAL = 128  # SGLANG_SWA_EVICTION_INTERVAL (srt/environ.py:730)
+
+
+def sglang_chunked_prefill(plan: Plan, gpu_memory: int | None) -> int:
+    """SGLang's chunked_prefill_size per attention-dp rank: --chunked-prefill-size (mla-mem's max_batched_tokens) or
+    the default arg_groups/memory_hook.py:78-180 picks from nvidia-smi's total (MiB), divided over the attention-dp
+    ranks (parallel_hook.py:314-336)."""
+    from .options import OptionError
+
+    given = plan.deployment.max_batched_tokens
+    if given is not None:
+        if given % 256:
+            raise OptionError("max_batched_tokens", f"sglang: --chunked-prefill-size must be a multiple of the page "
+                                                    f"size 256 (validation_hook.py), got {given:,}")  # fmt: skip
+        chunk = given
+    elif gpu_memory:
+        mib = gpu_memory // 2**20
+        chunk = 2048 if mib < 20 * 1024 else 4096 if mib < 60 * 1024 else 8192 if mib < 160 * 1024 else 16384
+    else:
+        raise OptionError("max_batched_tokens", "sglang: DeepSeek-V4.1's window pool follows the chunked prefill "
+                          "size, which SGLang sets from the GPU's memory; give --gpu, or max_batched_tokens for "
+                          "--chunked-prefill-size")  # fmt: skip
+    attn_dp = plan.dp if plan.deployment.dp_attention else 1
+    return chunk // attn_dp
+
+
+def _v41_padding(
+    full: int, sources: dict[int, tuple[int, float]], index_bytes: int, page: int, index_page: int
+) -> float:
+    """_get_low_ratio_kv_padding_bytes (pool_configurator.py:1406-1435): per kv source, the page of compressed
+    entries the pool reserves and the index slots rounded up to index pages (_num_dsv4_physical_kv_pages)."""
+    padding = 0.0
+    for ratio in (1, 2):
+        layers, page_token = sources.get(ratio, (0, 0.0))
+        if layers:
+            index_slots = _cdiv((full + page) // ratio + index_page, index_page) * index_page
+            padding += (page * page_token + (index_slots - full // ratio) * index_bytes) * layers
+    return padding
+
+
+def sglang_v41_capacity(plan: Plan, cache_memory: int, context: int | None, gpu_memory: int | None) -> EngineCapacity:
+    model, deployment = plan.model, plan.deployment
+    streams = dict((s.component, s) for s, _ in plan.stage_streams(0))  # fmt: skip
+    window = streams["window"]
+    page = window.block  # 256
+    main = window.page / page  # layout.page_bytes(256) / 256: 528.0 (V41) or 585.0 (V4 layout, 576 B multiples)
+    sources = {s.tokens_per_entry: (len(s.layers), s.page / s.block)
+               for s in streams.values() if s.component.startswith("compressed_")}  # fmt: skip
+    index_bytes = next(s.entry_bytes for s in streams.values() if s.component.endswith("_indexer"))
+    kind = next(k for k in model.used_kinds() if k.compress_ratio)
+    assert kind.attention is not None and kind.window is not None
+    attn_dp = plan.dp if deployment.dp_attention else 1
+    requests = max(1, SGLANG_V4_MAX_RUNNING // attn_dp)
+    chunk = sglang_chunked_prefill(plan, gpu_memory)
+    tails = 4 * requests  # the radix cache is on by default
+    request_cap = (kind.window + SGLANG_EVICTION_INTERVAL + 2 * page) * requests + 2 * chunk + page
+    swa = _cdiv(request_cap + tails * (kind.window + page), page) * page
+    per_swa = main * len(window.layers)
+    per_full = sum(layers * (token + index_bytes) / ratio for ratio, (layers, token) in sources.items())
+    c2_layers = sources.get(2, (0, 0.0))[0]
+    c2_fixed = _cdiv((requests + 1) * 2 + 2 + 1, 2) * 2 * (2 * kind.attention.values_per_token) * 4 * c2_layers
+    swa_fixed = swa * per_swa
+    rest = max(cache_memory - c2_fixed - swa_fixed, 0)
+    index_page = 128 if deployment.compute_capability and deployment.compute_capability.startswith("10") else 64
+    full = int(rest / per_full) // page * page
+    while full > 0 and full * per_full + _v41_padding(full, sources, index_bytes, page, index_page) > rest:
+        full -= page
+    if full <= 0:  # SGLang raises at start-up (pool_configurator.py:1678-1685): one page of full tokens is the least
+        least = c2_fixed + swa_fixed + page * per_full + _v41_padding(page, sources, index_bytes, page, index_page)
+        return EngineCapacity(
+            engine="sglang", cache_memory=cache_memory, tokens=0, block_size=page, concurrency=Fraction(0),
+            needed=math.ceil(least), check=cache_memory,
+            notes=(f"sglang DeepSeek-V4.1 would not start: \"The DSV4 SWA pool cap ({swa} tokens, "
+                   f"{swa_fixed / GIB:.2f} GB) leaves no room for the full KV pool within the available "
+                   f"{cache_memory / GIB:.2f} GB\"; it needs {math.ceil(least):,} B",),
+        )  # fmt: skip
+    return _v41_result(plan, cache_memory, context, (requests, chunk, tails, swa, per_full, c2_fixed, swa_fixed, full))
+
+
+def _v41_result(plan: Plan, cache_memory: int, context: int | None, sizes: tuple[Any, ...]) -> EngineCapacity:
+    """The configurator's three lines (pool_configurator.py:1479-1488, 1605-1611, 1688-1700), the scheduler's token
+    count and max_running_requests (kv_cache_configurator.py:3119-3172: min(requests, full // 2)), concurrency."""
+    requests, chunk, tails, swa, per_full, c2_fixed, swa_fixed, full = sizes
+    page = plan.block_size
+    running = min(requests, full // 2)
+    lines = (
+        f"DSV4 SWA sizing: mode=cap, swa_tokens={swa}, request_cap+headroom={swa}, prefix_tails={tails}",
+        f"DSV4 memory calculation: unified=False, unified_fp8=False, dspark_draft_bf16=False, "
+        f"bytes_per_full_token={per_full:.2f}, available_bytes={cache_memory / GIB:.2f} GB, "
+        f"c128_state_fixed=0.00 GB, c2_state_fixed={c2_fixed / GIB:.2f} GB, swa_fixed={swa_fixed / GIB:.2f} GB, "
+        f"swa_ring_fixed=0.00 GB, c4_state_fixed=0.00 GB, full_token={full}",
+        f"DSV4 pool sizes: full={full}, swa={swa}, c4={full // 4}, c128={full // 128}, c4_state=0, c128_state=0",
+        f"max_total_num_tokens={full}, ..., max_running_requests={running}, ...",
+    )
+    notes = [
+        f"sglang DeepSeek-V4.1: a window pool of {swa:,} tokens for {requests} requests (768 tokens each, 2 chunks "
+        f"of {chunk:,} in flight, {tails} prefix tails of 384 tokens: the radix cache's default), "
+        f"{c2_fixed:,} B of ratio-2 rings for {requests} + 1 request slots; the rest at {per_full:.2f} B per token",
+        f"sglang DeepSeek-V4.1: max_running_requests {running} (256 by default, per attention-dp rank)",
+    ]
+    index_page = 128 if (plan.deployment.compute_capability or "").startswith("10") else 64
+    if index_page == 128:
+        notes.append("sglang DeepSeek-V4.1: index pages of 128 tokens (DeepGEMM's paged sparse MQA kernels on 10.x; "
+                     "64 without them, which can move the token count by a page)")  # fmt: skip
+    concurrency = min(Fraction(full // page, _cdiv(context, page)), Fraction(running)) if context else None
+    return EngineCapacity(
+        engine="sglang", cache_memory=cache_memory, tokens=full, block_size=page, concurrency=concurrency,
+        lines=lines, notes=tuple(notes),
+    )  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------------------------------
 # TensorRT-LLM (PyTorch backend): resource_manager.py calculate_max_num_blocks / kvCacheManager.cpp:
 # max_tokens = budget // bytes per token, blocks = ceilDiv(max_tokens, tokens_per_block).
@@ -417,17 +540,31 @@ def trtllm_capacity(plan: Plan, cache_memory: int, context: int | None = None) -
 
 
 def engine_capacity(
-    plan: Plan, cache_memory: int, context: int | None, override_blocks: int | None = None
+    plan: Plan,
+    cache_memory: int,
+    context: int | None,
+    override_blocks: int | None = None,
+    gpu_memory: int | None = None,
 ) -> EngineCapacity | None:
+    """The engine's own capacity figures for `cache_memory` bytes per GPU; `gpu_memory` (nvidia-smi's total) where
+    an engine's defaults depend on it (SGLang's chunked prefill size)."""
     name = plan.runtime.name
     if name == "vllm":
         length = context or plan.model.max_context
         return vllm_capacity(plan, cache_memory, length, override_blocks) if length else None
     if name == "sglang":
-        return sglang_capacity(plan, cache_memory, context)
+        return sglang_capacity(plan, cache_memory, context, gpu_memory)
     if name == "trtllm":
         return trtllm_capacity(plan, cache_memory, context)
     return None
 
 
-__all__ = ["EngineCapacity", "engine_capacity", "sglang_capacity", "trtllm_capacity", "vllm_capacity"]
+__all__ = [
+    "EngineCapacity",
+    "engine_capacity",
+    "sglang_capacity",
+    "sglang_chunked_prefill",
+    "sglang_v41_capacity",
+    "trtllm_capacity",
+    "vllm_capacity",
+]

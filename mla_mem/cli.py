@@ -81,8 +81,8 @@ def deployment_parameters(runtime: str) -> list[inspect.Parameter]:
                 "--ep/--no-ep"),
         _option("mtp", bool, False, "MTP speculative decoding on: MTP layers hold a cache."),
         _option("block_size", int | None, None, "Paging block in tokens. [default: the runtime's]"),
-        _option("max_batched_tokens", str | None, None, "vLLM max_num_batched_tokens (sizes sliding layers). "
-                "[default: 8192]"),
+        _option("max_batched_tokens", str | None, None, "vLLM max_num_batched_tokens (sizes sliding layers), SGLang "
+                "--chunked-prefill-size (DeepSeek-V4.1's window pool). [default: 8192; SGLang's by GPU memory]"),
         _option("hybrid_allocator", bool, True, "vLLM hybrid KV allocator; off sizes sliding layers as full "
                 "attention (as with a KV connector).", "--hybrid-allocator/--no-hybrid-allocator"),
         _option("prefix_caching", bool | None, None, "Prefix caching (vLLM keeps prefix checkpoints of linear/SSM "

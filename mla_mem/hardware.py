@@ -509,7 +509,7 @@ def fit(
     if not gpu.memory_bytes:  # no GPU given, only the engine's cache memory: nothing else to check
         notes.append("no GPU given: the weights and the memory around the cache are not checked")
     probe = size(plan, 1, 1)
-    engine = engine_capacity(plan, max(0, available), context, num_gpu_blocks_override)
+    engine = engine_capacity(plan, max(0, available), context, num_gpu_blocks_override, gpu.memory_bytes or None)
     num_blocks = None
     if engine is not None:
         capacity, kind, num_blocks = engine.tokens, "engine", engine.blocks
@@ -528,9 +528,8 @@ def fit(
         max_concurrency = int(concurrency) * dp
         cache = size(plan, context, batch).total_bytes
         fits = weights_fit and cache <= available
-        limit = engine.check if engine is not None and engine.check is not None else available
-        if engine is not None and engine.needed is not None and engine.needed > limit:
-            fits = False
+    if engine is not None and engine.needed is not None:  # the engine's own start-up check
+        fits = fits and engine.needed <= (engine.check if engine.check is not None else available)
     if weights_fit:
         longest = longest_context(plan, batch, available)
     params = model_params(model)

@@ -23,6 +23,7 @@ ENGINE_FLAGS = {
     "--tp-size", "--swa-full", "--kv-unified", "--n-gpu-layers", "--kv-cache-memory", "--tensor-parallel-size",
     "--data-parallel-size", "--pipeline-parallel-size", "--enable-expert-parallel", "--cpu-offload-gb",
     "--hicache-storage-backend", "--hicache-storage-backend-extra-config", "--force", "--help", "--version", "--debug",
+    "--chunked-prefill-size", "--disable-radix-cache", "--max-running-requests", "--swa-prefix-tails",
 }  # fmt: skip
 
 

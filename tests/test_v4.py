@@ -650,6 +650,77 @@ def test_v41_on_sglang_by_hand_at_128k():
     assert mega.bytes_per_token == 890
 
 
+def _v41_padding(full, sources, page_token, index_page):
+    """One reserved page of 256 compressed tokens per kv source, plus its index slots rounded up to index pages,
+    less the index slots the full tokens pay for: pool_configurator.py:1406-1435, per ratio."""
+    total = 0
+    for ratio, layers in sources.items():
+        slots = -(-((full + 256) // ratio + index_page) // index_page) * index_page
+        total += layers * (256 * page_token + (slots - full // ratio) * 68)
+    return total
+
+
+def test_v41_pool_sizing_on_sglang_by_hand():
+    """DSV4PoolConfigurator in cap mode (SGLang 0.5.23), B200 layout (V41 528 B windows, V41_FP4 288 B entries),
+    --kv-cache-memory 100 GiB, chunked prefill 8,192, 256 requests, radix cache on:
+    window pool = 256 x (128 + 128 + 256 + 256) + 2 x 8,192 + 256 + 4 x 256 tails x (128 + 256) = 606,464 tokens
+    at 40 x 528 = 21,120 B; ratio-2 rings ceil2(257 x 2 + 2 + 1) = 518 rows x 4,096 B x 3 layers = 6,365,184 B;
+    bytes per full token 3 x (288 + 68) / 2 + (288 + 68) = 890; the rest / 890 floored to pages, then pages given
+    back while the reserved pages and index rounding do not fit. SGLang's own configurator code, run on these
+    inputs, gives the same 106,245,888."""
+    available = 100 * 2**30
+    swa = 256 * 768 + 2 * 8192 + 256 + 1024 * 384
+    rest = available - 518 * 4096 * 3 - swa * 21_120
+    assert swa == 606_464 and rest == 94_559_297_536
+    full = rest // 890 // 256 * 256
+    while full * 890 + _v41_padding(full, {1: 1, 2: 3}, 288, 128) > rest:
+        full -= 256
+    assert full == 106_245_888  # two pages given back
+    result = mla_mem.fit("deepseek-v4.1-flash", runtime="sglang", compute_capability="10.0", kv_cache_memory=available,
+                         max_batched_tokens=8192, context=131_072)  # fmt: skip
+    assert result.token_capacity == full and result.capacity_kind == "engine"
+    assert result.engine_lines[0] == (
+        f"DSV4 SWA sizing: mode=cap, swa_tokens={swa}, request_cap+headroom={swa}, prefix_tails=1024"
+    )
+    assert "bytes_per_full_token=890.00" in result.engine_lines[1] and "swa_fixed=11.93 GB" in result.engine_lines[1]
+    assert result.engine_lines[2].startswith(f"DSV4 pool sizes: full={full}, swa={swa}, c4={full // 4}")
+    assert result.concurrency_per_gpu_group == 256  # min(415,023 pages / 512 a request, 256 running)
+
+
+def test_v41_pool_sizing_on_sglang_follows_the_gpu_and_the_layout():
+    """H200 (9.0, nvidia-smi 143,771 MiB: chunked prefill 8,192): the V4 layout, 585 B per window token (pages
+    of 149,760 B) and 3 x (585 + 68) / 2 + 653 = 1,632.5 B per full token, index pages of 64. B200 with data-parallel
+    attention over 8 ranks (183,359 MiB: 16,384, so 2,048 a rank; 32 requests a rank): 32 x 768 + 2 x 2,048 + 256 +
+    128 x 384 = 78,080 window tokens, rings ceil2(33 x 2 + 3) x 4,096 x 3 = 860,160 B."""
+    available = 100 * 2**30
+    h200 = mla_mem.fit("deepseek-v4.1-flash", runtime="sglang", gpu="H200", kv_cache_memory=available)
+    rest = available - 518 * 4096 * 3 - 606_464 * 23_400
+    full = int(rest * 2 // 3265) // 256 * 256
+    while full * 3265 / 2 + _v41_padding(full, {1: 1, 2: 3}, 585, 64) > rest:
+        full -= 256
+    assert h200.token_capacity == full == 57_075_456
+    dp = mla_mem.fit("deepseek-v4.1-flash", runtime="sglang", gpu="B200", tp=8, dp=8, dp_attention=True,
+                     kv_cache_memory=available)  # fmt: skip
+    rest = available - 70 * 4096 * 3 - 78_080 * 21_120
+    full = rest // 890 // 256 * 256
+    while full * 890 + _v41_padding(full, {1: 1, 2: 3}, 288, 128) > rest:
+        full -= 256
+    assert dp.token_capacity == full == 118_790_656
+    assert "swa_tokens=78080" in dp.engine_lines[0] and "max_running_requests=32" in dp.engine_lines[3]
+
+
+def test_v41_pool_sizing_on_sglang_refusals_and_too_little_memory():
+    with pytest.raises(UsageError, match="max.batched.tokens: sglang: DeepSeek-V4.1's window pool follows"):
+        mla_mem.fit("deepseek-v4.1-flash", runtime="sglang", compute_capability="10.0", kv_cache_memory=2**36)
+    with pytest.raises(UsageError, match="multiple of the page size 256"):
+        mla_mem.fit("deepseek-v4.1-flash", runtime="sglang", gpu="B200", kv_cache_memory=2**36, max_batched_tokens=1000)
+    # 5 GiB: the window pool alone takes 606,464 x 21,120 B = 11.93 GiB; SGLang raises at start-up
+    small = mla_mem.fit("deepseek-v4.1-flash", runtime="sglang", compute_capability="10.0", kv_cache_memory=5 * 2**30,
+                        max_batched_tokens=8192, context=4096)  # fmt: skip
+    assert not small.fits and small.token_capacity == 0 and small.engine_lines == ()
+    assert any("would not start" in note and "606464 tokens, 11.93 GB" in note for note in small.notes)
+
+
 @pytest.mark.parametrize(
     ("options", "says"),
     [

@@ -192,9 +192,7 @@ def _rules_v41(model: ModelSpec, deployment: Deployment) -> Rules:
     notes = [f"sglang DeepSeek-V4.1: {layout} layout on compute capability {cc}.x at attention tp "
              f"{deployment.attention_tp}; SGLANG_DSV4_KV_LAYOUT and SGLANG_DSV4_COMPRESSED_KV_LAYOUT unset",
              "sglang DeepSeek-V4.1: window pages per request at SGLang's own worst case (window 128 + eviction "
-             "interval 128 + 2 pages = 768 tokens)",
-             "sglang DeepSeek-V4.1: DSV4PoolConfigurator's pool sizes (max_total_num_tokens) are not modelled; a fit's "
-             "capacity is per-request arithmetic"]  # fmt: skip
+             "interval 128 + 2 pages = 768 tokens)"]  # fmt: skip
     formulas = {528: "512 fp8 + 16 ue8m0 scales = 528 B", 288: "256 B e2m1 + 32 e4m3 scales = 288 B",
                 584: "448 fp8 nope + 64 x 2 B rope + 8 B scales = 584 B"}  # fmt: skip
     fp8 = parse_dtype("fp8")
