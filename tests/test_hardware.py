@@ -226,3 +226,61 @@ def test_engine_cache_memory_needs_no_gpu(capsys):
     assert json.loads(capsys.readouterr().out)["engine_lines"] == out["engine_lines"]
     assert main(["fit", "kimi-linear-48b-a3b", "--gpus", "2", "--tp", "2"]) == 2
     assert "or the engine's --kv-cache-memory" in capsys.readouterr().err
+
+
+# SGLang's default mem_fraction_static, release by release (each wheel 0.5.10-0.5.23 read, and its own functions run
+# on these inputs). reserved MiB = 512 + max(cps, 2048) x 1.5 + decode max_bs x 2 + tp x pp / 8 x 1024 (+ max_bs x
+# dp x 3 with dp attention) + the prefill graph's reserve when that graph is on, at least 10,240 above 60 GiB.
+H200_MIB, H100_MIB, B200_MIB = 143_771, 81_559, 183_359
+V3_TP8 = 512 + 8192 * 3 // 2 + 512 * 2 + 1024  # 14,848 (cps 8,192, max_bs 512 at tp 8)
+V3_DP8 = V3_TP8 + 512 * 8 * 3 + 512 * 8 * 3 // 2  # 33,280 (max_bs 512 > 300: half again)
+LLAMA_TP4 = 512 + 8192 * 3 // 2 + 512 * 2 + 512  # 14,336
+V4_DP8 = 512 + 16384 * 3 // 2 + 512 * 2 + 1024 + 512 * 8 * 3 + 512 * 8 * 3 // 2  # 45,568; its prefill graph is off
+
+
+def _mfs(total, reserved):
+    return round((total - reserved) / total, 3)
+
+
+@pytest.mark.parametrize(
+    ("version", "v3", "v3_dp", "llama"),
+    [
+        # prefill graph on for MLA (+1,536) and llama (+58 capture sizes x 8 = 464), off with dp attention
+        ("0.5.10", V3_TP8 + 1536, V3_DP8, LLAMA_TP4 + 464),
+        ("0.5.14", V3_TP8 + 1536, V3_DP8, LLAMA_TP4 + 464),
+        # 0.5.15-0.5.17: the breakable prefill graph is off for MLA models (DeepSeek-V3 has no indexer)
+        ("0.5.15", V3_TP8, V3_DP8, LLAMA_TP4 + 464),
+        ("0.5.17", V3_TP8, V3_DP8, LLAMA_TP4 + 464),
+        # 0.5.18 on: MLA and dp-attention rules gone
+        ("0.5.18", V3_TP8 + 1536, V3_DP8 + 1536, LLAMA_TP4 + 464),
+        ("0.5.23", V3_TP8 + 1536, V3_DP8 + 1536, LLAMA_TP4 + 464),
+    ],
+)
+def test_sglang_default_mem_fraction_by_release(version, v3, v3_dp, llama):
+    from mla_mem.hardware import sglang_mem_fraction
+
+    def mfs(model, gpu, **options):
+        return float(sglang_mem_fraction(find_gpu(gpu), mla_mem.plan(model, runtime=f"sglang@{version}", **options))[0])
+
+    assert mfs("deepseek-v3", "H200", tp=8) == _mfs(H200_MIB, v3)  # 0.886 or 0.897
+    assert mfs("deepseek-v3", "H200", tp=8, dp=8, dp_attention=True) == _mfs(H200_MIB, v3_dp)  # 0.758 or 0.769
+    assert mfs("llama-3.1-70b", "H100", tp=4) == _mfs(H100_MIB, llama) == 0.819
+    if version == "0.5.23":
+        assert mfs("deepseek-v4-flash", "B200", tp=8, dp=8, dp_attention=True) == _mfs(B200_MIB, V4_DP8) == 0.751
+
+
+def test_sglang_mem_fraction_small_gpus_and_old_drafts():
+    """A 24 GiB card: cps 2,048 and max_bs 24 before 0.5.20, 4,096 and 48 from 0.5.20 (42 / 50 capture sizes);
+    speculative drafts added 4 GiB before 0.5.14 (and turned the prefill graph off in 0.5.10)."""
+    from mla_mem.hardware import GPU, sglang_mem_fraction
+
+    card = GPU(name="L4-24", memory_bytes=24_564 * 2**20)
+    old = mla_mem.plan("llama-3.1-8b", runtime="sglang@0.5.19")
+    new = mla_mem.plan("llama-3.1-8b", runtime="sglang@0.5.20")
+    assert float(sglang_mem_fraction(card, old)[0]) == _mfs(24_564, 512 + 3072 + 48 + 128 + 42 * 8) == 0.833
+    assert float(sglang_mem_fraction(card, new)[0]) == _mfs(24_564, 512 + 6144 + 96 + 128 + 50 * 8) == 0.704
+    h200 = find_gpu("H200")
+    mtp = mla_mem.plan("deepseek-v3", runtime="sglang@0.5.13", tp=8, mtp=True)
+    assert float(sglang_mem_fraction(h200, mtp)[0]) == _mfs(H200_MIB, V3_TP8 + 1536 + 4096)
+    first = mla_mem.plan("deepseek-v3", runtime="sglang@0.5.10", tp=8, mtp=True)
+    assert float(sglang_mem_fraction(h200, first)[0]) == _mfs(H200_MIB, V3_TP8 + 4096)
