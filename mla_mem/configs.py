@@ -37,6 +37,7 @@ from .spec import (
     Params,
     ShortConv,
     State,
+    Vision,
     Weights,
 )
 from .units import parse_dtype, parse_params
@@ -54,7 +55,7 @@ from .yamlio import (
 MODEL_KEYS = (
     "name", "source", "aliases", "params", "dtype", "cache_dtype", "max_context", "layers", "mtp_layers", "mtp_kind", "kinds",
     "attention", "layer_pattern", "layer_types", "sliding_window", "linear_attention", "indexer", "notes",
-    "compress_rates", "weights", "checkpoint",
+    "compress_rates", "weights", "checkpoint", "architecture", "vision",
 )  # fmt: skip
 SHORT_FORM_KEYS = ("attention", "sliding_window", "linear_attention", "indexer", "compress_rates")
 KIND_KEYS = (
@@ -137,11 +138,19 @@ def parse_model(data: Any, file: str) -> ModelSpec:
         raise top.error("mtp_kind", f"unknown kind {mtp_kind!r}{suggest(mtp_kind, [k.name for k in kinds])}")
     weights_section = top.section("weights", required=False)
     weights = _parse_weights(weights_section, layers) if weights_section is not None else None
+    architecture = top.get_str("architecture")
+    vision_section = top.section("vision", required=False)
+    vision = None
+    if vision_section is not None:
+        vision_section.expect(("layers", "hidden_size"))
+        vision = Vision(vision_section.get_int("layers", required=False, maximum=MAX_LAYERS),
+                        vision_section.get_int("hidden_size", required=False))  # fmt: skip
+        vision_section.done()
     top.done()
     spec = ModelSpec(
         name=name, layers=layers, kinds=tuple(kinds), layer_kinds=layer_kinds, mtp_layers=mtp_layers,
         mtp_kind=mtp_kind, dtype=dtype, cache_dtype=cache_dtype, max_context=max_context, source=source, aliases=tuple(aliases),
-        params=params, path=file, weights=weights, checkpoint=checkpoint,
+        params=params, path=file, weights=weights, checkpoint=checkpoint, architecture=architecture, vision=vision,
     )  # fmt: skip
     if mtp_layers and spec.mtp_layer_kind is None:
         raise top.error("mtp_layers", "no layer kind with full attention for the MTP layers; set mtp_kind")

@@ -338,88 +338,6 @@ def _own_weights_per_gpu(model: ModelSpec, plan: Plan, weight_dtype: str | None,
     return int(-(-model.params.total * width // (tp * pp))), ("fp8" if width == 1 else "bf16")
 
 
-def _sglang_prefill_graph(plan: Plan) -> str | None:
-    """Why SGLang's prefill CUDA graph is off by default for this deployment (it reserves memory for it when on),
-    or None when it is on. The rules by release, read from each wheel 0.5.10-0.5.23 (server_args.py
-    `_handle_piecewise_cuda_graph` to 0.5.13, `_disable_tc_piecewise_cudagraph_if_incompatible` 0.5.14, the
-    breakable-graph rules from 0.5.15, arg_groups/cuda_graph_hook.py from 0.5.19); only those a deployment here can
-    trigger: DeepSeek-V4's architecture, MLA without an indexer (0.5.15-0.5.17; MLA at all 0.5.15-0.5.16), data-
-    parallel attention (to 0.5.16), speculative decoding (0.5.10), pipeline stages (to 0.5.13, again from 0.5.19),
-    context-parallel decoding (from 0.5.16), KDA linear attention (from 0.5.20)."""
-    version, model, d = plan.runtime.numbers, plan.model, plan.deployment
-    kinds = model.used_kinds()
-    mla = [k for k in kinds if getattr(k.attention, "kind", "") == "mla"]
-    if model.compress_rates:
-        return "DeepSeek-V4"
-    if (0, 5, 15) <= version < (0, 5, 17) and mla:
-        return "MLA attention"
-    if (0, 5, 17) <= version < (0, 5, 18) and any(k.indexer is None for k in mla):
-        return "MLA attention without an indexer"
-    if version < (0, 5, 17) and d.dp_attention:
-        return "data-parallel attention"
-    if version < (0, 5, 11) and (d.mtp or d.spec is not None):
-        return "speculative decoding"
-    if plan.pp > 1 and (version < (0, 5, 14) or version >= (0, 5, 19)):
-        return "pipeline parallelism"
-    if version >= (0, 5, 16) and plan.dcp > 1:
-        return "context-parallel decoding"
-    if version >= (0, 5, 20) and any(getattr(k.state, "kind", "") == "kda" for k in kinds):
-        return "KDA linear attention"
-    return None
-
-
-def _capture_sizes(largest: int) -> int:
-    """How many batch sizes the prefill graph captures up to `largest` tokens (server_args.py / cuda_graph_hook.py,
-    the same rule in 0.5.10-0.5.23): 4-32 step 4, 48-256 step 16, 288-512 step 32, 576-1024 step 64, 1280-4096 step
-    256, then step 512."""
-    steps = ((4, 32, 4), (48, 256, 16), (288, 512, 32), (576, 1024, 64), (1280, 4096, 256), (4608, largest, 512))
-    return sum(len(range(first, min(last, largest) + 1, step)) for first, last, step in steps)
-
-
-def sglang_mem_fraction(gpu: GPU, plan: Plan) -> tuple[Fraction, str]:
-    """SGLang's default mem_fraction_static (server_args `_handle_gpu_memory_settings`, from 0.5.19 arg_groups/
-    memory_hook.py; each release 0.5.10-0.5.23 read and run): gpu_mem is nvidia-smi's total in MiB; the GPU class
-    sets chunked_prefill_size and the decode graph's max_bs (20-35 GiB: 2,048 and 24/80 before 0.5.20, 4,096 and
-    48/160 after); reserved = 512 + max(cps, 2048) x 1.5 + tp x pp / 8 x 1024 + the graphs (decode: max_bs x 2, with
-    dp attention + max_bs x dp x 3 and x 1.5 more above 300; prefill, when its graph is on: 1,536 for MLA models,
-    else 8 per captured size up to cps), at least 10 GiB above 60 GiB, + 4 GiB for EAGLE/MTP drafts before 0.5.14;
-    mfs = round((gpu_mem - reserved) / gpu_mem, 3)."""
-    gpu_mem = gpu.memory_bytes // 2**20
-    version = plan.runtime.numbers
-    tp, pp, dp = plan.tp, plan.pp, plan.dp
-    small = tp < 4
-    if gpu_mem < 20 * 1024:
-        cps, bs = 2048, 8
-    elif gpu_mem < 35 * 1024:
-        cps, bs = (4096, 48 if small else 160) if version >= (0, 5, 20) else (2048, 24 if small else 80)
-    elif gpu_mem < 60 * 1024:
-        cps, bs = 4096, 32 if small else 160
-    elif gpu_mem < 160 * 1024:
-        cps, bs = 8192, 256 if small else 512
-    else:
-        cps, bs = 16384, 512
-    reserved = Fraction(512) + Fraction(max(cps, 2048) * 3, 2) + bs * 2 + Fraction(tp * pp * 1024, 8)
-    if plan.deployment.dp_attention:
-        reserved += bs * dp * 3 + (Fraction(bs * dp * 3, 2) if bs > 300 else 0)
-    off = _sglang_prefill_graph(plan)
-    mla = any(getattr(k.attention, "kind", "") == "mla" for k in plan.model.used_kinds())
-    prefill = 0 if off else 1536 if mla else 8 * _capture_sizes(cps)
-    reserved += prefill
-    if gpu_mem > 60 * 1024:
-        reserved = max(reserved, Fraction(10 * 1024))
-    if version < (0, 5, 14) and (plan.mtp or plan.deployment.spec is not None):
-        reserved += 4096  # EAGLE / MTP drafts (every method mla-mem takes), after the floor (0.5.10 server_args.py)
-    mfs = Fraction(round((gpu_mem - reserved) / gpu_mem, 3)).limit_denominator(1000)
-    graph = f"prefill graph off: {off}" if off else f"prefill graph {prefill:,} MiB"
-    if version < (0, 5, 10):
-        graph += "; the rule was read from 0.5.10-0.5.23, earlier releases may differ"
-    return (
-        mfs,
-        f"sglang default mem_fraction_static {float(mfs):.3f} ({gpu_mem:,} MiB, {float(reserved):,.0f} MiB reserved; "
-        f"{graph})",
-    )
-
-
 @record
 class _Budget:
     """The bytes an engine gives its cache on one GPU, what it may use, the fraction and the rule applied."""
@@ -438,14 +356,18 @@ def _engine_budget(plan: Plan, gpu: GPU, fraction: Fraction | None, weights: int
     if name == "sglang":
         if not gpu.memory_bytes:  # no GPU, only the engine's own cache memory (--kv-cache-memory): no fraction
             return _Budget(0, 0, fraction or Fraction(0), "no GPU given")
+        from .sglang_memory import mem_fraction, multimodal_reserve
+
         if fraction is None:
-            fraction, text = sglang_mem_fraction(gpu, plan)
-            notes.append(text)
+            fraction = mem_fraction(gpu.memory_bytes // 2**20, plan, notes)
         # model_runner profile_max_num_token: rest = free after weights - free before weights x (1 - mfs)
         before = device - around.non_torch
         usable = int(before * fraction)
+        reserve = multimodal_reserve(plan)
+        if reserve:
+            notes.append(f"sglang: {reserve // 2**20} MiB of the cache budget kept for the multimodal feature cache")
         return _Budget(
-            usable - weights,
+            usable - weights - reserve,
             usable,
             fraction,
             "(device - non-torch) x mem_fraction_static - weights (activations and graphs live in the rest)",

@@ -194,7 +194,31 @@ def convert(data: dict[str, Any], file: str, name: str | None = None) -> tuple[d
     weights = _weights_or_note(config, data, outer, notes, out["layers"])
     if weights:
         out["weights"] = weights
+    out.update(_architecture_and_vision(outer))
     return out, notes
+
+
+def _architecture_and_vision(outer: dict[str, Any]) -> dict[str, Any]:
+    """`architecture` (architectures[0]) and `vision` (the tower's depth and width from vision_config: num_hidden_layers
+    or depth (Qwen3-VL style) or vt_num_hidden_layers (Kimi K3); hidden_size or vt_hidden_size)."""
+    out: dict[str, Any] = {}
+    architectures = outer.get("architectures")
+    if isinstance(architectures, list) and architectures and isinstance(architectures[0], str):
+        out["architecture"] = architectures[0]
+    tower = outer.get("vision_config")
+    if isinstance(tower, dict):
+        dims = {"layers": _first_int(tower, "num_hidden_layers", "depth", "vt_num_hidden_layers"),
+                "hidden_size": _first_int(tower, "hidden_size", "vt_hidden_size")}  # fmt: skip
+        out["vision"] = {key: value for key, value in dims.items() if value is not None}
+    return out
+
+
+def _first_int(data: dict[str, Any], *keys: str) -> int | None:
+    for key in keys:
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 def _has_mtp_kind(draft: Draft) -> bool:
@@ -585,7 +609,8 @@ def _spec_with_notes(model: dict[str, Any], notes: list[str], file: str) -> Mode
 
 
 ORDER = ("name", "source", "checkpoint", "dtype", "cache_dtype", "max_context", "layers", "mtp_layers", "mtp_kind", "attention", "sliding_window",
-         "compress_rates", "layer_pattern", "layer_types", "linear_attention", "indexer", "kinds", "weights")  # fmt: skip
+         "compress_rates", "layer_pattern", "layer_types", "linear_attention", "indexer", "kinds", "weights", "architecture",
+         "vision")  # fmt: skip
 
 
 def to_yaml(model: dict[str, Any], notes: list[str], source: str) -> str:

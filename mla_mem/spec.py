@@ -286,6 +286,15 @@ class Weights:
 
 
 @record
+class Vision:
+    """The checkpoint's vision tower, as far as engines read it (SGLang scales its memory fraction by layers x
+    hidden_size^2 when it serves the model as multimodal): its depth and width from vision_config."""
+
+    layers: int | None = None
+    hidden_size: int | None = None
+
+
+@record
 class ModelSpec:
     """A model as far as its cache is concerned: its layers and their kinds, MTP layers, dtypes, weights."""
 
@@ -306,6 +315,8 @@ class ModelSpec:
     # where the exact weight sizes are: a checkpoint directory or .safetensors file, a .gguf file, or
     # "hf:org/name@commit" (read only when weights are needed: checkpoint.py)
     checkpoint: str | None = None
+    architecture: str | None = None  # config.json's architectures[0] (engines pick defaults by it)
+    vision: Vision | None = None  # a vision tower beside the language model (None: a text-only checkpoint)
 
     def kind(self, name: str) -> LayerKind:
         for kind in self.kinds:
@@ -327,6 +338,19 @@ class ModelSpec:
         """The kinds that some layer has, in the order they are declared."""
         present = set(self.layer_kinds)
         return [kind for kind in self.kinds if kind.name in present]
+
+    def mechanisms(self) -> set[str]:
+        """The attention and state kinds its layers use ("mla", "gqa", "compressed", "kda", ...), "mla+indexer" too
+        where an MLA layer has an indexer: what engines pick backends and defaults by."""
+        out = set()
+        for kind in self.used_kinds():
+            if kind.attention is not None:
+                out.add(kind.attention.kind)
+                if kind.attention.kind == "mla" and kind.indexer is not None:
+                    out.add("mla+indexer")
+            if kind.state is not None:
+                out.add(kind.state.kind)
+        return out
 
     @property
     def mtp_layer_kind(self) -> LayerKind | None:

@@ -238,6 +238,12 @@ LLAMA_TP4 = 512 + 8192 * 3 // 2 + 512 * 2 + 512  # 14,336
 V4_DP8 = 512 + 16384 * 3 // 2 + 512 * 2 + 1024 + 512 * 8 * 3 + 512 * 8 * 3 // 2  # 45,568; its prefill graph is off
 
 
+def sglang_mem_fraction(gpu, plan):
+    from mla_mem.sglang_memory import mem_fraction
+
+    return mem_fraction(gpu.memory_bytes // 2**20, plan, [])
+
+
 def _mfs(total, reserved):
     return round((total - reserved) / total, 3)
 
@@ -257,10 +263,8 @@ def _mfs(total, reserved):
     ],
 )
 def test_sglang_default_mem_fraction_by_release(version, v3, v3_dp, llama):
-    from mla_mem.hardware import sglang_mem_fraction
-
     def mfs(model, gpu, **options):
-        return float(sglang_mem_fraction(find_gpu(gpu), mla_mem.plan(model, runtime=f"sglang@{version}", **options))[0])
+        return float(sglang_mem_fraction(find_gpu(gpu), mla_mem.plan(model, runtime=f"sglang@{version}", **options)))
 
     assert mfs("deepseek-v3", "H200", tp=8) == _mfs(H200_MIB, v3)  # 0.886 or 0.897
     assert mfs("deepseek-v3", "H200", tp=8, dp=8, dp_attention=True) == _mfs(H200_MIB, v3_dp)  # 0.758 or 0.769
@@ -272,15 +276,58 @@ def test_sglang_default_mem_fraction_by_release(version, v3, v3_dp, llama):
 def test_sglang_mem_fraction_small_gpus_and_old_drafts():
     """A 24 GiB card: cps 2,048 and max_bs 24 before 0.5.20, 4,096 and 48 from 0.5.20 (42 / 50 capture sizes);
     speculative drafts added 4 GiB before 0.5.14 (and turned the prefill graph off in 0.5.10)."""
-    from mla_mem.hardware import GPU, sglang_mem_fraction
+    from mla_mem.hardware import GPU
 
     card = GPU(name="L4-24", memory_bytes=24_564 * 2**20)
     old = mla_mem.plan("llama-3.1-8b", runtime="sglang@0.5.19")
     new = mla_mem.plan("llama-3.1-8b", runtime="sglang@0.5.20")
-    assert float(sglang_mem_fraction(card, old)[0]) == _mfs(24_564, 512 + 3072 + 48 + 128 + 42 * 8) == 0.833
-    assert float(sglang_mem_fraction(card, new)[0]) == _mfs(24_564, 512 + 6144 + 96 + 128 + 50 * 8) == 0.704
+    assert float(sglang_mem_fraction(card, old)) == _mfs(24_564, 512 + 3072 + 48 + 128 + 42 * 8) == 0.833
+    assert float(sglang_mem_fraction(card, new)) == _mfs(24_564, 512 + 6144 + 96 + 128 + 50 * 8) == 0.704
     h200 = find_gpu("H200")
     mtp = mla_mem.plan("deepseek-v3", runtime="sglang@0.5.13", tp=8, mtp=True)
-    assert float(sglang_mem_fraction(h200, mtp)[0]) == _mfs(H200_MIB, V3_TP8 + 1536 + 4096)
+    assert float(sglang_mem_fraction(h200, mtp)) == _mfs(H200_MIB, V3_TP8 + 1536 + 4096)
     first = mla_mem.plan("deepseek-v3", runtime="sglang@0.5.10", tp=8, mtp=True)
-    assert float(sglang_mem_fraction(h200, first)[0]) == _mfs(H200_MIB, V3_TP8 + 4096)
+    assert float(sglang_mem_fraction(h200, first)) == _mfs(H200_MIB, V3_TP8 + 4096)
+
+
+def test_sglang_memory_for_multimodal_models_by_hand():
+    """A multimodal model (SGLang's model_config.is_multimodal, enable_multimodal on by default for its architecture)
+    loses the prefill graph's reserve (off for multimodal models unless allow-listed) and has its fraction scaled by
+    adjust_mem_fraction_for_vlm: 0.95 x clamp(1 - 0.1 x (L x H^2 / (24 x 1024^2) - 1), 0.8, 1.05). H100 (81,559 MiB),
+    tp 1: reserved = 512 + 12,288 + 256 x 2 + 128 = 13,440 MiB."""
+    h100 = find_gpu("H100")
+
+    def mfs(model, version="0.5.23", **options):
+        return sglang_mem_fraction(h100, mla_mem.plan(model, runtime=f"sglang@{version}", **options))
+
+    gemma4 = (27 * 1152**2) / (24 * 1024**2)  # 1.4238...
+    assert mfs("gemma-4-31b") == Fraction(_mfs(H100_MIB, 13_440) * (0.95 * (1 - 0.1 * (gemma4 - 1))))
+    assert float(mfs("gemma-4-31b")) == pytest.approx(0.835 * 0.909736, abs=1e-6)
+    # Gemma 3 and Llama 4 are served text-only unless asked: the prefill graph is on (58 sizes x 8 MiB), no factor
+    assert mfs("gemma-3-27b") == Fraction(_mfs(H100_MIB, 13_440 + 464)).limit_denominator(1000) == Fraction(83, 100)
+    # Qwen3.5: allow-listed for the prefill graph from 0.5.16; its vision class has no num_hidden_layers, so 24 layers
+    qwen = 0.95 * (1 - 0.1 * (1152**2 / 1024**2 - 1))
+    assert mfs("qwen3.5-397b-a17b") == Fraction(_mfs(H100_MIB, 13_440 + 464) * qwen)
+    assert mfs("qwen3.5-397b-a17b", "0.5.15") == Fraction(_mfs(H100_MIB, 13_440) * qwen)
+    # Mistral Small 3.1 (24 x 1024: the baseline tower): x 0.95, prefill graph off in every release
+    assert mfs("mistral-small-3.1-24b", "0.5.10") == Fraction(_mfs(H100_MIB, 13_440) * 0.95)
+
+
+def test_sglang_keeps_100_mib_of_a_multimodal_models_cache_from_0_5_18():
+    """kv_cache_configurator.py: SGLANG_VLM_CACHE_SIZE_MB (100) leaves a multimodal model's cache budget; 0.5.17 has
+    the same fraction for Mistral Small 3.1 (prefill graph off either way), so the budgets differ by exactly that."""
+    old = fit("mistral-small-3.1-24b", "H100", runtime="sglang@0.5.17")
+    new = fit("mistral-small-3.1-24b", "H100", runtime="sglang@0.5.18")
+    assert old.fraction == new.fraction and old.available_bytes - new.available_bytes == 100 * 2**20
+    assert any("100 MiB of the cache budget" in note for note in new.notes)
+    text = fit("llama-3.1-8b", "H100", runtime="sglang@0.5.23")
+    assert not any("multimodal" in note for note in text.notes)
+
+
+def test_a_vision_tower_without_an_architecture_is_refused_for_sglang_defaults(tmp_path):
+    from dataclasses import replace
+
+    spec = replace(mla_mem.load_model("gemma-4-31b"), architecture=None)
+    with pytest.raises(UsageError, match="vision tower but no `architecture`"):
+        fit(spec, "H100", runtime="sglang")
+    assert fit(spec, "H100", runtime="vllm").weights_fit  # vLLM's budget does not depend on it

@@ -33,6 +33,7 @@ ALLOWED = {
     "capacity": set(),
     "tiers": {"errors", "units"},
     "overhead": set(),
+    "sglang_memory": {"options"},
     "hardware": {
         "cache",
         "capacity",
