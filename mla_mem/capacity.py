@@ -270,7 +270,7 @@ def sglang_capacity(
     """SGLang's token pool for one GPU: tokens = rest // cell, floored to pages, and its "KV Cache is allocated"
     line; None for pools this module does not model (sliding-window and state pools)."""
     if plan.model.compress_rates:  # DeepSeek-V4 (ratios 4 and 128) or V4.1 (ratios 1 and 2)
-        if any(plan.model.kind(name).compress_ratio in (1, 2) for name in plan.model.layer_kinds):
+        if plan.model.compress_ratios() & {1, 2}:
             return sglang_v41_capacity(plan, cache_memory, context, gpu_memory) if len(plan.stages) == 1 else None
         return sglang_v4_capacity(plan, cache_memory, context)
     streams = plan.stage_streams(0) if len(plan.stages) == 1 else None

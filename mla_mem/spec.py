@@ -339,6 +339,10 @@ class ModelSpec:
         present = set(self.layer_kinds)
         return [kind for kind in self.kinds if kind.name in present]
 
+    def compress_ratios(self) -> set[int]:
+        """The compress ratios its layers use (DeepSeek-V4: 4 and 128; V4.1's shared caches: 1 and 2), 0 aside."""
+        return {kind.compress_ratio for kind in self.used_kinds() if kind.compress_ratio}
+
     def mechanisms(self) -> set[str]:
         """The attention and state kinds its layers use ("mla", "gqa", "compressed", "kda", ...), "mla+indexer" too
         where an MLA layer has an indexer: what engines pick backends and defaults by."""

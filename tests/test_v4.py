@@ -593,6 +593,26 @@ def test_v41_capacity_on_vllm_by_hand(capsys):
     assert old["num_blocks"] == 100 * 2**30 // 135_168 and old["token_capacity"] == int(Fraction(794_375, 13_338) * M)
 
 
+def test_v41_dspark_drafts_on_vllm_by_hand(capsys):
+    """DSpark's 3 draft stages (layers 40-42, compress ratio 0) each register one window spec like the target's and
+    nothing else; they join the window groups: 43 windows of 16,896 B pages, 8 to a group (135,168 // 16,896), make
+    6 window groups where 40 made 5. Per request at 1M: 8,192 full pages + 6 x 1,029 window pages + 1 ring = 14,367
+    pages of 136,224 B (0.33); num_speculative_tokens 5 keeps the rings at 8 rows. vLLM 0.33's own planner, run on
+    the same specs, prints 57,528,045 tokens and 54.86x."""
+    blocks = 100 * 2**30 // 136_224
+    tokens = int(Fraction(blocks, 8_192 + 6 * 1_029 + 1) * M)
+    assert tokens == 57_528_045
+    assert main(["fit", "deepseek-v4.1-flash", "--runtime", "vllm", "--gpu", "B200", "--gpus", "1", "-c", "1M",
+                 "--kv-cache-memory", "100GiB", "--spec", "dspark", "--format", "json"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert out["token_capacity"] == tokens and any("54.86x" in line for line in out["engine_lines"])
+    assert any("num_speculative_tokens 5" in note for note in out["notes"])
+    # per request: the 3 draft windows hold what a target window holds (4 blocks of 32 x 528 B at 128K)
+    base = mla_mem.estimate("deepseek-v4.1-flash", 131_072, runtime="vllm", compute_capability="10.0")
+    draft = mla_mem.estimate("deepseek-v4.1-flash", 131_072, runtime="vllm", compute_capability="10.0", spec="dspark")
+    assert draft.total_bytes - base.total_bytes == 3 * 4 * 32 * 528
+
+
 @pytest.mark.parametrize(
     ("options", "says"),
     [
@@ -600,7 +620,8 @@ def test_v41_capacity_on_vllm_by_hand(capsys):
         ({"compute_capability": "8.0"}, "run on compute capability 9.x .* not 8.0"),
         ({"compute_capability": "9.0", "kv_dtype": "nvfp4_ds_mla"}, "nvfp4_ds_mla needs the V4.1 records"),
         ({"compute_capability": "10.0", "kv_dtype": "bf16"}, "packed layouts take auto, fp8, fp8_ds_mla or nvfp4"),
-        ({"compute_capability": "10.0", "mtp": True}, "speculative decoding .* not modelled"),
+        ({"compute_capability": "10.0", "mtp": True}, "rejects mtp for it\\); use spec dspark"),
+        ({"compute_capability": "10.0", "spec": "eagle3", "draft": "llama-3.1-8b"}, "use spec dspark"),
         ({"compute_capability": "10.0", "block_size": 256}, "blocks of 128 on compute capability 10.x"),
         ({"compute_capability": "10.0", "indexer_dtype": "bf16"}, "fp8 \\(132 B\\) or mxfp4 \\(68 B\\)"),
         (
@@ -748,8 +769,10 @@ def test_dspark_draft_stages_are_the_checkpoints_mtp_layers():
     base = mla_mem.estimate("deepseek-v4.1-flash", 4096)
     draft = mla_mem.estimate("deepseek-v4.1-flash", 4096, spec="dspark")
     assert draft.total_bytes - base.total_bytes == 3 * 128 * 512 * 2 and draft.mtp
-    with pytest.raises(UsageError, match="use runtime ideal"):
+    with pytest.raises(UsageError, match="DeepSeek-V4.1 \\(deepseek_v41\\) only"):
         mla_mem.estimate("deepseek-v4-flash", 4096, spec="dspark", runtime="vllm")
+    with pytest.raises(UsageError, match="DSpark draft pool"):
+        mla_mem.estimate("deepseek-v4.1-flash", 4096, spec="dspark", runtime="sglang", compute_capability="10.0")
     with pytest.raises(UsageError, match="no draft stages"):
         mla_mem.estimate("llama-3.1-8b", 4096, spec="dspark")
 

@@ -161,7 +161,7 @@ def _unused_options(model: ModelSpec, deployment: Deployment, name: str) -> list
     compressed = any(getattr(k.attention, "kind", "") == "compressed" for k in model.used_kinds())
     if deployment.indexer_dtype and not (compressed and name == "vllm"):
         notes.append("--indexer-dtype applies to DeepSeek-V4 on vLLM only; ignored here")
-    v41 = any(k.compress_ratio in (1, 2) for k in model.used_kinds())  # SGLang sizes V4.1's window pool by it
+    v41 = bool(model.compress_ratios() & {1, 2})  # SGLang sizes V4.1's window pool by it
     if deployment.max_batched_tokens and name != "vllm" and not (name == "sglang" and v41):
         notes.append(f"--max-batched-tokens is vLLM's max_num_batched_tokens (SGLang's --chunked-prefill-size for "
                      f"DeepSeek-V4.1); {name} ignores it")  # fmt: skip

@@ -186,13 +186,18 @@ def v41_layout(model: ModelSpec, deployment: Deployment) -> V41Layout:
                        "capability 10.x, 584 B elsewhere; NVFP4 compressed entries by default on 10.x)", (9, 10, 12),
                        "DeepSeek-V4.1's CUDA attention backends run on compute capability 9.x (FlashMLA), 10.x "
                        "(FlashMLA, mega attention) and 12.x (FlashInfer)")  # fmt: skip
-    if deployment.mtp or deployment.spec is not None:
-        raise OptionError("spec", f"vllm {ref.version}: DeepSeek-V4.1 with speculative decoding (DSpark drafts' windows, "
-                          "rings of max(8, pow2(drafts + 2)) rows) is not modelled; drop mtp / spec")  # fmt: skip
+    if deployment.spec not in (None, "dspark") or (deployment.mtp and deployment.spec is None):
+        raise OptionError("spec", f"vllm {ref.version}: DeepSeek-V4.1 drafts with DSpark, its own draft stages "
+                          "(config/speculative.py rejects mtp for it); use spec dspark")  # fmt: skip
     attention = next(k.attention for k in model.used_kinds() if isinstance(k.attention, Compressed))
     assert isinstance(attention, Compressed)
     mxfp8 = cc == 10
     notes = []
+    if deployment.mtp:
+        notes.append(f"vllm: DSpark's {model.mtp_layers} draft stages each keep a window like the target's layers, in "
+                     "the same groups; num_speculative_tokens 5 (its default, dspark_block_size) assumed: up to 6 the "
+                     "compressor rings keep 8 rows (max(8, pow2(n + 2))); the n slots a step looks ahead are not "
+                     "counted per request")  # fmt: skip
     backend, packed = ("FlashInfer (SM120)", "fp8_ds_mla") if cc == 12 else ("FlashMLA", "fp8_ds_mla")
     if cc == 10 and version >= (0, 31):
         heads, groups, tp = attention.heads, attention.o_groups, deployment.tp
@@ -551,6 +556,9 @@ def _v41_specs(model: ModelSpec, deployment: Deployment, layout: V41Layout) -> l
         specs.append(_V4Spec(False, 32, window_page, kind.window or 128, stride=layout.stride))
         if ratio > 1:
             specs.append(_V4Spec(False, 8, 8 * 2 * 512 * 4, 0, ring=True))
+    if deployment.mtp:  # DSpark: each draft stage a layer of compress ratio 0, its window only (attention.py:320-344)
+        window = model.mtp_layer_kind.window if model.mtp_layer_kind else None
+        specs += [_V4Spec(False, 32, window_page, window or 128, stride=layout.stride)] * model.mtp_layers
     return specs
 
 
