@@ -184,13 +184,13 @@ def models(fmt: FormatOpt = "table", units: UnitsOpt = "binary") -> None:
     Example: mla-mem models --format markdown
     """
     from . import builtin_models, plan
-    from .cache import size
+    from .cache import size, total_bytes
     from .render import emit, models_view
 
     fmt, units = _check_format(fmt), _check_units(units)
     specs = builtin_models()
     plans = [plan(spec) for spec in specs]
-    at = [[size(p, n) for n in (131072, 1048576)] for p in plans]
+    at = [[(n, total_bytes(p, n)) for n in (131072, 1048576)] for p in plans]
     emit(fmt, *models_view(specs, [size(p, 1) for p in plans], units, at))
 
 

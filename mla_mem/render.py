@@ -269,9 +269,9 @@ def _params_text(value: int) -> str:
 
 
 def models_view(
-    specs: Sequence[ModelSpec], estimates: Sequence[Estimate], units: str, at: Sequence[Sequence[Estimate]] = ()
+    specs: Sequence[ModelSpec], estimates: Sequence[Estimate], units: str, at: Sequence[Sequence[tuple[int, int]]] = ()
 ) -> tuple[TableData, Any]:
-    """The built-ins; `at` holds, per model, its estimates at the contexts of the extra columns (128K, 1M)."""
+    """The built-ins; `at` holds, per model, (context, total bytes) at the contexts of the extra columns (128K, 1M)."""
     import os
 
     from .spec import attention_label, layers_text
@@ -282,11 +282,11 @@ def models_view(
             "name": os.path.splitext(os.path.basename(spec.path or ""))[0], "model": spec.name,
             "attention": attention_label(spec), "layers": spec.layers, "layers_text": layers_text(spec),
             "mtp_layers": spec.mtp_layers, "bytes_per_token": result.bytes_per_token, "fixed_bytes": result.fixed_bytes,
-            **{f"at_{e.context}": e.total_bytes for e in (at[index] if at else ())},
+            **{f"at_{context}": total for context, total in (at[index] if at else ())},
             "max_context": spec.max_context, "params_total": spec.params.total, "params_active": spec.params.active,
             "source": spec.source,
         })  # fmt: skip
-    extra = [bytes_column(f"at_{e.context}", f"At {format_tokens(e.context)}", units) for e in (at[0] if at else ())]
+    extra = [bytes_column(f"at_{n}", f"At {format_tokens(n)}", units) for n, _ in (at[0] if at else ())]
     table = TableData(
         [Column("name", "Name"), Column("attention", "Attention"), Column("layers_text", "Layers"),
          exact_column("bytes_per_token", "Bytes/token"), bytes_column("fixed_bytes", "Fixed/sequence", units), *extra,
