@@ -313,6 +313,9 @@ def _own_weights_per_gpu(model: ModelSpec, plan: Plan, weight_dtype: str | None,
             if "not modelled" not in str(exc):
                 raise
             notes.append(f"weights: {exc}; used the published parameter count")
+        if counted is not None and model.vision is not None:
+            notes.append("weights: the language model's, from its dims; the vision tower's are not counted (an engine "
+                         "serving the model as multimodal loads them too; a checkpoint's headers count them)")  # fmt: skip
     if counted is not None:
         if plan.deployment.dp_attention:
             # SGLang data-parallel attention: attention weights whole on every rank of the tp group (attention tp =

@@ -322,6 +322,8 @@ def test_sglang_keeps_100_mib_of_a_multimodal_models_cache_from_0_5_18():
     assert any("100 MiB of the cache budget" in note for note in new.notes)
     text = fit("llama-3.1-8b", "H100", runtime="sglang@0.5.23")
     assert not any("multimodal" in note for note in text.notes)
+    assert any("vision tower's are not counted" in note for note in new.notes)  # the dims count the language model
+    assert not any("vision tower" in note for note in text.notes)
 
 
 def test_a_vision_tower_without_an_architecture_is_refused_for_sglang_defaults(tmp_path):
