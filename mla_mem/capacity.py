@@ -403,6 +403,7 @@ def sglang_v4_capacity(plan: Plan, cache_memory: int, context: int | None = None
 # while the kv sources' reserved page and index-page rounding do not fit (:1406-1435, :1638-1701).
 
 SGLANG_EVICTION_INTERVAL = 128  # SGLANG_SWA_EVICTION_INTERVAL (srt/environ.py:730)
+SGLANG_DSPARK_DRAFT_TOKENS = 6  # DeepSeek-V4.1's dspark_block_size (5) + 1 (speculative_hook.py:806-839)
 
 
 def sglang_chunked_prefill(plan: Plan, gpu_memory: int | None) -> int:
@@ -457,12 +458,21 @@ def sglang_v41_capacity(plan: Plan, cache_memory: int, context: int | None, gpu_
     requests = max(1, SGLANG_V4_MAX_RUNNING // attn_dp)
     chunk = sglang_chunked_prefill(plan, gpu_memory)
     tails = 4 * requests  # the radix cache is on by default
-    request_cap = (kind.window + SGLANG_EVICTION_INTERVAL + 2 * page) * requests + 2 * chunk + page
+    target = sum(1 for layer in window.layers if layer < model.layers)  # the draft stages' windows aside
+    drafts = SGLANG_DSPARK_DRAFT_TOKENS if deployment.mtp else 0  # DSpark (runtimes/sglang.py)
+    per_request = kind.window + SGLANG_EVICTION_INTERVAL * max(1, drafts) + page + (2 * drafts if drafts else page)
+    request_cap = per_request * requests + 2 * chunk + page
     swa = _cdiv(request_cap + tails * (kind.window + page), page) * page
-    per_swa = main * len(window.layers)
+    per_swa = main * target
     per_full = sum(layers * (token + index_bytes) / ratio for ratio, (layers, token) in sources.items())
+    if drafts:  # the draft worker's share, one layer's worth whatever its stages (pool_configurator.py:1250-1257)
+        inflation = (target + 1) / target
+        per_swa *= inflation
+        per_full *= inflation
+    ring = 1 << (drafts + 1).bit_length() if drafts else 2
     c2_layers = sources.get(2, (0, 0.0))[0]
-    c2_fixed = _cdiv((requests + 1) * 2 + 2 + 1, 2) * 2 * (2 * kind.attention.values_per_token) * 4 * c2_layers
+    c2_fixed = (_cdiv((requests + 1) * ring + ring + 1, 2) * 2 * (2 * kind.attention.values_per_token) * 4
+                * c2_layers)  # fmt: skip
     swa_fixed = swa * per_swa
     rest = max(cache_memory - c2_fixed - swa_fixed, 0)
     index_page = 128 if deployment.compute_capability and deployment.compute_capability.startswith("10") else 64

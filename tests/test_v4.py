@@ -730,6 +730,31 @@ def test_v41_pool_sizing_on_sglang_follows_the_gpu_and_the_layout():
     assert "swa_tokens=78080" in dp.engine_lines[0] and "max_running_requests=32" in dp.engine_lines[3]
 
 
+def test_v41_dspark_on_sglang_by_hand():
+    """SGLang 0.5.23 with DSpark (6 draft tokens: dspark_block_size 5 + 1): a request's window budget is 128 + 128 x 6
+    + 256 + 2 x 6 = 1,164 tokens (the overlap scheduler keeps two decodes' drafts), the ratio-2 rings grow to 8 rows,
+    and the bytes per token are x 41 / 40 for the draft worker (one layer, whatever its stages). 100 GiB, chunk
+    8,192: window pool 1,164 x 256 + 2 x 8,192 + 256 + 1,024 x 384 = 707,840 tokens at 21,120 x 41 / 40 = 21,648 B,
+    rings ceil2(257 x 8 + 9) = 2,066 rows x 4,096 x 3, 890 x 41 / 40 = 912.25 B per full token. SGLang's own
+    configurator code, run with the same inputs, gives 100,877,056."""
+    available = 100 * 2**30
+    swa = 1164 * 256 + 2 * 8192 + 256 + 1024 * 384
+    rest = available - 2066 * 4096 * 3 - swa * 21_648
+    full = int(rest / 912.25) // 256 * 256
+    while full * 912.25 + _v41_padding(full, {1: 1, 2: 3}, 288, 128) > rest:
+        full -= 256
+    assert swa == 707_840 and full == 100_877_056
+    result = mla_mem.fit("deepseek-v4.1-flash", runtime="sglang", compute_capability="10.0", kv_cache_memory=available,
+                         max_batched_tokens=8192, spec="dspark")  # fmt: skip
+    assert result.token_capacity == full and "bytes_per_full_token=912.25" in result.engine_lines[1]
+    # a request at 128K: 43 windows (the 3 draft stages' too) of ceil(1,164 / 256) = 5 pages, rings of 8 rows
+    base = mla_mem.estimate("deepseek-v4.1-flash", 131_072, runtime="sglang", compute_capability="10.0")
+    draft = mla_mem.estimate("deepseek-v4.1-flash", 131_072, runtime="sglang", compute_capability="10.0", spec="dspark")
+    assert draft.total_bytes - base.total_bytes == 43 * 5 * 135_168 - 40 * 3 * 135_168 + 3 * (8 - 2) * 4096
+    with pytest.raises(UsageError, match="drafts only with DSpark"):
+        mla_mem.estimate("deepseek-v4.1-flash", 4096, runtime="sglang", compute_capability="10.0", mtp=True)
+
+
 def test_v41_pool_sizing_on_sglang_refusals_and_too_little_memory():
     with pytest.raises(UsageError, match="max.batched.tokens: sglang: DeepSeek-V4.1's window pool follows"):
         mla_mem.fit("deepseek-v4.1-flash", runtime="sglang", compute_capability="10.0", kv_cache_memory=2**36)
@@ -749,7 +774,7 @@ def test_v41_pool_sizing_on_sglang_refusals_and_too_little_memory():
         ({"compute_capability": "12.0"}, "read for compute capability 9.x and 10.x"),
         ({"compute_capability": "10.0", "indexer_dtype": "fp8"}, "always fp4"),
         ({"compute_capability": "10.0", "kv_dtype": "bf16"}, "uint8 fp8 layouts"),
-        ({"compute_capability": "10.0", "mtp": True}, "DSpark draft pool"),
+        ({"compute_capability": "10.0", "mtp": True}, "drafts only with DSpark"),
         ({"compute_capability": "10.0", "runtime": "sglang@0.5.22"}, "read from 0.5.23"),
     ],
 )
@@ -771,8 +796,8 @@ def test_dspark_draft_stages_are_the_checkpoints_mtp_layers():
     assert draft.total_bytes - base.total_bytes == 3 * 128 * 512 * 2 and draft.mtp
     with pytest.raises(UsageError, match="DeepSeek-V4.1 \\(deepseek_v41\\) only"):
         mla_mem.estimate("deepseek-v4-flash", 4096, spec="dspark", runtime="vllm")
-    with pytest.raises(UsageError, match="DSpark draft pool"):
-        mla_mem.estimate("deepseek-v4.1-flash", 4096, spec="dspark", runtime="sglang", compute_capability="10.0")
+    with pytest.raises(UsageError, match="sglang's DSpark serves DeepSeek-V4.1"):
+        mla_mem.estimate("deepseek-v3", 4096, spec="dspark", runtime="sglang")
     with pytest.raises(UsageError, match="no draft stages"):
         mla_mem.estimate("llama-3.1-8b", 4096, spec="dspark")
 

@@ -7,8 +7,8 @@
   many tokens as the target's, and its cell is sized as `int(cell x draft_layers / target_layers)`: "EAGLE/
   STANDALONE: assumes the draft shares the target's per-layer KV size", whatever the draft's own dims.
 - ideal: exactly the draft's own layers, as for vLLM.
-- MTP is the model's own MTP layers (`--mtp`); so are DSpark's draft stages (ideal and vLLM 0.30-0.33, where each
-  keeps a window like the target's layers); other runtimes are refused rather than guessed.
+- MTP is the model's own MTP layers (`--mtp`); so are DSpark's draft stages (ideal, vLLM 0.30-0.33 and SGLang
+  0.5.23, where each keeps a window like the target's layers); other runtimes are refused rather than guessed.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ def attach_draft(plan: Plan) -> Plan:
         # as the model's MTP layers; sized only where the model's own rules hold (the ideal runtime for V4.1)
         if not plan.model.mtp_layers:
             raise OptionError("spec", f"dspark: {plan.model.name} has no draft stages (num_nextn_predict_layers)")
-        if name == "vllm" and not plan.model.compress_ratios() & {1, 2}:
-            raise OptionError("spec", "dspark: vLLM's DSpark proposer serves DeepSeek-V4.1 (deepseek_v41) only")
-        if name not in ("ideal", "vllm"):  # vLLM 0.30-0.33: windows like the target's (runtimes/vllm.py _v41_specs)
-            raise OptionError("spec", f"dspark: {name}'s DSpark draft pools (SGLang's per-request draft window "
-                                      "rings) are not modelled; use runtime ideal or vllm")  # fmt: skip
+        if name != "ideal" and not plan.model.compress_ratios() & {1, 2}:
+            raise OptionError("spec", f"dspark: {name}'s DSpark serves DeepSeek-V4.1 (deepseek_v41) only")
+        if name not in ("ideal", "vllm", "sglang"):  # windows like the target's: runtimes/vllm.py, sglang.py
+            raise OptionError("spec", f"dspark: {name}'s DSpark draft caches are not modelled; use runtime ideal, "
+                                      "vllm or sglang")  # fmt: skip
         return plan
     if deployment.pp > 1:
         raise OptionError("draft", "a draft model with pipeline parallelism is not modelled (it runs on the last "

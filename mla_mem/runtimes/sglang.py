@@ -114,6 +114,8 @@ SGLANG_V4_RECORD = 584
 # compute_swa_request_cap (pool_configurator.py:924-968): the window, the eviction interval (128), a page that keeps
 # the eviction point page-aligned, and the next decode page: 128 + 128 + 256 + 256 = 768 tokens of window pages
 SGLANG_V4_SWA_EXTRA = 128 + 256 + 256
+SGLANG_EVICTION_INTERVAL = 128  # SGLANG_SWA_EVICTION_INTERVAL (srt/environ.py:730)
+SGLANG_DSPARK_DRAFT_TOKENS = 6  # V4.1's dspark_block_size (5, its config) + 1: speculative_num_draft_tokens
 
 
 def _rules_v4(model: ModelSpec, deployment: Deployment) -> Rules:
@@ -181,18 +183,29 @@ def _rules_v41(model: ModelSpec, deployment: Deployment) -> Rules:
                                            "deepseek_v4_memory_pool.py force_fp4); drop indexer_dtype")  # fmt: skip
     if deployment.block_size not in (None, SGLANG_V4_PAGE):
         raise OptionError("block_size", f"sglang: DeepSeek-V4.1 forces page_size {SGLANG_V4_PAGE}; drop block_size")
-    if deployment.mtp or deployment.spec is not None:
-        raise OptionError("spec", "sglang: DeepSeek-V4.1's DSpark draft pool and its speculative rings are not "
-                                  "modelled; drop mtp / spec")  # fmt: skip
+    if deployment.spec not in (None, "dspark") or (deployment.mtp and deployment.spec is None):
+        raise OptionError("spec", "sglang: DeepSeek-V4.1 drafts only with DSpark, its own draft stages "
+                                  "(deepseek_v4_hook.py:333-353); use spec dspark")  # fmt: skip
+    drafts = SGLANG_DSPARK_DRAFT_TOKENS if deployment.mtp else 0
     if deployment.pp > 1:
         raise OptionError("pp", "sglang: DeepSeek-V4.1 rejects pipeline parallelism (deepseek_v4_hook.py)")
+    # compute_swa_request_cap (pool_configurator.py:924-968): eviction interval x draft tokens + a page, then the
+    # next decode's pages (a page) or, drafting with the overlap scheduler, 2 x the draft tokens
+    extra = SGLANG_EVICTION_INTERVAL * max(1, drafts) + SGLANG_V4_PAGE + (2 * drafts if drafts else SGLANG_V4_PAGE)
+    extra_text = (f"eviction interval 128 x {drafts} draft tokens + a page + 2 x {drafts}" if drafts
+                  else "eviction interval 128 + 2 pages")  # fmt: skip
+    ring = 1 << (drafts + 1).bit_length() if drafts else 2  # get_compress_state_ring_size (memory_pool.py:60-79)
     mega = cc == 10 and deployment.attention_tp == 1
     window, compressed, align = (528, 288, 512) if mega else (SGLANG_V4_RECORD, SGLANG_V4_RECORD, 576)
     layout = "V41 / V41_FP4 (flashmla_mega)" if mega else "V4 (flashmla)"
     notes = [f"sglang DeepSeek-V4.1: {layout} layout on compute capability {cc}.x at attention tp "
              f"{deployment.attention_tp}; SGLANG_DSV4_KV_LAYOUT and SGLANG_DSV4_COMPRESSED_KV_LAYOUT unset",
-             "sglang DeepSeek-V4.1: window pages per request at SGLang's own worst case (window 128 + eviction "
-             "interval 128 + 2 pages = 768 tokens)"]  # fmt: skip
+             f"sglang DeepSeek-V4.1: window pages per request at SGLang's own worst case (window 128 + {extra_text} "
+             f"= {128 + extra} tokens)"]  # fmt: skip
+    if drafts:
+        notes.append(f"sglang DeepSeek-V4.1: DSpark with {drafts} draft tokens (dspark_block_size 5 + 1, "
+                     "speculative_hook.py:806-839): its 3 draft stages keep windows in a pool as large as the target's, "
+                     f"rings of {ring} rows")  # fmt: skip
     formulas = {528: "512 fp8 + 16 ue8m0 scales = 528 B", 288: "256 B e2m1 + 32 e4m3 scales = 288 B",
                 584: "448 fp8 nope + 64 x 2 B rope + 8 B scales = 584 B"}  # fmt: skip
     fp8 = parse_dtype("fp8")
@@ -202,8 +215,8 @@ def _rules_v41(model: ModelSpec, deployment: Deployment) -> Rules:
         compressed=CompressedRules(
             record=window, record_formula=formulas[window], compressed_record=compressed,
             compressed_formula=formulas[compressed], indexer=68, indexer_formula="index key 64 B fp4 + 4 B scales = 68 B",
-            rings=True, ring_rows=2, window_block=SGLANG_V4_PAGE, page_tokens=SGLANG_V4_PAGE, page_align=align,
-            window_extra=SGLANG_V4_SWA_EXTRA, window_extra_text="eviction interval 128 + 2 pages (request cap)",
+            rings=True, ring_rows=ring, window_block=SGLANG_V4_PAGE, page_tokens=SGLANG_V4_PAGE, page_align=align,
+            window_extra=extra, window_extra_text=f"{extra_text} (request cap)",
             ceil_entries=True, ratios=(1, 2),
         ),
     )  # fmt: skip
