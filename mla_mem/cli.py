@@ -138,10 +138,9 @@ def _check_format(fmt: str, allowed: tuple[str, ...] | None = None) -> str:
 
 
 def _check_units(units: str) -> str:
-    value = units.lower()
-    if value not in ("binary", "si"):
+    if units.lower() not in ("binary", "si"):
         raise UsageError(f"--units: expected binary or si, got {units!r}")
-    return value
+    return units.lower()
 
 
 def _contexts(values: list[str] | None, default: list[str]) -> list[int]:
@@ -225,7 +224,7 @@ def show(
         payload["weights"] = report.as_dict()
         if fmt != "json":
             emit(fmt, table, payload)
-            _write_stdout("\n")
+            _stdout("\n")
             table = weights_view(report, units)
 
     emit(fmt, table, payload)
@@ -418,7 +417,7 @@ def check(
         check_writable(Path(str(output)), force)
     verdicts = run(budgets)
     text = verdicts_json(verdicts) if kind == "json" else VERDICT_FORMATS[kind](verdicts, units)
-    _write_stdout(text)
+    _stdout(text)
     if to_file:
         from .files import write_atomic
 
@@ -561,7 +560,7 @@ def import_(
     for note in notes:
         _note(f"{file}: {note}")
     if not to_file:
-        _write_stdout(text)
+        _stdout(text)
     else:
         write_atomic(str(output), text, force=force)
         _note(f"wrote {output}")
@@ -604,8 +603,10 @@ def _friendly(command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-def build_app(only: str | None = None) -> typer.Typer:
-    """The Typer app with every command, or only `only` (what a run needs)."""
+def build_app(only: str | None = None, helping: bool = True) -> typer.Typer:
+    """The Typer app with every command, or only `only` (what a run needs); `helping` when it prints help."""
+    if helping:
+        __import__("mla_mem.render", fromlist=["fold_help"]).fold_help()
     app = typer.Typer(
         name="mla-mem", pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]},
         help=inspect.getdoc(main_callback), add_completion=False,
@@ -657,6 +658,10 @@ def _write_stderr(text: str) -> None:
         pass  # no stderr to write to: the exit code still says what happened
 
 
+def _stdout(text: str) -> None:
+    __import__("mla_mem.render", fromlist=["write"]).write(text)
+
+
 def _context_notes(results: Any) -> None:
     """Notes on stderr for contexts beyond a model's maximum, one line per model (each result's JSON has its own)."""
     from .render import summarise_notes
@@ -664,12 +669,6 @@ def _context_notes(results: Any) -> None:
     notes = [note for result in results for note in getattr(result, "notes", ())]
     for note in summarise_notes([n for n in notes if "maximum context" in n]):
         _note(note)
-
-
-def _write_stdout(text: str) -> None:
-    from .render import write
-
-    write(text)
 
 
 def _invoked(args: list[str]) -> str | None:
@@ -687,7 +686,8 @@ def _run(args: list[str]) -> int:
     from .options import OptionError
 
     try:
-        result = build_app(_invoked(args))(args=args, prog_name="mla-mem", standalone_mode=False)
+        app = build_app(only := _invoked(args), only is None or "--help" in args or "-h" in args)
+        result = app(args=args, prog_name="mla-mem", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except OptionError as exc:
         if _STATE["debug"]:
@@ -736,7 +736,7 @@ def main(argv: list[str] | None = None) -> int:
     _STATE["debug"] = "--debug" in head
     args = [a for a in head if a != "--debug"] + tail
     if args in (["--version"], ["-V"]):
-        _write_stdout(f"mla-mem {__version__}\n")
+        _stdout(f"mla-mem {__version__}\n")
         return _exit(0, argv)
     if not args:
         args = ["--help"]

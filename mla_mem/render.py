@@ -707,3 +707,38 @@ def verdicts_markdown(verdicts: Sequence[Verdict], units: str = "binary") -> str
 VERDICT_FORMATS: dict[str, Callable[..., str]] = {
     "text": verdicts_text, "junit": verdicts_junit, "github": verdicts_github, "markdown": verdicts_markdown,
 }  # fmt: skip
+
+
+def fold_help() -> None:
+    """Typer's help tables end option names and words that do not fit their column with an ellipsis (at 80 columns:
+    "--no-hybrid-allocat…", "max_num_batched_toke…"); fold them onto the next line instead, whole."""
+    import typer.rich_utils as rich_utils
+    from rich.text import Text
+
+    def folding(highlight: Any) -> Any:  # noqa: ANN401
+        def call(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+            text = highlight(*args, **kwargs)
+            if isinstance(text, Text):
+                text.overflow = "fold"
+            return text
+
+        call.folds = True  # type: ignore[attr-defined]
+        return call
+
+    def folding_columns(make: Any) -> Any:  # noqa: ANN401 - an option's help: Columns of Texts (help, default, ...)
+        def call(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+            columns = make(*args, **kwargs)
+            for item in getattr(columns, "renderables", ()):
+                if isinstance(item, Text):
+                    item.overflow = "fold"
+            return columns
+
+        call.folds = True  # type: ignore[attr-defined]
+        return call
+
+    # Typer's own names (read in 0.28); where a release renames them, help keeps its ellipses rather than failing
+    for name, wrap in (("highlighter", folding), ("negative_highlighter", folding), ("types_highlighter", folding),
+                       ("_get_parameter_help", folding_columns)):  # fmt: skip
+        current = getattr(rich_utils, name, None)
+        if callable(current) and not getattr(current, "folds", False):
+            setattr(rich_utils, name, wrap(current))

@@ -80,3 +80,14 @@ def test_no_number_is_cut_at_any_width(name):
         for label in LABELS[name]:
             assert label in text, (columns, label)
         assert "…" not in text
+
+
+@pytest.mark.parametrize("name", ["estimate", "fit", "check", "plot", ""])
+def test_help_is_never_cut_with_an_ellipsis(name):
+    """Typer's help tables ellipsize what does not fit a column ("--no-hybrid-allocat…" at 80 columns); mla-mem has
+    them fold it onto the next line, so every option name and word is there in full."""
+    for columns in (60, 80):
+        text = in_terminal([name, "--help"] if name else ["--help"], columns)
+        assert "Usage" in text and "…" not in text, (name, columns)
+        if name == "fit":
+            assert "max_num_batched_tok" in text.replace("│", "").replace("\n", "").replace(" ", "")
