@@ -423,8 +423,8 @@ def sglang_chunked_prefill(plan: Plan, gpu_memory: int | None) -> int:
         chunk = 2048 if mib < 20 * 1024 else 4096 if mib < 60 * 1024 else 8192 if mib < 160 * 1024 else 16384
     else:
         raise OptionError("max_batched_tokens", "sglang: DeepSeek-V4.1's window pool follows the chunked prefill "
-                          "size, which SGLang sets from the GPU's memory; give --gpu, or max_batched_tokens for "
-                          "--chunked-prefill-size")  # fmt: skip
+                          "size, which SGLang sets from the GPU's memory; give --gpu, or --max-batched-tokens (SGLang's "
+                          "--chunked-prefill-size)")  # fmt: skip
     attn_dp = plan.dp if plan.deployment.dp_attention else 1
     return chunk // attn_dp
 
