@@ -185,7 +185,7 @@ def _rules_v41(model: ModelSpec, deployment: Deployment) -> Rules:
         raise OptionError("block_size", f"sglang: DeepSeek-V4.1 forces page_size {SGLANG_V4_PAGE}; drop block_size")
     if deployment.spec not in (None, "dspark") or (deployment.mtp and deployment.spec is None):
         raise OptionError("spec", "sglang: DeepSeek-V4.1 drafts only with DSpark, its own draft stages "
-                                  "(deepseek_v4_hook.py:333-353); use spec dspark")  # fmt: skip
+                                  "(deepseek_v4_hook.py:333-353); use --spec dspark")  # fmt: skip
     drafts = SGLANG_DSPARK_DRAFT_TOKENS if deployment.mtp else 0
     if deployment.pp > 1:
         raise OptionError("pp", "sglang: DeepSeek-V4.1 rejects pipeline parallelism (deepseek_v4_hook.py)")

@@ -188,7 +188,7 @@ def v41_layout(model: ModelSpec, deployment: Deployment) -> V41Layout:
                        "(FlashMLA, mega attention) and 12.x (FlashInfer)")  # fmt: skip
     if deployment.spec not in (None, "dspark") or (deployment.mtp and deployment.spec is None):
         raise OptionError("spec", f"vllm {ref.version}: DeepSeek-V4.1 drafts with DSpark, its own draft stages "
-                          "(config/speculative.py rejects mtp for it); use spec dspark")  # fmt: skip
+                          "(config/speculative.py rejects mtp for it); use --spec dspark")  # fmt: skip
     attention = next(k.attention for k in model.used_kinds() if isinstance(k.attention, Compressed))
     assert isinstance(attention, Compressed)
     mxfp8 = cc == 10
