@@ -1,8 +1,8 @@
 """SGLang's memory defaults: the mem_fraction_static it picks when none is given and the multimodal reservation it
-takes from the cache, release by release. Read from every wheel 0.5.10-0.5.23 (server_args.py
+takes from the cache, release by release. Read from every wheel 0.5.3-0.5.23 (server_args.py
 `_handle_gpu_memory_settings` and `adjust_mem_fraction_for_vlm` to 0.5.18, arg_groups/memory_hook.py and
-cuda_graph_hook.py from 0.5.19, mem_cache/kv_cache_configurator.py), and each release's own functions run on the
-cases tests/test_hardware.py derives by hand.
+cuda_graph_hook.py from 0.5.19, mem_cache/kv_cache_configurator.py), and the own functions of 0.5.10-0.5.23 run on
+the cases tests/test_hardware.py derives by hand. Before 0.5.3 the default was another formula: refused.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def _prefill_graph_off(plan: Plan, mm: bool) -> str | None:
     0.5.14, the breakable graph's from 0.5.15, cuda_graph_hook.py from 0.5.19), those a deployment here can trigger."""
     version, model, d = plan.runtime.numbers, plan.model, plan.deployment
     mechanisms = model.mechanisms()
+    if version < (0, 5, 10):
+        return "opt-in before 0.5.10 (enable_piecewise_cuda_graph)"
     if "compressed" in mechanisms:
         return "DeepSeek-V4"
     if mm and version >= (0, 5, 15) and version < PREFILL_ALLOWED.get(model.architecture or "", (9,)):
@@ -102,12 +104,21 @@ def mem_fraction(gpu_mib: int, plan: Plan, notes: list[str]) -> Fraction:
     least 10 GiB above 60 GiB, + 4 GiB for EAGLE/MTP drafts before 0.5.14; round((gpu - reserved) / gpu, 3), times
     the vision factor for a multimodal model."""
     version = plan.runtime.numbers
+    if version < (0, 5, 3):
+        raise OptionError("gpu_memory_utilization", f"sglang {plan.runtime.version}: its default mem_fraction_static "
+                          "(before 0.5.3 a table of GPU classes and parallel sizes) was not modelled; give "
+                          "--gpu-memory-utilization (its mem_fraction_static)")  # fmt: skip
+    if plan.model.vision is not None and version < (0, 5, 10):
+        raise OptionError("gpu_memory_utilization", f"sglang {plan.runtime.version}: which checkpoints it serves as "
+                          "multimodal (and so its default mem_fraction_static for this one) was read from 0.5.10 on; "
+                          "give --gpu-memory-utilization (its mem_fraction_static)")  # fmt: skip
     tp, pp, dp = plan.tp, plan.pp, plan.dp
     small = tp < 4
     if gpu_mib < 20 * 1024:
         cps, bs = 2048, 8
-    elif gpu_mib < 35 * 1024:
-        cps, bs = (4096, 48 if small else 160) if version >= (0, 5, 20) else (2048, 24 if small else 80)
+    elif gpu_mib < 35 * 1024:  # 0.5.3-0.5.4: max_bs 16 at tp < 4 (24 from 0.5.4.post1); 0.5.20 on: 4,096 and 48/160
+        cps, bs = (4096, 48 if small else 160) if version >= (0, 5, 20) else (2048, (24 if version > (0, 5, 4) else 16)
+                                                                                 if small else 80)  # fmt: skip
     elif gpu_mib < 60 * 1024:
         cps, bs = 4096, 32 if small else 160
     elif gpu_mib < 160 * 1024:
@@ -124,7 +135,8 @@ def mem_fraction(gpu_mib: int, plan: Plan, notes: list[str]) -> Fraction:
     if gpu_mib > 60 * 1024:
         reserved = max(reserved, Fraction(10 * 1024))
     if version < (0, 5, 14) and (plan.mtp or plan.deployment.spec is not None):
-        reserved += 4096  # EAGLE / MTP drafts (every method mla-mem takes), after the floor (0.5.10 server_args.py)
+        # EAGLE / MTP drafts (every method mla-mem takes), after the floor: 2 GiB to 0.5.9, 4 GiB in 0.5.10-0.5.13
+        reserved += 4096 if version >= (0, 5, 10) else 2048
     rounded = round((gpu_mib - float(reserved)) / gpu_mib, 3)  # in floats, as the engine computes it
     text = f"sglang default mem_fraction_static {rounded:.3f}"
     fraction = Fraction(rounded).limit_denominator(1000)
@@ -133,8 +145,6 @@ def mem_fraction(gpu_mib: int, plan: Plan, notes: list[str]) -> Fraction:
         fraction = Fraction(rounded * factor)  # the engine's float, not rounded again
         text += f" x {factor:.6f} for the vision tower = {float(fraction):.6f}"
     graph = f"prefill graph off: {off}" if off else f"prefill graph {prefill:,} MiB"
-    if version < (0, 5, 10):
-        graph += "; the rule was read from 0.5.10-0.5.23, earlier releases may differ"
     notes.append(f"{text} ({gpu_mib:,} MiB, {float(reserved):,.0f} MiB reserved; {graph})")
     return fraction
 

@@ -333,3 +333,27 @@ def test_a_vision_tower_without_an_architecture_is_refused_for_sglang_defaults(t
     with pytest.raises(UsageError, match="vision tower but no `architecture`"):
         fit(spec, "H100", runtime="sglang")
     assert fit(spec, "H100", runtime="vllm").weights_fit  # vLLM's budget does not depend on it
+
+
+def test_sglang_mem_fraction_before_0_5_10():
+    """0.5.3-0.5.9 (each wheel read): the piecewise prefill graph is opt-in, so no prefill reserve; drafts add 2 GiB;
+    the 20-35 GiB class has max_bs 16 at tp < 4 in 0.5.3-0.5.4. Before 0.5.3 the default was another formula, and
+    which checkpoints count as multimodal was read from 0.5.10 on: both refused, naming the option that says it.
+    A public log (LMCache#2400, SGLang of January 2026, 0.5.7-0.5.8: `--model-path Qwen/Qwen3-14B` on one Hopper GPU
+    with chunked_prefill_size 8192, no --mem-fraction-static) printed mem_fraction_static=0.835: 13,440 MiB reserved
+    on an H100, as here for any text model at tp 1."""
+    h100, h200 = find_gpu("H100"), find_gpu("H200")
+    qwen = mla_mem.plan("qwen3-32b", runtime="sglang@0.5.8")
+    assert float(sglang_mem_fraction(h100, qwen)) == _mfs(H100_MIB, 13_440) == 0.835
+    assert float(sglang_mem_fraction(h100, mla_mem.plan("llama-3.1-70b", runtime="sglang@0.5.9", tp=4))) == 0.824
+    v3 = mla_mem.plan("deepseek-v3", runtime="sglang@0.5.9", tp=8, mtp=True)
+    assert float(sglang_mem_fraction(h200, v3)) == _mfs(H200_MIB, V3_TP8 + 2048)
+    from mla_mem.hardware import GPU
+
+    card = GPU(name="L4-24", memory_bytes=24_564 * 2**20)
+    old = mla_mem.plan("llama-3.1-8b", runtime="sglang@0.5.4")
+    assert float(sglang_mem_fraction(card, old)) == _mfs(24_564, 512 + 3072 + 32 + 128)
+    with pytest.raises(UsageError, match="before 0.5.3 .* give --gpu-memory-utilization"):
+        sglang_mem_fraction(h100, mla_mem.plan("qwen3-32b", runtime="sglang@0.5.2"))
+    with pytest.raises(UsageError, match="multimodal .* read from 0.5.10 on"):
+        sglang_mem_fraction(h100, mla_mem.plan("gemma-4-31b", runtime="sglang@0.5.9"))
