@@ -352,8 +352,9 @@ class _Budget:
 
 
 def _engine_budget(plan: Plan, gpu: GPU, fraction: Fraction | None, weights: int, around: Around,
-                   notes: list[str]) -> _Budget:  # fmt: skip
-    """The bytes the engine gives its cache per GPU, by its own rule."""
+                   notes: list[str], cache_given: bool = False) -> _Budget:  # fmt: skip
+    """The bytes the engine gives its cache per GPU, by its own rule (`cache_given`: the engine's cache memory is
+    known, so a default this cannot compute only bounds the weights by the device)."""
     device = gpu.budget_bytes
     name = plan.runtime.name
     if name == "sglang":
@@ -362,7 +363,14 @@ def _engine_budget(plan: Plan, gpu: GPU, fraction: Fraction | None, weights: int
         from .sglang_memory import mem_fraction, multimodal_reserve
 
         if fraction is None:
-            fraction = mem_fraction(gpu.memory_bytes // 2**20, plan, notes)
+            try:
+                fraction = mem_fraction(gpu.memory_bytes // 2**20, plan, notes)
+            except UsageError:
+                if not cache_given:
+                    raise
+                fraction = Fraction(1)
+                notes.append(f"sglang {plan.runtime.version}: its default mem_fraction_static is not modelled; the "
+                             "weights are checked against the whole device")  # fmt: skip
         # model_runner profile_max_num_token: rest = free after weights - free before weights x (1 - mfs)
         before = device - around.non_torch
         usable = int(before * fraction)
@@ -475,7 +483,7 @@ def fit(
     around = given(reserve) if reserve is not None else (modelled(plan, gpu.budget_bytes, gpu.name) or given(2 * 2**30))
     if around.source == "--reserve" and reserve is None:
         notes.append("memory around the cache: 2 GiB assumed (the model file has no weights section with widths)")
-    budget = _engine_budget(plan, gpu, gpu_memory_utilization, per_gpu, around, notes)
+    budget = _engine_budget(plan, gpu, gpu_memory_utilization, per_gpu, around, notes, kv_cache_memory is not None)
     available = budget.cache
     rule = budget.rule
     if kv_cache_memory is not None:

@@ -357,3 +357,11 @@ def test_sglang_mem_fraction_before_0_5_10():
         sglang_mem_fraction(h100, mla_mem.plan("qwen3-32b", runtime="sglang@0.5.2"))
     with pytest.raises(UsageError, match="multimodal .* read from 0.5.10 on"):
         sglang_mem_fraction(h100, mla_mem.plan("gemma-4-31b", runtime="sglang@0.5.9"))
+
+
+def test_an_unmodelled_sglang_default_does_not_block_a_given_cache_memory():
+    result = fit("qwen3-32b", "H100", runtime="sglang@0.5.1", kv_cache_memory=40 * 2**30)
+    assert result.available_bytes == 40 * 2**30 and result.weights_fit
+    assert any("default mem_fraction_static is not modelled" in note for note in result.notes)
+    with pytest.raises(UsageError, match="before 0.5.3"):
+        fit("qwen3-32b", "H100", runtime="sglang@0.5.1")
