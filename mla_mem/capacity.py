@@ -402,9 +402,6 @@ def sglang_v4_capacity(plan: Plan, cache_memory: int, context: int | None = None
 # by the bytes per full token of the compressed pages and fp4 index keys (:1390-1446), then pages are given back
 # while the kv sources' reserved page and index-page rounding do not fit (:1406-1435, :1638-1701).
 
-SGLANG_EVICTION_INTERVAL = 128  # SGLANG_SWA_EVICTION_INTERVAL (srt/environ.py:730)
-SGLANG_DSPARK_DRAFT_TOKENS = 6  # DeepSeek-V4.1's dspark_block_size (5) + 1 (speculative_hook.py:806-839)
-
 
 def sglang_chunked_prefill(plan: Plan, gpu_memory: int | None) -> int:
     """SGLang's chunked_prefill_size per attention-dp rank: --chunked-prefill-size (mla-mem's max_batched_tokens) or
@@ -459,20 +456,22 @@ def sglang_v41_capacity(plan: Plan, cache_memory: int, context: int | None, gpu_
     chunk = sglang_chunked_prefill(plan, gpu_memory)
     tails = 4 * requests  # the radix cache is on by default
     target = sum(1 for layer in window.layers if layer < model.layers)  # the draft stages' windows aside
-    drafts = SGLANG_DSPARK_DRAFT_TOKENS if deployment.mtp else 0  # DSpark (runtimes/sglang.py)
-    per_request = kind.window + SGLANG_EVICTION_INTERVAL * max(1, drafts) + page + (2 * drafts if drafts else page)
-    request_cap = per_request * requests + 2 * chunk + page
+    # a request's window tokens are compute_swa_request_cap's per-request budget (runtimes/sglang.py lowers it: 768,
+    # or 1,164 with DSpark's drafts), and a ring row is kv + score, 2 x head_dim fp32 (rows by runtimes/sglang.py)
+    assert window.window is not None
+    request_cap = window.window * requests + 2 * chunk + page
     swa = _cdiv(request_cap + tails * (kind.window + page), page) * page
     per_swa = main * target
     per_full = sum(layers * (token + index_bytes) / ratio for ratio, (layers, token) in sources.items())
-    if drafts:  # the draft worker's share, one layer's worth whatever its stages (pool_configurator.py:1250-1257)
+    if deployment.mtp:  # DSpark: the draft worker's share, one layer's worth whatever its stages (:1250-1257)
         inflation = (target + 1) / target
         per_swa *= inflation
         per_full *= inflation
-    ring = 1 << (drafts + 1).bit_length() if drafts else 2
+    row = 2 * kind.attention.values_per_token * 4
+    ring_stream = next((s for s in streams.values() if s.is_state), None)
+    ring = ring_stream.entry_bytes // row if ring_stream else 0
     c2_layers = sources.get(2, (0, 0.0))[0]
-    c2_fixed = (_cdiv((requests + 1) * ring + ring + 1, 2) * 2 * (2 * kind.attention.values_per_token) * 4
-                * c2_layers)  # fmt: skip
+    c2_fixed = _cdiv((requests + 1) * ring + ring + 1, 2) * 2 * row * c2_layers if ring else 0
     swa_fixed = swa * per_swa
     rest = max(cache_memory - c2_fixed - swa_fixed, 0)
     index_page = 128 if deployment.compute_capability and deployment.compute_capability.startswith("10") else 64

@@ -57,9 +57,7 @@ def _prefill_graph_off(plan: Plan, mm: bool) -> str | None:
         return "opt-in before 0.5.10 (enable_piecewise_cuda_graph)"
     if "compressed" in mechanisms:
         return "DeepSeek-V4"
-    if mm and version >= (0, 5, 15) and version < PREFILL_ALLOWED.get(model.architecture or "", (9,)):
-        return "multimodal model"
-    if mm and version < (0, 5, 15):
+    if mm and version < PREFILL_ALLOWED.get(model.architecture or "", (9,)):  # allow-lists start at 0.5.16
         return "multimodal model"
     if (0, 5, 15) <= version < (0, 5, 17) and "mla" in mechanisms:
         return "MLA attention"
