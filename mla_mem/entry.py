@@ -25,4 +25,12 @@ def main() -> int:
     gc.set_threshold(100_000, 50, 1_000)
     from .cli import main as run
 
-    return run()
+    try:
+        return run()
+    finally:
+        # At exit the interpreter runs the cyclic collector over everything still alive (some 25,000 objects for
+        # `check`: modules, Typer's commands, the model records), 5-10 ms more than for `import typer, yaml`,
+        # though each is freed by reference counting as the modules are cleared. Frozen, they are left out of it.
+        # The one difference: an object in a reference cycle with a finalizer is not finalized at exit; mla-mem
+        # closes its files and runs its atexit writers itself, and atexit runs before the interpreter tears down.
+        gc.freeze()

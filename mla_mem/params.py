@@ -66,9 +66,32 @@ def _tensors(model: ModelSpec) -> list[Tensor]:
     out.append(Tensor("final_norm", 1, h, kind="norm"))
     if w.hc_mult:  # DeepSeek-V4's hyper-connection head: hc_fn (M x M h), hc_base (M), hc_scale (1)
         out.append(Tensor("hc_head", 1, w.hc_mult * w.hc_mult * h + w.hc_mult + 1, kind="norm"))
-    for index in range(model.layers):
-        out.extend(_layer(model, index, model.kind_of(index), h))
+    # Layers of one kind, all dense or all MoE, have the same tensors: each group is listed once, its copies times
+    # the layers (a 61-layer model is 2 groups, not 61 lists: `check` weighs several models on every run).
+    groups: dict[tuple[str, bool], list[int]] = {}
+    for index, name in enumerate(model.layer_kinds):
+        groups.setdefault((name, w.experts > 0 and index >= w.first_dense_layers), []).append(index)
+    for (name, _), indices in groups.items():
+        layer = _layer(model, indices[0], model.kind(name), h)
+        if len(indices) == 1:
+            out.extend(layer)
+            continue
+        at, n = f"layers.{_ranges(indices)}.", len(indices)
+        cut = len(f"layers.{indices[0]}.")
+        out.extend(Tensor(at + t.name[cut:], t.rows, t.cols, t.copies * n, t.kind, n) for t in layer)
     return out
+
+
+def _ranges(indices: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2,5,7-8': the layers a tensor group stands for, in its name."""
+    out: list[str] = []
+    start = previous = indices[0]
+    for index in [*indices[1:], -1]:
+        if index != previous + 1:
+            out.append(str(start) if start == previous else f"{start}-{previous}")
+            start = index
+        previous = index
+    return ",".join(out)
 
 
 def _mtp_tensors(model: ModelSpec) -> list[Tensor]:

@@ -116,3 +116,31 @@ def test_deepseek_v4_weights_counted_tensor_by_tensor():
     result = mla_mem.fit("deepseek-v4-flash", "B200", gpus=8, tp=1, dp=8, ep=True, context=1 << 20)
     assert result.weight_bytes == weights.dense + -(-weights.expert // 8)
     assert result.fits
+
+
+def test_layers_of_one_kind_are_listed_once_with_the_same_totals():
+    # tensors() lists each (kind, dense or MoE) group of layers once, copies times its layers; listing every layer
+    # on its own (as _layer does for one index) must give the same count and the same bytes in every format
+    from mla_mem.configs import builtin_models
+    from mla_mem.params import _layer, _ranges, _tensor_bytes
+
+    assert _ranges([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
+    assert _ranges([4]) == "4"
+    checked = 0
+    for model in builtin_models():
+        if model.weights is None:
+            continue
+        try:  # a kind whose weights are not modelled is refused, for the grouped list as for one layer
+            grouped = mla_mem.params.tensors(model, mtp=False)
+        except mla_mem.MlaMemError:
+            continue
+        h = model.weights.hidden_size
+        single = [t for t in grouped if not t.name.startswith("layers.")]
+        for index in range(model.layers):
+            single += _layer(model, index, model.kind_of(index), h)
+        assert len(single) > len(grouped)  # every model here has a repeated layer
+        assert sum(t.params for t in single) == sum(t.params for t in grouped), model.name
+        for fmt in ("bf16", "fp8", "int4", "mxfp4", "fp8+mxfp4-experts"):
+            assert sum(_tensor_bytes(t, fmt) for t in single) == sum(_tensor_bytes(t, fmt) for t in grouped)
+        checked += 1
+    assert checked >= 20
