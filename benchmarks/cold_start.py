@@ -3,7 +3,7 @@
 Each command and the floor run alternately (A B A B ...), N times each, in a byte-compiled environment; the script
 prints min / median / max of both and of their ratio, pair by pair. Target (issue 19): every median ratio <= 1.2.
 
-    uv run python benchmarks/cold_start.py [--runs 15]
+    uv run python benchmarks/cold_start.py [--runs 15] [--only fit]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ COMMANDS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--only", default="", help="only the commands whose label contains this text")
     args = parser.parse_args()
     compile_environment()
     script = str(Path(sys.executable).parent / "mla-mem")
@@ -40,6 +41,8 @@ def main() -> None:
     print(f"{args.runs} A/B pairs per command, min / median / max")
     worst = 0.0
     for label, command in COMMANDS.items():
+        if args.only not in label:
+            continue
         result = pairs([script, *command], floor, args.runs, cwd=str(ROOT))
         print(result.line(label))
         worst = max(worst, statistics.median(result.ratios))

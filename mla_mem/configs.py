@@ -621,6 +621,10 @@ def resolve_builtin(name: str) -> Path | None:
 
 def _resolve_builtin(name: str) -> Path | None:
     wanted = normalise(name)
+    if wanted and "/" not in wanted and os.sep not in wanted and not wanted.startswith("gpus"):
+        direct = builtin_dir() / f"{wanted}.yaml"  # a file's own name: one stat, not the directory's listing
+        if direct.is_file():
+            return direct
     files = list(_builtin_files())
     for path in files:
         if path.stem == wanted:
@@ -641,34 +645,41 @@ def builtin_models() -> list[ModelSpec]:
 # modification time and by the package version, rebuilt from the YAML when either changes (tests/test_configs.py
 # proves the cached specs equal to fresh ones). MLA_MEM_NO_CACHE=1 turns it off; an unwritable directory just means
 # no cache.
+#
+# One file per group (the GPU catalogue's apart, or every estimate would import hardware.py for its classes): a
+# marshal dictionary of file name -> (mtime, size, the spec pickled on its own). A command unpickles only the models
+# it names (three of 24 for `check`), where one pickle of the group would rebuild all of them.
 
-# one pickle per group, so that a command loads only the classes it uses (the GPU catalogue's pickle would import
-# hardware.py into every estimate)
-_DISK: dict[str, dict[str, tuple[int, int, Any]]] = {}
+_DISK: dict[str, dict[str, tuple[int, int, bytes]]] = {}
+_LOADED: dict[tuple[str, str], tuple[int, int, Any]] = {}  # (group, file name) -> (mtime, size, value)
+_MISSING = object()
 
 
 def _cache_file(group: str) -> Path | None:
     from . import __version__
     from .records import cache_file
 
-    return cache_file(f"{group}-{__version__}.pickle")
+    return cache_file(f"{group}-{__version__}.marshal")
 
 
-def _disk_cache(group: str) -> dict[str, tuple[int, int, Any]]:
+def _disk_cache(group: str) -> dict[str, tuple[int, int, bytes]]:
     if group not in _DISK:
         _DISK[group] = {}
         path = _cache_file(group)
-        if path is not None and path.is_file():
-            try:  # the C unpickler alone: pickle.py would add 1.5 ms to every command's start-up
-                from _pickle import loads
-            except ImportError:  # not CPython
-                from pickle import loads
+        if path is not None:
+            import marshal
+
             try:
-                loaded = loads(path.read_bytes())  # noqa: S301 - our own file of our own classes
-                if isinstance(loaded, dict):
-                    _DISK[group] = loaded
-            except Exception:  # a stale or damaged cache is rebuilt, never an error
-                _DISK[group] = {}
+                loaded = marshal.loads(path.read_bytes())
+            except (OSError, EOFError, ValueError, TypeError):  # absent, stale or damaged: rebuilt, never an error
+                loaded = None
+            if isinstance(loaded, dict):
+                _DISK[group] = {
+                    name: entry
+                    for name, entry in loaded.items()
+                    if isinstance(name, str) and isinstance(entry, tuple) and len(entry) == 3
+                    and isinstance(entry[2], bytes)
+                }  # fmt: skip
     return _DISK[group]
 
 
@@ -676,13 +687,13 @@ def _save_disk_cache(group: str) -> None:
     path = _cache_file(group)
     if path is None or group not in _DISK:
         return
-    import pickle
+    import marshal
     import tempfile
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as handle:
-            handle.write(pickle.dumps(_DISK[group], protocol=pickle.HIGHEST_PROTOCOL))
+            handle.write(marshal.dumps(_DISK[group]))
         os.replace(handle.name, path)
     except OSError:
         pass
@@ -700,13 +711,28 @@ def cached(path: Path, parse: Callable[[Path], Any], group: str = "builtins") ->
         stat = path.stat()
     except OSError:
         return parse(path)
-    cache = _disk_cache(group)
-    entry = cache.get(path.name)
-    if entry is not None and entry[:2] == (stat.st_mtime_ns, stat.st_size):
-        return entry[2]
-    value = parse(path)
-    cache[path.name] = (stat.st_mtime_ns, stat.st_size, value)
-    _save_disk_cache(group)
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    known = _LOADED.get((group, path.name))
+    if known is not None and known[:2] == stamp:
+        return known[2]
+    entry = _disk_cache(group).get(path.name)
+    value: Any = _MISSING
+    if entry is not None and entry[:2] == stamp:
+        try:  # the C unpickler alone: pickle.py would add 1.5 ms to every command's start-up
+            from _pickle import loads
+        except ImportError:  # not CPython
+            from pickle import loads
+        try:
+            value = loads(entry[2])  # noqa: S301 - our own file of our own classes
+        except Exception:  # a class that changed shape since: parsed again, never an error
+            value = _MISSING
+    if value is _MISSING:
+        import pickle
+
+        value = parse(path)
+        _DISK[group][path.name] = (*stamp, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        _save_disk_cache(group)
+    _LOADED[(group, path.name)] = (*stamp, value)
     return value
 
 

@@ -89,9 +89,10 @@ def read_text(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
     if len(data) > max_bytes:
         raise ConfigError(name, "", f"file is larger than {max_bytes:,} bytes")
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode("utf-8")  # "utf-8-sig" would load one more codec module on every read
     except UnicodeDecodeError as exc:
         raise ConfigError(name, "", f"not UTF-8 text (bad byte at offset {exc.start})") from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark
     if "\x00" in text:
         raise ConfigError(name, "", "contains NUL bytes; not a text file")
     return text

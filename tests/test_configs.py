@@ -230,10 +230,12 @@ def test_the_disk_cache_of_built_ins_equals_fresh_parses(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("MLA_MEM_NO_CACHE", raising=False)
     monkeypatch.setattr(configs, "_DISK", {})
+    monkeypatch.setattr(configs, "_LOADED", {})
     monkeypatch.setattr(configs, "_FILE_CACHE", {})
     first = configs.builtin_models()  # parses and writes the cache
-    assert list(tmp_path.glob("mla-mem/builtins-*.pickle"))
+    assert list(tmp_path.glob("mla-mem/builtins-*.marshal"))
     monkeypatch.setattr(configs, "_DISK", {})  # a new process: read back from disk
+    monkeypatch.setattr(configs, "_LOADED", {})
     monkeypatch.setattr(configs, "_FILE_CACHE", {})
     cached = configs.builtin_models()
     fresh = [
@@ -244,5 +246,49 @@ def test_the_disk_cache_of_built_ins_equals_fresh_parses(tmp_path, monkeypatch):
     path = next(configs._builtin_files())
     entry = configs._DISK["builtins"][path.name]
     configs._DISK["builtins"][path.name] = (entry[0] - 1, entry[1], entry[2])
+    configs._LOADED.clear()  # as a new process would see it
     assert configs.load_builtin(path) == fresh[0]
     assert configs._DISK["builtins"][path.name][0] == path.stat().st_mtime_ns
+
+
+def test_the_disk_cache_rebuilds_only_the_models_asked_for_and_survives_damage(tmp_path, monkeypatch):
+    import marshal
+
+    import mla_mem.configs as configs
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("MLA_MEM_NO_CACHE", raising=False)
+    for name in ("_DISK", "_LOADED", "_FILE_CACHE", "_RESOLVED"):
+        monkeypatch.setattr(configs, name, {})
+    configs.builtin_models()  # writes every built-in
+    files = list(tmp_path.glob("mla-mem/builtins-*.marshal"))
+    assert len(files) == 1
+    for name in ("_DISK", "_LOADED", "_FILE_CACHE", "_RESOLVED"):
+        setattr(configs, name, {})  # a new process
+    glm = configs.load_builtin(configs.resolve_builtin("glm-5"))
+    assert [key[1] for key in configs._LOADED] == ["glm-5.yaml"]  # one model unpickled, not the group
+    assert glm == configs.load_model_file(configs.builtin_dir() / "glm-5.yaml")
+    # an entry whose bytes are not a pickle, and a file that is not marshal data, are parsed again, never an error
+    table = marshal.loads(files[0].read_bytes())
+    table["glm-5.yaml"] = (*table["glm-5.yaml"][:2], b"\x80\x05garbage")
+    files[0].write_bytes(marshal.dumps(table))
+    for name in ("_DISK", "_LOADED", "_FILE_CACHE"):
+        setattr(configs, name, {})
+    assert configs.load_builtin(configs.resolve_builtin("glm-5")) == glm
+    files[0].write_bytes(b"\x00not marshal")
+    for name in ("_DISK", "_LOADED", "_FILE_CACHE"):
+        setattr(configs, name, {})
+    assert configs.load_builtin(configs.resolve_builtin("glm-5")) == glm
+
+
+def test_a_byte_order_mark_is_read_as_nothing(tmp_path):
+    # editors on Windows save UTF-8 with a BOM; the file is the same model (and a BOM inside a value is kept)
+    import mla_mem.configs as configs
+
+    text = (configs.builtin_dir() / "llama-3.1-8b.yaml").read_text()
+    plain, marked = tmp_path / "plain.yaml", tmp_path / "marked.yaml"
+    plain.write_text(text)
+    marked.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    from dataclasses import replace
+
+    assert replace(configs.load_model_file(marked), path=str(plain)) == configs.load_model_file(plain)
