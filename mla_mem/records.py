@@ -125,8 +125,8 @@ def _direct(cls: type[_T], codes: dict[str, CodeType]) -> type[_T] | None:
     cls.__dataclass_params__ = _PARAMS[0]  # type: ignore[attr-defined]
     cls.__dataclass_fields__ = fields  # type: ignore[attr-defined]
     post_init = hasattr(cls, "__post_init__")
-    # the shape names the code: the text itself is written only when the cache does not have it
-    shape = "record: " + " ".join(map(str.__add__, fields, kinds)) + " +post" * post_init
+    # the shape (and this file's version) names the code: the text itself is written only when the cache lacks it
+    shape = f"record {_stamp()}: " + " ".join(map(str.__add__, fields, kinds)) + " +post" * post_init
     code = _code(cls.__module__, codes, shape, lambda: _methods_text(list(fields), kinds, post_init))
     namespace: dict[str, Any] = {}
     module = sys.modules.get(cls.__module__)
@@ -146,6 +146,22 @@ def _direct(cls: type[_T], codes: dict[str, CodeType]) -> type[_T] | None:
         cls.__replace__ = dataclasses._replace  # type: ignore[attr-defined]
     _BUILT.append(cls)
     return cls
+
+
+_STAMP: list[str] = []
+
+
+def _stamp() -> str:
+    """This file's modification time and size: code cached for a shape is used only with the text generator that
+    wrote it (an edited or reinstalled records.py writes new code). Unknown (no file): a fresh key per process, so
+    nothing cached is trusted."""
+    if not _STAMP:
+        try:
+            info = os.stat(__file__)
+            _STAMP.append(f"{info.st_mtime_ns}-{info.st_size}")
+        except (OSError, NameError):
+            _STAMP.append(f"unknown-{os.getpid()}-{id(_STAMP)}")
+    return _STAMP[0]
 
 
 def _fields(cls: type, annotations: dict[str, Any]) -> tuple[dict[str, dataclasses.Field[Any]], list[str]] | None:

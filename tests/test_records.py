@@ -357,3 +357,16 @@ def test_a_base_class_or_no_docstring_takes_the_general_path(cache):
 
     assert Base in records._BUILT and Derived not in records._BUILT and Bare not in records._BUILT
     assert Derived(1).y == 2 and Bare.__doc__.startswith("Bare(x: ")  # dataclasses writes the signature as the doc
+
+
+def test_code_of_a_shape_is_keyed_by_the_generator_that_wrote_it(cache, monkeypatch):
+    """A cached function of the direct path is used only while records.py is the file that wrote it: an edited or
+    reinstalled records.py (another modification time or size) writes its code anew."""
+    define(records.record)
+    assert any(key.startswith(f"record {records._stamp()}: x y= tags()") for key in records._CODE[__name__])
+    records._save()
+    records._CODE.clear()
+    records._USED.clear()
+    monkeypatch.setattr(records, "_STAMP", ["another-records.py"])
+    define(records.record)
+    assert records._ADDED == {__name__}  # compiled again, not taken from the file
