@@ -41,6 +41,9 @@ class EngineCapacity:
     bytes_per_block: int | None = None  # vLLM: one block id on one worker, every layer (what offloading prices)
     cell: int | None = None  # SGLang: bytes of one token over the GPU's layers
     uniform: bool = False  # one group of full-attention layers: a request needs cdiv(L, block) blocks
+    # SGLang's DeepSeek-V4/V4.1 full pool: the tokens every running request's compressed pages come out of, page by
+    # page, whatever the bytes a request would take on its own (the window pool and rings are reserved first)
+    pool_tokens: int | None = None
     lines: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
@@ -322,6 +325,19 @@ SGLANG_V4_MAX_RUNNING = 256  # arg_groups/deepseek_v4_hook.py: max_running_reque
 SGLANG_V4_SWA_RATIO = 0.1
 
 
+def sglang_v4_requests(plan: Plan) -> int:
+    """requested_max_running_requests_per_worker (pool_configurator.py:1141-1145): --max-running-requests, 256 by
+    default for DeepSeek-V4 (deepseek_v4_hook.py), divided over the attention-dp ranks, at least 1."""
+    given = plan.deployment.max_running_requests
+    attn_dp = plan.dp if plan.deployment.dp_attention else 1
+    return max(1, (SGLANG_V4_MAX_RUNNING if given is None else given) // attn_dp)
+
+
+def _requests_said(plan: Plan) -> str:
+    given = plan.deployment.max_running_requests
+    return "256 by default" if given is None else f"--max-running-requests {given:,}"
+
+
 def _v4_page_bytes(entries: int, record: int = 584, align: int = 576) -> int:
     """kv_layout.py page_bytes: data rows then scale rows, the page rounded up to 576 B multiples."""
     return _cdiv(entries * record, align) * align
@@ -343,8 +359,7 @@ def sglang_v4_capacity(plan: Plan, cache_memory: int, context: int | None = None
     speculative = deployment.mtp or deployment.spec is not None
     ring4, ring128 = (16, 256) if speculative else (8, 128)  # get_compress_state_ring_size
     page = 256
-    attn_dp = plan.dp if deployment.dp_attention else 1
-    requests = max(1, SGLANG_V4_MAX_RUNNING // attn_dp)  # requested_max_running_requests_per_worker
+    requests = sglang_v4_requests(plan)
     d = compressed_kind.attention.values_per_token  # head_dim: nope + rope, one shared key-value vector
     swa_token = _v4_page_bytes(page) / page  # 585.0
     c4_state, c4_index_state = 2 * 2 * d * 4, 2 * 2 * index_dim * 4  # fp32 rows, kv and score, overlapping
@@ -374,8 +389,8 @@ def sglang_v4_capacity(plan: Plan, cache_memory: int, context: int | None = None
     notes = [
         f"sglang DeepSeek-V4: {per_full:.2f} B per full token (0.1 x {per_swa:,.2f} B per window token + compressed "
         f"pages); {fixed:,} B of ratio-128 rings for {requests} + 1 request slots taken first",
-        f"sglang DeepSeek-V4: max_running_requests {running} (256 by default, per attention-dp rank, at most half the "
-        "tokens)",
+        f"sglang DeepSeek-V4: max_running_requests {running} ({_requests_said(plan)}, per attention-dp rank, at most "
+        "half the tokens)",
     ]
     concurrency = None
     if context:
@@ -391,7 +406,7 @@ def sglang_v4_capacity(plan: Plan, cache_memory: int, context: int | None = None
                      "start (validate_swa_pool_size)")  # fmt: skip
     return EngineCapacity(
         engine="sglang", cache_memory=cache_memory, tokens=full, block_size=page, concurrency=concurrency,
-        lines=lines, notes=tuple(notes),
+        pool_tokens=full, lines=lines, notes=tuple(notes),
     )  # fmt: skip
 
 
@@ -451,10 +466,9 @@ def sglang_v41_capacity(plan: Plan, cache_memory: int, context: int | None, gpu_
     index_bytes = next(s.entry_bytes for s in streams.values() if s.component.endswith("_indexer"))
     kind = next(k for k in model.used_kinds() if k.compress_ratio)
     assert kind.attention is not None and kind.window is not None
-    attn_dp = plan.dp if deployment.dp_attention else 1
-    requests = max(1, SGLANG_V4_MAX_RUNNING // attn_dp)
+    requests = sglang_v4_requests(plan)
     chunk = sglang_chunked_prefill(plan, gpu_memory)
-    tails = 4 * requests  # the radix cache is on by default
+    tails = 0 if deployment.prefix_caching is False else 4 * requests  # _resolve_swa_prefix_tails: the radix cache
     target = sum(1 for layer in window.layers if layer < model.layers)  # the draft stages' windows aside
     # a request's window tokens are compute_swa_request_cap's per-request budget (runtimes/sglang.py lowers it: 768,
     # or 1,164 with DSpark's drafts), and a ring row is kv + score, 2 x head_dim fp32 (rows by runtimes/sglang.py)
@@ -482,7 +496,7 @@ def sglang_v41_capacity(plan: Plan, cache_memory: int, context: int | None, gpu_
         least = c2_fixed + swa_fixed + page * per_full + _v41_padding(page, sources, index_bytes, page, index_page)
         return EngineCapacity(
             engine="sglang", cache_memory=cache_memory, tokens=0, block_size=page, concurrency=Fraction(0),
-            needed=math.ceil(least), check=cache_memory,
+            needed=math.ceil(least), check=cache_memory, pool_tokens=0,
             notes=(f"sglang DeepSeek-V4.1 would not start: \"The DSV4 SWA pool cap ({swa} tokens, "
                    f"{swa_fixed / GIB:.2f} GB) leaves no room for the full KV pool within the available "
                    f"{cache_memory / GIB:.2f} GB\"; it needs {math.ceil(least):,} B",),
@@ -505,11 +519,16 @@ def _v41_result(plan: Plan, cache_memory: int, context: int | None, sizes: tuple
         f"DSV4 pool sizes: full={full}, swa={swa}, c4={full // 4}, c128={full // 128}, c4_state=0, c128_state=0",
         f"max_total_num_tokens={full}, ..., max_running_requests={running}, ...",
     )
+    radix = (
+        "no prefix tails: --no-prefix-caching, SGLang's --disable-radix-cache"
+        if not tails
+        else (f"{tails} prefix tails of 384 tokens for the radix cache")
+    )
     notes = [
         f"sglang DeepSeek-V4.1: a window pool of {swa:,} tokens for {requests} requests (768 tokens each, 2 chunks "
-        f"of {chunk:,} in flight, {tails} prefix tails of 384 tokens: the radix cache's default), "
-        f"{c2_fixed:,} B of ratio-2 rings for {requests} + 1 request slots; the rest at {per_full:.2f} B per token",
-        f"sglang DeepSeek-V4.1: max_running_requests {running} (256 by default, per attention-dp rank)",
+        f"of {chunk:,} in flight, {radix}), {c2_fixed:,} B of ratio-2 rings for {requests} + 1 request slots; the "
+        f"rest at {per_full:.2f} B per token",
+        f"sglang DeepSeek-V4.1: max_running_requests {running} ({_requests_said(plan)}, per attention-dp rank)",
     ]
     index_page = 128 if (plan.deployment.compute_capability or "").startswith("10") else 64
     if index_page == 128:
@@ -518,7 +537,7 @@ def _v41_result(plan: Plan, cache_memory: int, context: int | None, sizes: tuple
     concurrency = min(Fraction(full // page, _cdiv(context, page)), Fraction(running)) if context else None
     return EngineCapacity(
         engine="sglang", cache_memory=cache_memory, tokens=full, block_size=page, concurrency=concurrency,
-        lines=lines, notes=tuple(notes),
+        pool_tokens=full, lines=lines, notes=tuple(notes),
     )  # fmt: skip
 
 

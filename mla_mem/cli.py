@@ -83,10 +83,13 @@ def deployment_parameters(runtime: str) -> list[inspect.Parameter]:
         _option("block_size", int | None, None, "Paging block in tokens. [default: the runtime's]"),
         _option("max_batched_tokens", str | None, None, "vLLM max_num_batched_tokens (sizes sliding layers), SGLang "
                 "--chunked-prefill-size (DeepSeek-V4.1's window pool). [default: 8192; SGLang's by GPU memory]"),
+        _option("max_running_requests", int | None, None, "SGLang --max-running-requests: the request slots "
+                "DeepSeek-V4/V4.1's pools are sized for. [default: 256]"),
         _option("hybrid_allocator", bool, True, "vLLM hybrid KV allocator; off sizes sliding layers as full "
                 "attention (as with a KV connector).", "--hybrid-allocator/--no-hybrid-allocator"),
-        _option("prefix_caching", bool | None, None, "Prefix caching (vLLM keeps prefix checkpoints of linear/SSM "
-                "state). [default: the runtime's]", "--prefix-caching/--no-prefix-caching"),
+        _option("prefix_caching", bool | None, None, "Prefix caching: vLLM keeps checkpoints of linear/SSM state; off "
+                "is SGLang's --disable-radix-cache (V4.1's prefix tails). [default: the runtime's]",
+                "--prefix-caching/--no-prefix-caching"),
         _option("dp_attention", bool, False, "SGLang --enable-dp-attention: the --dp ranks split the --tp group "
                 "(GPUs = tp x pp; attention tp = tp / dp).", "--dp-attention"),
         _option("compute_capability", str | None, None, "The GPU's CUDA compute capability, e.g. 10.0 (engine "
@@ -95,13 +98,12 @@ def deployment_parameters(runtime: str) -> list[inspect.Parameter]:
                 "layers, as --mtp), dspark."),
         _option("draft", str | None, None, "The EAGLE draft model (a model name, file or Hub id); its cache joins "
                 "the pool by the runtime's rule. Implies --spec eagle3."),
-
     ]  # fmt: skip
 
 
 DEPLOYMENT_OPTIONS = ("runtime", "kv_dtype", "v_dtype", "indexer_dtype", "state_dtype", "tp", "pp", "dp", "dcp",
-                      "pp_layers", "ep", "mtp", "block_size", "max_batched_tokens", "hybrid_allocator",
-                      "prefix_caching", "dp_attention", "compute_capability", "spec", "draft")  # fmt: skip
+                      "pp_layers", "ep", "mtp", "block_size", "max_batched_tokens", "max_running_requests",
+                      "hybrid_allocator", "prefix_caching", "dp_attention", "compute_capability", "spec", "draft")  # fmt: skip
 
 
 def with_deployment(runtime: str = "ideal") -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -150,9 +152,7 @@ def _contexts(values: list[str] | None, default: list[str]) -> list[int]:
 
 
 def _batch(text: str) -> int:
-    from .units import parse_count
-
-    return parse_count(text, "--batch")
+    return __import__("mla_mem.units", fromlist=["parse_count"]).parse_count(text, "--batch")  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import Plan, beyond_max_context, size, total_bytes
-from .capacity import engine_capacity
+from .capacity import EngineCapacity, engine_capacity
 from .configs import builtin_dir
 from .errors import UsageError
 from .options import Deployment, resolve
@@ -515,7 +515,7 @@ def fit(
     if engine is not None and engine.needed is not None:  # the engine's own start-up check
         fits = fits and engine.needed <= (engine.check if engine.check is not None else available)
     if weights_fit:
-        longest = longest_context(plan, batch, available)
+        longest = _longest(plan, engine, batch, available, notes)
     params = model_params(model)
     extras = _beyond(plan, engine, available, context, beyond) if beyond else {}
     return FitResult(
@@ -531,6 +531,20 @@ def fit(
         smi_bytes=gpu.memory_bytes, params_total=params[0], params_active=params[1], params_source=params[2],
         **extras,
     )  # fmt: skip
+
+
+def _longest(plan: Plan, engine: EngineCapacity | None, batch: int, available: int, notes: list[str]) -> int:
+    """The longest context `batch` requests hold in `available` bytes; where the engine draws every request's
+    tokens from one pool (SGLang's DeepSeek-V4/V4.1 full pool, sized after the window pool), at most its share."""
+    longest = longest_context(plan, batch, available)
+    if engine is not None and engine.pool_tokens is not None:
+        pooled = engine.pool_tokens // engine.block_size // batch * engine.block_size
+        if pooled < longest:
+            notes.append(f"longest context: {pooled:,} tokens, the engine's full pool of {engine.pool_tokens:,} tokens "
+                         f"in pages of {engine.block_size} shared by {batch:,} request(s) (the bytes alone would "
+                         f"allow {longest:,})")  # fmt: skip
+            longest = pooled
+    return longest
 
 
 LAYOUT_KEYS = ("tp", "pp", "dp", "pp_layers", "dp_attention")

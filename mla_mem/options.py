@@ -76,6 +76,7 @@ class Deployment:
     mtp: bool = False
     block_size: int | None = None
     max_batched_tokens: int | None = None
+    max_running_requests: int | None = None  # SGLang --max-running-requests (None: 256 for DeepSeek-V4/V4.1)
     hybrid_allocator: bool = True
     prefix_caching: bool | None = None  # None: the runtime's default (vLLM: on; for hybrid models from 0.26)
     # SGLang --enable-dp-attention: the dp attention ranks live inside the tp group (GPUs = tp x pp, attention
@@ -138,6 +139,7 @@ if TYPE_CHECKING:
         mtp: bool
         block_size: int | None
         max_batched_tokens: int | str | None
+        max_running_requests: int | None
         hybrid_allocator: bool
         prefix_caching: bool | None
         dp_attention: bool
@@ -213,6 +215,7 @@ def deployment(
     mtp: bool = False,
     block_size: int | None = None,
     max_batched_tokens: int | str | None = None,
+    max_running_requests: int | None = None,
     hybrid_allocator: bool = True,
     prefix_caching: bool | None = None,
     dp_attention: bool = False,
@@ -251,6 +254,9 @@ def deployment(
         mtp=_flag("mtp", mtp),
         block_size=block,
         max_batched_tokens=batched,
+        max_running_requests=None
+        if max_running_requests is None
+        else _positive("max_running_requests", max_running_requests, 1 << 20),
         hybrid_allocator=_flag("hybrid_allocator", hybrid_allocator),
         prefix_caching=_flag("prefix_caching", prefix_caching, allow_none=True),
         dp_attention=_flag("dp_attention", dp_attention),

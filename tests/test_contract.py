@@ -24,6 +24,7 @@ ENGINE_FLAGS = {
     "--data-parallel-size", "--pipeline-parallel-size", "--enable-expert-parallel", "--cpu-offload-gb",
     "--hicache-storage-backend", "--hicache-storage-backend-extra-config", "--force", "--help", "--version", "--debug",
     "--chunked-prefill-size", "--disable-radix-cache", "--max-running-requests", "--swa-prefix-tails",
+    "--disable-overlap-schedule",
 }  # fmt: skip
 
 

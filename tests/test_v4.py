@@ -708,6 +708,62 @@ def test_v41_pool_sizing_on_sglang_by_hand():
     assert result.concurrency_per_gpu_group == 256  # min(415,023 pages / 512 a request, 256 running)
 
 
+def test_v41_pool_sizing_with_fewer_requests_and_no_radix_cache_by_hand():
+    """--max-running-requests 64 and --no-prefix-caching (SGLang's --disable-radix-cache: no prefix tails), the rest
+    as above: window pool 64 x 768 + 2 x 8,192 + 256 = 65,792 tokens (257 pages exactly); ratio-2 rings
+    ceil2(65 x 2 + 2 + 1) = 134 rows x 4,096 B x 3 = 1,646,592 B. 105,983,008,768 B / 890 floors to 465,164 pages;
+    two are given back for the reserved pages and index rounding. SGLang's configurator code gives the same on 120
+    inputs of requests and radix cache (research notes, compare_mrr.py)."""
+    available = 100 * 2**30
+    swa = 64 * 768 + 2 * 8192 + 256
+    rest = available - 134 * 4096 * 3 - swa * 21_120
+    assert swa == 65_792 and rest == 105_983_008_768
+    full = rest // 890 // 256 * 256
+    assert full == 465_164 * 256
+    while full * 890 + _v41_padding(full, {1: 1, 2: 3}, 288, 128) > rest:
+        full -= 256
+    assert full == 119_081_472 == 465_162 * 256
+    result = mla_mem.fit("deepseek-v4.1-flash", runtime="sglang", compute_capability="10.0", kv_cache_memory=available,
+                         max_batched_tokens=8192, max_running_requests=64, prefix_caching=False)  # fmt: skip
+    assert result.token_capacity == full
+    assert (
+        result.engine_lines[0]
+        == f"DSV4 SWA sizing: mode=cap, swa_tokens={swa}, request_cap+headroom={swa}, prefix_tails=0"
+    )
+    assert result.engine_lines[3] == f"max_total_num_tokens={full}, ..., max_running_requests=64, ..."
+    assert any("--max-running-requests 64" in n for n in result.notes)
+    assert any("--disable-radix-cache" in n for n in result.notes)
+    # per attention-dp rank: 64 over 8 ranks is 8 requests a rank
+    dp8 = mla_mem.fit("deepseek-v4.1-flash", runtime="sglang", compute_capability="10.0", kv_cache_memory=available,
+                      max_batched_tokens=8192, max_running_requests=64, tp=8, dp=8, dp_attention=True)  # fmt: skip
+    assert dp8.engine_lines[0].startswith(
+        f"DSV4 SWA sizing: mode=cap, swa_tokens={8 * 768 + 2 * 1024 + 256 + 32 * 384},"
+    )
+
+
+def test_sglang_v4_longest_context_is_the_full_pool_shared_by_the_batch():
+    """SGLang sizes DeepSeek-V4's full pool after the window share and rings: a request of n tokens takes n / 256 of
+    its pages whatever its own bytes. 20 GiB on B200: 2,647,040 tokens (10,340 pages), so the longest context is
+    2,647,040 at batch 1 and 2,585 pages = 661,760 tokens at batch 4 (its bytes alone would allow about twice as
+    much). A V4.1 pool that leaves nothing (4 GiB, SGLang refuses to start) holds no context at all."""
+    v4 = mla_mem.fit("deepseek-v4-flash", runtime="sglang", gpu="B200", kv_cache_memory=20 * 2**30)
+    assert v4.token_capacity == 2_647_040 == 10_340 * 256 and v4.longest_context == 2_647_040
+    batch4 = mla_mem.fit("deepseek-v4-flash", runtime="sglang", gpu="B200", kv_cache_memory=20 * 2**30,
+                         context=131_072, batch=4)  # fmt: skip
+    assert batch4.longest_context == 2_585 * 256 == 661_760
+    assert any("the engine's full pool of 2,647,040 tokens" in n for n in batch4.notes)
+    none = mla_mem.fit("deepseek-v4.1-flash", runtime="sglang", gpu="B200", kv_cache_memory=4 * 2**30)
+    assert none.token_capacity == 0 and none.longest_context == 0 and not none.fits
+
+
+def test_max_running_requests_is_said_to_be_ignored_where_it_sizes_nothing():
+    result = mla_mem.estimate("deepseek-v3", 131_072, runtime="vllm", max_running_requests=64)
+    assert any("--max-running-requests sizes SGLang's DeepSeek-V4/V4.1 pools only; vllm ignores it" in n
+               for n in result.notes)  # fmt: skip
+    with pytest.raises(mla_mem.MlaMemError, match="max_running_requests"):
+        mla_mem.estimate("deepseek-v4.1-flash", 1024, runtime="sglang", max_running_requests=0)
+
+
 def test_v41_pool_sizing_on_sglang_follows_the_gpu_and_the_layout():
     """H200 (9.0, nvidia-smi 143,771 MiB: chunked prefill 8,192): the V4 layout, 585 B per window token (pages
     of 149,760 B) and 3 x (585 + 68) / 2 + 653 = 1,632.5 B per full token, index pages of 64. B200 with data-parallel

@@ -167,8 +167,12 @@ def _unused_options(model: ModelSpec, deployment: Deployment, name: str) -> list
                      f"DeepSeek-V4.1); {name} ignores it")  # fmt: skip
     if deployment.state_dtype and not any(k.state is not None for k in model.used_kinds()):
         notes.append(f"--state-dtype: {model.name} has no linear-attention or SSM state; ignored")
-    if deployment.prefix_caching is not None and name != "vllm":
-        notes.append(f"--prefix-caching changes vLLM's state pages only; {name} ignores it")
+    if deployment.prefix_caching is not None and name != "vllm" and not (name == "sglang" and v41):
+        notes.append(f"--prefix-caching changes vLLM's state pages (SGLang's DeepSeek-V4.1 window pool); {name} "
+                     "ignores it")  # fmt: skip
+    if deployment.max_running_requests is not None and not (name == "sglang" and compressed):
+        notes.append(f"--max-running-requests sizes SGLang's DeepSeek-V4/V4.1 pools only; {name} ignores it for "
+                     f"{model.name}")  # fmt: skip
     return notes
 
 
