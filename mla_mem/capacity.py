@@ -329,8 +329,12 @@ def sglang_v4_requests(plan: Plan) -> int:
     """requested_max_running_requests_per_worker (pool_configurator.py:1141-1145): --max-running-requests, 256 by
     default for DeepSeek-V4 (deepseek_v4_hook.py), divided over the attention-dp ranks, at least 1."""
     given = plan.deployment.max_running_requests
-    attn_dp = plan.dp if plan.deployment.dp_attention else 1
-    return max(1, (SGLANG_V4_MAX_RUNNING if given is None else given) // attn_dp)
+    return max(1, (SGLANG_V4_MAX_RUNNING if given is None else given) // _attention_dp(plan))
+
+
+def _attention_dp(plan: Plan) -> int:
+    """SGLang's attention-dp ranks: requests and chunked prefill are per rank."""
+    return plan.dp if plan.deployment.dp_attention else 1
 
 
 def _requests_said(plan: Plan) -> str:
@@ -437,8 +441,7 @@ def sglang_chunked_prefill(plan: Plan, gpu_memory: int | None) -> int:
         raise OptionError("max_batched_tokens", "sglang: DeepSeek-V4.1's window pool follows the chunked prefill "
                           "size, which SGLang sets from the GPU's memory; give --gpu, or --max-batched-tokens (SGLang's "
                           "--chunked-prefill-size)")  # fmt: skip
-    attn_dp = plan.dp if plan.deployment.dp_attention else 1
-    return chunk // attn_dp
+    return chunk // _attention_dp(plan)
 
 
 def _v41_padding(
@@ -488,7 +491,7 @@ def sglang_v41_capacity(plan: Plan, cache_memory: int, context: int | None, gpu_
     c2_fixed = _cdiv((requests + 1) * ring + ring + 1, 2) * 2 * row * c2_layers if ring else 0
     swa_fixed = swa * per_swa
     rest = max(cache_memory - c2_fixed - swa_fixed, 0)
-    index_page = 128 if deployment.compute_capability and deployment.compute_capability.startswith("10") else 64
+    index_page = 128 if deployment.sm_major == 10 else 64  # DSV41_INDEX_PAGE_SIZE: DeepGEMM's paged kernels on 10.x
     full = int(rest / per_full) // page * page
     while full > 0 and full * per_full + _v41_padding(full, sources, index_bytes, page, index_page) > rest:
         full -= page
@@ -501,13 +504,14 @@ def sglang_v41_capacity(plan: Plan, cache_memory: int, context: int | None, gpu_
                    f"{swa_fixed / GIB:.2f} GB) leaves no room for the full KV pool within the available "
                    f"{cache_memory / GIB:.2f} GB\"; it needs {math.ceil(least):,} B",),
         )  # fmt: skip
-    return _v41_result(plan, cache_memory, context, (requests, chunk, tails, swa, per_full, c2_fixed, swa_fixed, full))
+    sizes = (requests, window.window, chunk, tails, swa, per_full, c2_fixed, swa_fixed, full, index_page)
+    return _v41_result(plan, cache_memory, context, sizes)
 
 
 def _v41_result(plan: Plan, cache_memory: int, context: int | None, sizes: tuple[Any, ...]) -> EngineCapacity:
     """The configurator's three lines (pool_configurator.py:1479-1488, 1605-1611, 1688-1700), the scheduler's token
     count and max_running_requests (kv_cache_configurator.py:3119-3172: min(requests, full // 2)), concurrency."""
-    requests, chunk, tails, swa, per_full, c2_fixed, swa_fixed, full = sizes
+    requests, per_request, chunk, tails, swa, per_full, c2_fixed, swa_fixed, full, index_page = sizes
     page = plan.block_size
     running = min(requests, full // 2)
     lines = (
@@ -525,12 +529,11 @@ def _v41_result(plan: Plan, cache_memory: int, context: int | None, sizes: tuple
         else (f"{tails} prefix tails of 384 tokens for the radix cache")
     )
     notes = [
-        f"sglang DeepSeek-V4.1: a window pool of {swa:,} tokens for {requests} requests (768 tokens each, 2 chunks "
+        f"sglang DeepSeek-V4.1: a window pool of {swa:,} tokens for {requests} requests ({per_request:,} tokens each, 2 chunks "
         f"of {chunk:,} in flight, {radix}), {c2_fixed:,} B of ratio-2 rings for {requests} + 1 request slots; the "
         f"rest at {per_full:.2f} B per token",
         f"sglang DeepSeek-V4.1: max_running_requests {running} ({_requests_said(plan)}, per attention-dp rank)",
     ]
-    index_page = 128 if (plan.deployment.compute_capability or "").startswith("10") else 64
     if index_page == 128:
         notes.append("sglang DeepSeek-V4.1: index pages of 128 tokens (DeepGEMM's paged sparse MQA kernels on 10.x; "
                      "64 without them, which can move the token count by a page)")  # fmt: skip

@@ -803,6 +803,7 @@ def test_v41_dspark_on_sglang_by_hand():
     result = mla_mem.fit("deepseek-v4.1-flash", runtime="sglang", compute_capability="10.0", kv_cache_memory=available,
                          max_batched_tokens=8192, spec="dspark")  # fmt: skip
     assert result.token_capacity == full and "bytes_per_full_token=912.25" in result.engine_lines[1]
+    assert any("for 256 requests (1,164 tokens each" in note for note in result.notes)  # the drafts' budget, not 768
     # a request at 128K: 43 windows (the 3 draft stages' too) of ceil(1,164 / 256) = 5 pages, rings of 8 rows
     base = mla_mem.estimate("deepseek-v4.1-flash", 131_072, runtime="sglang", compute_capability="10.0")
     draft = mla_mem.estimate("deepseek-v4.1-flash", 131_072, runtime="sglang", compute_capability="10.0", spec="dspark")
