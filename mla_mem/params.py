@@ -70,7 +70,7 @@ def _tensors(model: ModelSpec) -> list[Tensor]:
     # the layers (a 61-layer model is 2 groups, not 61 lists: `check` weighs several models on every run).
     groups: dict[tuple[str, bool], list[int]] = {}
     for index, name in enumerate(model.layer_kinds):
-        groups.setdefault((name, w.experts > 0 and index >= w.first_dense_layers), []).append(index)
+        groups.setdefault((name, _moe(w, index)), []).append(index)
     for (name, _), indices in groups.items():
         layer = _layer(model, indices[0], model.kind(name), h)
         if len(indices) == 1:
@@ -224,6 +224,11 @@ def _attention_tensors(kind: LayerKind, p: str, h: int) -> list[Tensor]:
     return out
 
 
+def _moe(w: Weights, index: int) -> bool:
+    """Whether layer `index` has routed experts (the first `first_dense_layers` keep a dense MLP)."""
+    return w.experts > 0 and index >= w.first_dense_layers
+
+
 def _layer(model: ModelSpec, index: int, kind: LayerKind, h: int) -> list[Tensor]:
     w = model.weights
     assert w is not None
@@ -236,8 +241,7 @@ def _layer(model: ModelSpec, index: int, kind: LayerKind, h: int) -> list[Tensor
         out += _linear_tensors(kind.state, p, h)
     if kind.attention is not None:
         out += _attention_tensors(kind, p, h)
-    moe = w.experts > 0 and (index >= w.first_dense_layers)
-    if moe:
+    if _moe(w, index):
         inter = w.expert_intermediate_size
         out += [
             Tensor(p + "experts", 3 * inter, h, copies=w.experts, kind="expert"),
